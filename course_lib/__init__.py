@@ -1,0 +1,19 @@
+"""course_lib: the working implementations behind the course's notebooks.
+
+One module per concern, read bottom-up:
+
+=================  ==========================================================================
+``data``           MNIST / Fashion-MNIST from ``datasets/``, checksum-verified, in memory
+``models``         LeNet-300-100, LeNet-5, the distillation teacher and students, a small CNN
+``train``          seeding, device choice, ``fit`` / ``evaluate`` / ``fine_tune``
+``zoo``            pretrained baselines (safetensors + checksums) and the command that rebuilds them
+``encoding``       number formats and sparse encodings (bitmask, CSR, relative index)
+``measure``        parameters, bytes, MACs, peak activations, measured latency, ``report``
+``hardware``       device profiles, fits-on-device verdicts, roofline latency, energy estimates
+``plots``          figures shared by the notebooks
+``widgets``        the ipywidgets panels
+``exercises``      checkers for learners' code and the student-notebook builder
+=================  ==========================================================================
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,201 @@
+"""Seeding, device choice, and the training / evaluation loops every notebook uses.
+
+``fit`` is deliberately plain: cross-entropy (or a loss you pass), Adam or SGD, an optional
+cosine learning-rate decay, shift augmentation, and a ``after_step`` hook called after each
+optimizer step. The hook is how compression rides along during fine-tuning: pruning re-applies
+its masks there; fake-quantization lives in the modules' forward and needs no hook at all.
+
+Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .data import ImageSplit, batches
+
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's global generators (call once, at the top of a
+    notebook; library functions take their own seeds instead)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA if present, else Apple's MPS, else the CPU (the course's reference)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy and mean cross-entropy of a model on a split; ``error`` = 1 - accuracy."""
+    accuracy: float
+    loss: float
+    n: int
+
+    @property
+    def error(self) -> float:
+        return 1.0 - self.accuracy
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Logits (N, classes) of ``model`` in eval mode, computed in batches on the model's device."""
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, split: ImageSplit, batch_size: int = 1000) -> Evaluation:
+    """Top-1 accuracy and mean cross-entropy of ``model`` on ``split`` (eval mode, no grad).
+    The model stays on its device; batches are moved to it."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(split) == 0:
+        raise ValueError("split is empty")
+    logits = predict_logits(model, split.images, batch_size)
+    labels = split.labels.to(logits.device)
+    loss = F.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(1) == labels).float().mean().item()
+    return Evaluation(accuracy=accuracy, loss=loss, n=len(split))
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: one dict per epoch in ``history`` and the final evaluation."""
+    history: list[dict] = field(default_factory=list)
+    final: Evaluation | None = None
+    seconds: float = 0.0
+
+
+def _make_optimizer(model: nn.Module, optimizer: str, lr: float, weight_decay: float,
+                    momentum: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
+        optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
+        weight_decay: float = 0.0, momentum: float = 0.9, max_shift: int = 0,
+        test: ImageSplit | None = None, seed: int = 0,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        after_step: Callable[[nn.Module], None] | None = None,
+        device: torch.device | str | None = None, progress: bool = True,
+        description: str = "train") -> FitResult:
+    """Train ``model`` in place for ``epochs`` passes over ``train``.
+
+    Args:
+        lr: initial learning rate; with ``lr_schedule="cosine"`` it decays per step as
+            :math:`\\eta_t = \\eta_0 \\cdot \\tfrac12 (1 + \\cos(\\pi t / T))`.
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
+        max_shift: shift augmentation in pixels (0 = none).
+        test: if given, evaluated after every epoch (recorded in the history).
+        seed: seeds the batch order and augmentation (a private generator; dropout uses the
+            global generator, so seed that too for a fully repeatable run).
+        loss_fn: ``loss_fn(logits, labels, images)``; cross-entropy by default. Distillation
+            passes a loss that also looks at a teacher's logits for ``images``.
+        after_step: called as ``after_step(model)`` after every optimizer step (e.g. to re-apply
+            pruning masks so pruned weights stay zero).
+        device: where to train; the model's current device if None.
+        progress: show a ``tqdm`` bar (set False in tests).
+
+    Returns:
+        A :class:`FitResult` with per-epoch ``train_loss``, ``train_accuracy``, ``lr``,
+        ``seconds`` and, with ``test``, ``test_accuracy``.
+    """
+    if epochs < 0 or int(epochs) != epochs:
+        raise ValueError(f"epochs must be a non-negative int, got {epochs}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device) if device is not None else model_device(model)
+    model.to(device)
+    train_on_device = train.to(device)
+    loss_fn = loss_fn or (lambda logits, labels, images: F.cross_entropy(logits, labels))
+    opt = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = max(1, epochs * steps_per_epoch)
+    schedule = (lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))) \
+        if lr_schedule == "cosine" else (lambda step: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    generator = torch.Generator().manual_seed(seed)
+
+    result = FitResult()
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc=description, unit="epoch", disable=not progress, leave=True)
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        epoch_lr = opt.param_groups[0]["lr"]
+        for x, y in batches(train_on_device, batch_size, shuffle=True, generator=generator,
+                            max_shift=max_shift):
+            logits = model(x)
+            loss = loss_fn(logits, y, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            scheduler.step()
+            if after_step is not None:
+                after_step(model)
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        record = {"epoch": epoch + 1, "lr": epoch_lr, "train_loss": loss_sum / seen,
+                  "train_accuracy": correct / seen, "seconds": time.perf_counter() - t0}
+        if test is not None:
+            record["test_accuracy"] = evaluate(model, test).accuracy
+        result.history.append(record)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()
+                         if k in ("train_loss", "test_accuracy")})
+    model.eval()
+    if test is not None:
+        result.final = evaluate(model, test)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def fine_tune(model: nn.Module, train: ImageSplit, epochs: int = 1, *, lr: float = 1e-4,
+              **kwargs) -> FitResult:
+    """:func:`fit` with fine-tuning defaults: a short run at a learning rate ~10x below the
+    original training's, as when retraining after pruning (Han et al. 2015) or quantization."""
+    kwargs.setdefault("description", "fine-tune")
+    return fit(model, train, epochs, lr=lr, **kwargs)
