@@ -1,0 +1,92 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from course_lib import measure, models
+
+
+def flop_counter_macs(model, input_shape):
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *input_shape))
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("name", sorted(models.ARCHITECTURES))
+def test_macs_match_torch_flop_counter(name):
+    model = models.build(name).eval()
+    assert measure.count_macs(model) == flop_counter_macs(model, (1, 28, 28))
+
+
+def test_lenet5_hand_formula():
+    # conv1: 24*24*20*1*25, conv2: 8*8*50*20*25, fc1: 800*500, fc2: 500*10
+    assert measure.count_macs(models.lenet5()) == 288_000 + 1_600_000 + 400_000 + 5_000
+
+
+@settings(max_examples=40, deadline=None)
+@given(c_in=st.integers(1, 4), c_out=st.integers(1, 6), k=st.integers(1, 5), size=st.integers(5, 16),
+       stride=st.integers(1, 3), padding=st.integers(0, 2), groups=st.sampled_from([1, 2]))
+def test_conv_macs_formula_against_flop_counter(c_in, c_out, k, size, stride, padding, groups):
+    c_in, c_out = c_in * groups, c_out * groups
+    if size + 2 * padding < k:
+        return
+    conv = nn.Sequential(nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups))
+    h_out = (size + 2 * padding - k) // stride + 1
+    expected = h_out * h_out * c_out * (c_in // groups) * k * k
+    assert measure.count_macs(conv, (c_in, size, size)) == expected == flop_counter_macs(conv, (c_in, size, size))
+
+
+def test_peak_activations_by_hand():
+    # lenet_300_100 peak: fc1 holds its 784 inputs and 300 outputs at once.
+    assert measure.peak_activation_bytes(models.lenet_300_100(), number_format="fp32") == (784 + 300) * 4
+    assert measure.peak_activation_bytes(models.lenet_300_100(), number_format="int8") == 784 + 300
+    # lenet5 peak: pool1 reads (20,24,24) and writes (20,12,12)
+    assert measure.peak_activation_bytes(models.lenet5()) == (20 * 24 * 24 + 20 * 12 * 12) * 4
+
+
+def test_weight_bytes_dense_and_sparse():
+    model = models.lenet_300_100()
+    assert measure.weight_bytes(model, "fp32") == 266_610 * 4
+    assert measure.weight_bytes(model, "int8") == 266_610
+    with torch.no_grad():
+        model.fc1.weight.zero_()
+    assert measure.count_nonzero(model) == 266_610 - 784 * 300
+    assert measure.weight_bytes(model, "fp32", "best") < measure.weight_bytes(model, "fp32", "dense")
+    with pytest.raises(ValueError, match="encoding"):
+        measure.weight_bytes(model, "fp32", "zip")
+
+
+def test_report_summary_and_latency():
+    model = models.lenet5()
+    r = measure.report(model, "lenet5", "int8", latency_batch_sizes=(1, 8), repeats=3)
+    assert r.parameters == 431_080 and r.weight_bytes == 431_080 and r.macs == 2_293_000
+    assert set(r.latency) == {1, 8} and all(l.median > 0 for l in r.latency.values())
+    row = r.summary()
+    assert row["weight KB"] == round(431_080 / 1024, 1) and "measured ms (batch 8)" in row
+
+
+def test_compare_latency_interleaves_and_restores_threads():
+    before = torch.get_num_threads()
+    a, b = models.lenet_300_100(), models.lenet5()
+    a.train()
+    result = measure.compare_latency({"a": a, "b": b}, batch_size=2, warmup=1, repeats=3, threads=1)
+    assert torch.get_num_threads() == before and a.training
+    assert result["a"].threads == 1 and len(result["b"].times) == 3
+    s = measure.speedup(b, a, warmup=1, repeats=5)
+    assert s.ratio == pytest.approx(s.baseline.median / s.candidate.median)
+
+
+def test_bad_arguments_are_named():
+    model = models.lenet5()
+    with pytest.raises(TypeError, match="model"):
+        measure.count_parameters("lenet5")
+    with pytest.raises(ValueError, match="input_shape"):
+        measure.count_macs(model, (0, 28, 28))
+    for kwargs, name in [({"batch_size": 0}, "batch_size"), ({"repeats": 0}, "repeats"),
+                         ({"warmup": -1}, "warmup"), ({"threads": 0}, "threads")]:
+        with pytest.raises(ValueError, match=name):
+            measure.measure_latency(model, **kwargs)
+    with pytest.raises(ValueError, match="models"):
+        measure.compare_latency({})
