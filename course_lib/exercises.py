@@ -1,0 +1,248 @@
+"""Checkers for learners' own code, and the command that builds the student notebooks.
+
+A checker runs the learner's function on small hand-made cases, compares with the reference,
+and returns a :class:`CheckResult` that displays as a pass, or as a fail with a hint. Hints
+come from recognising the *typical* wrong answers (a formula missing its bias, the input size
+used where the output size belongs, bits not converted to bytes...), not just from a mismatch.
+
+Notebooks hold their solutions between ``# BEGIN SOLUTION`` and ``# END SOLUTION``; the student
+version replaces each block with ``raise NotImplementedError`` and clears all outputs::
+
+    python -m course_lib.exercises student notebooks --out student
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of a checker: ``passed``, how many cases ran, and a message with a hint."""
+    exercise: str
+    passed: bool
+    cases: int
+    message: str
+
+    def __str__(self) -> str:
+        mark = "PASS" if self.passed else "FAIL"
+        return f"[{mark}] {self.exercise}: {self.message}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.passed else "#cf222e"
+        mark = "&#10004; PASS" if self.passed else "&#10008; FAIL"
+        text = self.message.replace("&", "&amp;").replace("<", "&lt;")
+        return (f"<div style='border-left:4px solid {colour};padding:4px 8px'>"
+                f"<b style='color:{colour}'>{mark}</b> <code>{self.exercise}</code>: {text}</div>")
+
+
+def _run(fn: Callable, args: tuple, exercise: str) -> tuple[object, CheckResult | None]:
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, CheckResult(exercise, False, 0, "not implemented yet: replace the "
+                                 "`raise NotImplementedError` with your code")
+    except Exception as e:  # the learner's code may raise anything; report it, do not crash
+        return None, CheckResult(exercise, False, 0, f"your function raised {type(e).__name__}: {e} "
+                                 f"when called with {args}")
+
+
+# ----------------------------------------------------------------------------- conv cost
+
+def conv_cost_reference(c_in: int, c_out: int, kernel_size: int, height: int, width: int,
+                        stride: int = 1, padding: int = 0) -> tuple[int, int]:
+    """MACs and parameters of a ``Conv2d(c_in, c_out, kernel_size, stride, padding)`` with bias
+    on a (c_in, height, width) input:
+    :math:`H_{out} = \\lfloor (H + 2p - k)/s \\rfloor + 1`, MACs :math:`= H_{out} W_{out} C_{out} C_{in} k^2`,
+    parameters :math:`= C_{out} C_{in} k^2 + C_{out}`."""
+    h_out = (height + 2 * padding - kernel_size) // stride + 1
+    w_out = (width + 2 * padding - kernel_size) // stride + 1
+    return h_out * w_out * c_out * c_in * kernel_size ** 2, c_out * c_in * kernel_size ** 2 + c_out
+
+
+def _conv_cost_mistakes(c_in, c_out, k, h, w, s, p) -> dict[str, tuple[int, int]]:
+    """What the usual wrong formulas give, each with the hint that fixes it."""
+    h_out, w_out = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    macs = h_out * w_out * c_out * c_in * k * k
+    params = c_out * c_in * k * k + c_out
+    return {
+        "Parameters: a conv layer has one bias per output channel; add C_out.":
+            (macs, params - c_out),
+        "MACs: each output position costs C_in*k*k MACs per output channel; use the OUTPUT size "
+        "H_out*W_out, not the input size.": (h * w * c_out * c_in * k * k, params),
+        "Output size: H_out = floor((H + 2*padding - k) / stride) + 1; did you forget the stride?":
+            (((h + 2 * p - k) + 1) * ((w + 2 * p - k) + 1) * c_out * c_in * k * k, params),
+        "Output size: padding adds 2*padding to H and W before the kernel slides.":
+            (((h - k) // s + 1) * ((w - k) // s + 1) * c_out * c_in * k * k, params),
+        "MACs count multiply-accumulates, not FLOPs: do not multiply by 2.": (2 * macs, params),
+        "Each output channel sees ALL C_in input channels: multiply by C_in.":
+            (h_out * w_out * c_out * k * k, c_out * k * k + c_out),
+    }
+
+
+CONV_CASES = [  # (c_in, c_out, k, h, w, stride, padding)
+    (1, 20, 5, 28, 28, 1, 0),      # LeNet-5 conv1
+    (20, 50, 5, 12, 12, 1, 0),     # LeNet-5 conv2
+    (3, 8, 3, 32, 32, 2, 1),
+    (16, 4, 3, 9, 7, 2, 0),
+    (2, 3, 1, 5, 5, 1, 2),
+]
+
+
+def check_conv_cost(conv_cost: Callable[..., tuple[int, int]]) -> CheckResult:
+    """Check ``conv_cost(c_in, c_out, kernel_size, height, width, stride, padding)``, which
+    should return ``(macs, parameters)`` of a square-kernel Conv2d with bias."""
+    name = "conv_cost"
+    for case in CONV_CASES:
+        expected = conv_cost_reference(*case)
+        got, failure = _run(conv_cost, case, name)
+        if failure:
+            return failure
+        if not (isinstance(got, tuple) and len(got) == 2):
+            return CheckResult(name, False, 0, f"return a tuple (macs, parameters), got {got!r}")
+        got = (int(got[0]), int(got[1]))
+        if got != expected:
+            hint = next((h for h, wrong in _conv_cost_mistakes(*case).items() if wrong == got),
+                        "compare with the formulas in the theory cell above.")
+            args = dict(zip(("c_in", "c_out", "kernel_size", "height", "width", "stride",
+                             "padding"), case))
+            return CheckResult(name, False, 0, f"for {args} expected (macs, parameters) = "
+                               f"{expected}, got {got}. Hint: {hint}")
+    return CheckResult(name, True, len(CONV_CASES),
+                       f"all {len(CONV_CASES)} cases match (including LeNet-5's two conv layers)")
+
+
+# ----------------------------------------------------------------------------- storage at n bits
+
+def storage_bytes_reference(model: nn.Module, bits: int) -> int:
+    """Bytes to store every parameter tensor of ``model`` at ``bits`` bits per value, each
+    tensor packed and rounded up to a whole byte: :math:`\\sum_t \\lceil n_t b / 8 \\rceil`."""
+    return sum(math.ceil(p.numel() * bits / 8) for p in model.parameters())
+
+
+def _storage_cases() -> list[tuple[nn.Module, int]]:
+    torch.manual_seed(0)
+    tiny = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))     # tensors of 15, 5, 5, 1
+    conv = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    return [(tiny, 32), (tiny, 3), (conv, 5), (conv, 8), (tiny, 1)]
+
+
+def check_storage_bytes(storage_bytes: Callable[[nn.Module, int], int]) -> CheckResult:
+    """Check ``storage_bytes(model, bits)``: bytes for all parameters at ``bits`` bits each,
+    each tensor rounded up to whole bytes."""
+    name = "storage_bytes"
+    for model, bits in _storage_cases():
+        expected = storage_bytes_reference(model, bits)
+        got, failure = _run(storage_bytes, (model, bits), name)
+        if failure:
+            return failure
+        if got != expected:
+            sizes = [p.numel() for p in model.parameters()]
+            weights_only = sum(math.ceil(p.numel() * bits / 8) for p in model.parameters() if p.dim() > 1)
+            mistakes = {
+                sum(sizes) * bits: "that is a number of bits: divide by 8 for bytes.",
+                sum(n * bits // 8 for n in sizes): "round each tensor UP to whole bytes "
+                                                     "(math.ceil), a partial byte still takes a byte.",
+                math.ceil(sum(sizes) * bits / 8): "round up per tensor, not once for the whole "
+                                                  "model: each tensor is stored separately.",
+                weights_only: "biases are parameters too: include every tensor in model.parameters().",
+                sum(sizes) * 4: "the size depends on `bits`; 4 bytes per value is only fp32.",
+            }
+            hint = mistakes.get(got, "sum math.ceil(numel * bits / 8) over model.parameters().")
+            return CheckResult(name, False, 0, f"for a model with tensor sizes {sizes} at {bits} "
+                               f"bits expected {expected} bytes, got {got}. Hint: {hint}")
+    return CheckResult(name, True, len(_storage_cases()), "all cases match, odd bit widths included")
+
+
+# ----------------------------------------------------------------------------- student notebooks
+
+def strip_solutions(source: str, exercise_hint: str = "write your solution here") -> str:
+    """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block of a cell's source with a
+    ``raise NotImplementedError`` at the block's indentation. Raises ValueError on an
+    unbalanced block."""
+    lines = source.split("\n")
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ValueError("nested '# BEGIN SOLUTION' without '# END SOLUTION'")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}# TODO: {exercise_hint}")
+            out.append(f"{indent}raise NotImplementedError(\"exercise: {exercise_hint}\")")
+        elif stripped == END:
+            if not inside:
+                raise ValueError("'# END SOLUTION' without '# BEGIN SOLUTION'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError("'# BEGIN SOLUTION' without a matching '# END SOLUTION'")
+    return "\n".join(out)
+
+
+def student_notebook(notebook: dict) -> dict:
+    """A copy of a notebook (nbformat JSON as a dict) with solutions stripped and outputs cleared."""
+    nb = json.loads(json.dumps(notebook))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = strip_solutions(source)
+        cell["outputs"] = []
+        cell["execution_count"] = None
+    return nb
+
+
+def build_student_notebooks(source_dir: Path | str, out_dir: Path | str) -> list[Path]:
+    """Write the student version of every ``*.ipynb`` in ``source_dir`` to ``out_dir``."""
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    if not source_dir.is_dir():
+        raise ValueError(f"source_dir must be a folder of notebooks, got {source_dir}")
+    if source_dir.resolve() == out_dir.resolve():
+        raise ValueError("out_dir must differ from source_dir, or the solutions would be overwritten")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source_dir.glob("*.ipynb")):
+        nb = student_notebook(json.loads(path.read_text()))
+        target = out_dir / path.name
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        written.append(target)
+    return written
+
+
+def count_solution_blocks(source: str) -> int:
+    return len(re.findall(rf"^\s*{re.escape(BEGIN)}\s*$", source, flags=re.M))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.exercises",
+                                     description="Build the student version of the notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    student = sub.add_parser("student", help="strip solutions and outputs from every notebook")
+    student.add_argument("source", nargs="?", default="notebooks")
+    student.add_argument("--out", default="student")
+    args = parser.parse_args(argv)
+    for path in build_student_notebooks(args.source, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

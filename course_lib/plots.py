@@ -1,0 +1,86 @@
+"""Matplotlib figures shared by the notebooks. Each function returns the ``Figure``; the notebook
+shows it. Nothing here computes a result: it draws what ``measure`` and ``hardware`` returned."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from .hardware import Verdict
+from .measure import ModelReport
+
+
+def _kb(n: float) -> float:
+    return n / 1024
+
+
+def plot_layer_costs(report: ModelReport) -> Figure:
+    """Parameters and MACs of each layer that has either: where the weights are vs where the work is."""
+    layers = [t for t in report.layers if t.parameters or t.macs]
+    names = [t.name for t in layers]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    axes[0].barh(names, [t.parameters for t in layers], color="#4c72b0")
+    axes[0].set_title(f"{report.name}: parameters per layer")
+    axes[1].barh(names, [t.macs for t in layers], color="#dd8452")
+    axes[1].set_title("MACs per layer (one input)")
+    for ax in axes:
+        ax.invert_yaxis()
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label: str = "memory") -> Figure:
+    """Two bars, used vs available: storage (flash) and working memory (SRAM/RAM)."""
+    fig, ax = plt.subplots(figsize=(7, 1.8))
+    rows = [(storage_label, verdict.storage_used, verdict.storage_available),
+            (memory_label, verdict.memory_used, verdict.memory_available)]
+    for i, (label, used, available) in enumerate(rows):
+        fraction = used / available if available else float("inf")
+        colour = "#2ca02c" if fraction <= 1 else "#d62728"
+        ax.barh(i, min(fraction, 1.5), color=colour)
+        ax.text(min(fraction, 1.5) + 0.02, i, f"{_kb(used):,.0f} / {_kb(available):,.0f} KB "
+                f"({100 * fraction:.0f}%)", va="center", fontsize=9)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_xlim(0, 2.1)
+    ax.set_xlabel("fraction of the device's capacity used (line = 100%)")
+    ax.set_title(f"{verdict.device}: {'fits' if verdict.fits else 'does not fit'}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str], Verdict]) -> Figure:
+    """A grid of models x devices, green where the model fits, red where it does not,
+    annotated with the estimated latency."""
+    devices = list(dict.fromkeys(d for _, d in verdicts))
+    fig, ax = plt.subplots(figsize=(1.6 * len(devices) + 2, 0.6 * len(reports) + 1.2))
+    for i, r in enumerate(reports):
+        for j, d in enumerate(devices):
+            v = verdicts[(r.name, d)]
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, color="#b7e4c7" if v.fits else "#f4a6a6"))
+            ax.text(j + 0.5, i + 0.5, f"{1000 * v.estimate.seconds:.2g} ms*" if v.fits else "no",
+                    ha="center", va="center", fontsize=8)
+    ax.set_xlim(0, len(devices))
+    ax.set_ylim(len(reports), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(devices))], devices, rotation=25, ha="right", fontsize=8)
+    ax.set_yticks([i + 0.5 for i in range(len(reports))], [r.name for r in reports], fontsize=8)
+    ax.set_title("Fits? (* = roofline estimate of one inference, not a measurement)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict], title: str = "training") -> Figure:
+    """Training loss and (if recorded) test accuracy per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
+    if "test_accuracy" in history[0]:
+        ax2 = ax.twinx()
+        ax2.plot(epochs, [h["test_accuracy"] for h in history], color="#dd8452", label="test accuracy")
+        ax2.set_ylabel("test accuracy")
+    ax.legend(loc="upper center")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,78 @@
+import json
+import math
+
+import pytest
+
+from course_lib import exercises
+
+
+def test_conv_checker_passes_the_reference():
+    assert exercises.check_conv_cost(exercises.conv_cost_reference).passed
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda ci, co, k, h, w, s=1, p=0: exercises.conv_cost_reference(ci, co, k, h, w, s, p)[0:1] +
+     (co * ci * k * k,), "bias"),
+    (lambda ci, co, k, h, w, s=1, p=0: (h * w * co * ci * k * k,
+     exercises.conv_cost_reference(ci, co, k, h, w, s, p)[1]), "OUTPUT size"),
+    (lambda ci, co, k, h, w, s=1, p=0: (2 * exercises.conv_cost_reference(ci, co, k, h, w, s, p)[0],
+     exercises.conv_cost_reference(ci, co, k, h, w, s, p)[1]), "not FLOPs"),
+    (lambda ci, co, k, h, w, s=1, p=0: exercises.conv_cost_reference(ci, co, k, h, w, 1, p), "stride"),
+    (lambda ci, co, k, h, w, s=1, p=0: exercises.conv_cost_reference(ci, co, k, h, w, s, 0), "padding"),
+])
+def test_conv_checker_recognises_typical_mistakes(wrong, hint):
+    result = exercises.check_conv_cost(wrong)
+    assert not result.passed and hint in result.message
+
+
+def test_checkers_report_unimplemented_and_crashing_code():
+    def todo(*args):
+        raise NotImplementedError
+    assert "not implemented" in exercises.check_conv_cost(todo).message
+    assert "ZeroDivisionError" in exercises.check_storage_bytes(lambda m, b: 1 / 0).message
+
+
+def test_storage_checker():
+    assert exercises.check_storage_bytes(exercises.storage_bytes_reference).passed
+    bits = lambda m, b: sum(p.numel() for p in m.parameters()) * b
+    assert "divide by 8" in exercises.check_storage_bytes(bits).message
+    floor = lambda m, b: sum(p.numel() * b // 8 for p in m.parameters())
+    assert "UP" in exercises.check_storage_bytes(floor).message
+    whole = lambda m, b: math.ceil(sum(p.numel() for p in m.parameters()) * b / 8)
+    assert "per tensor" in exercises.check_storage_bytes(whole).message
+    no_bias = lambda m, b: sum(math.ceil(p.numel() * b / 8) for p in m.parameters() if p.dim() > 1)
+    assert "biases" in exercises.check_storage_bytes(no_bias).message
+
+
+def test_result_displays():
+    r = exercises.CheckResult("x", False, 0, "a < b")
+    assert str(r).startswith("[FAIL]") and "&lt;" in r._repr_html_()
+
+
+def test_strip_solutions_keeps_indentation_and_rejects_unbalanced_blocks():
+    source = "def f(x):\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\nprint(f)"
+    stripped = exercises.strip_solutions(source)
+    assert "return x + 1" not in stripped
+    assert "    raise NotImplementedError" in stripped and stripped.endswith("print(f)")
+    compile(stripped, "<cell>", "exec")
+    with pytest.raises(ValueError, match="END SOLUTION"):
+        exercises.strip_solutions("# BEGIN SOLUTION\nx = 1")
+    with pytest.raises(ValueError, match="BEGIN SOLUTION"):
+        exercises.strip_solutions("x = 1\n# END SOLUTION")
+
+
+def test_student_notebooks_are_built_from_the_course(tmp_path):
+    written = exercises.build_student_notebooks("notebooks", tmp_path)
+    assert written
+    for path in written:
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+        text = "\n".join(c["source"] for c in code)
+        assert "# BEGIN SOLUTION" not in text
+        original = json.loads((exercises.Path("notebooks") / path.name).read_text())
+        blocks = sum(exercises.count_solution_blocks("".join(c["source"])) for c in original["cells"]
+                     if c["cell_type"] == "code")
+        assert text.count("raise NotImplementedError") >= blocks
+    with pytest.raises(ValueError, match="out_dir"):
+        exercises.build_student_notebooks("notebooks", "notebooks")
