@@ -38,6 +38,14 @@ IN_PLACE_LAYERS = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout
 VIEW_LAYERS = (nn.Flatten, nn.Unflatten)
 
 
+def format_bytes(n: float) -> str:
+    """Bytes for people: ``"56.2 KB"``, ``"1.6 MB"``, ``"4.0 GB"`` (powers of 1024)."""
+    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,.0f} B"
+
+
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

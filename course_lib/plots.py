@@ -7,11 +7,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from .hardware import Verdict
-from .measure import ModelReport
-
-
-def _kb(n: float) -> float:
-    return n / 1024
+from .measure import ModelReport, format_bytes
 
 
 def plot_layer_costs(report: ModelReport) -> Figure:
@@ -39,10 +35,11 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
         fraction = used / available if available else float("inf")
         colour = "#2ca02c" if fraction <= 1 else "#d62728"
         ax.barh(i, min(fraction, 1.5), color=colour)
-        ax.text(min(fraction, 1.5) + 0.02, i, f"{_kb(used):,.0f} / {_kb(available):,.0f} KB "
+        ax.text(min(fraction, 1.5) + 0.02, i, f"{format_bytes(used)} / {format_bytes(available)} "
                 f"({100 * fraction:.0f}%)", va="center", fontsize=9)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.invert_yaxis()
     ax.set_xlim(0, 2.1)
     ax.set_xlabel("fraction of the device's capacity used (line = 100%)")
     ax.set_title(f"{verdict.device}: {'fits' if verdict.fits else 'does not fit'}")
@@ -50,7 +47,8 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
     return fig
 
 
-def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str], Verdict]) -> Figure:
+def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str], Verdict],
+                       title: str = "") -> Figure:
     """A grid of models x devices, green where the model fits, red where it does not,
     annotated with the estimated latency."""
     devices = list(dict.fromkeys(d for _, d in verdicts))
@@ -65,7 +63,8 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
     ax.set_ylim(len(reports), 0)
     ax.set_xticks([j + 0.5 for j in range(len(devices))], devices, rotation=25, ha="right", fontsize=8)
     ax.set_yticks([i + 0.5 for i in range(len(reports))], [r.name for r in reports], fontsize=8)
-    ax.set_title("Fits? (* = roofline estimate of one inference, not a measurement)", fontsize=9)
+    ax.set_title(f"{title + ': ' if title else ''}fits? (* = roofline estimate of one inference, "
+                 "not a measurement)", fontsize=9)
     fig.tight_layout()
     return fig
 

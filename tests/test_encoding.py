@@ -75,6 +75,7 @@ def test_byte_counts_follow_the_formulas(t, fmt):
     assert size == min(encoding.storage_bytes(t, fmt, e) for e in encoding.ENCODINGS)
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_csr_agrees_with_torch_sparse_csr():
     g = torch.Generator().manual_seed(0)
     t = torch.randn(7, 9, generator=g) * (torch.rand(7, 9, generator=g) > 0.7)

@@ -1,0 +1,447 @@
+"""Pruning: remove the weights, neurons or channels that matter least.
+
+Two families, as in the survey's §2 and the papers it builds on:
+
+* **Fine-grained (unstructured) pruning** zeroes individual weights. The magnitude criterion
+  (Han, Pool, Tran & Dally 2015, "Learning both Weights and Connections for Efficient Neural
+  Networks") keeps the weights of largest :math:`|w|`: for a tensor :math:`W` and a sparsity
+  :math:`s` (the fraction of zeros), the mask is
+
+  .. math:: M_i = \\mathbb{1}\\big[\\,|W_i| \\text{ is not among the } \\mathrm{round}(s\\,n) \\text{ smallest}\\,\\big].
+
+  Masks are chosen per layer or globally (one threshold for all layers), kept applied through
+  fine-tuning, and reached gradually (Zhu & Gupta 2017's cubic schedule). The zeros make a model
+  smaller only once it is stored sparsely (:mod:`course_lib.encoding`); dense kernels still
+  multiply by every zero, so it is not faster.
+* **Structured pruning** removes whole output channels (conv) or neurons (linear) and builds a
+  physically smaller network: the layer loses rows, the next layer loses the matching inputs, and
+  a batch norm in between loses the matching entries. Dense kernels then do less work: it is faster.
+  Channels are ranked by an importance criterion: the L1 / L2 norm of their filter (Li et al.
+  2017, "Pruning Filters for Efficient ConvNets"), their mean activation, or the first-order Taylor
+  estimate of the loss change when removing them (Molchanov et al. 2017, "Pruning Convolutional
+  Neural Networks for Resource Efficient Inference").
+
+Primitives take tensors and return new tensors; transforms return a new model and leave the given
+one untouched. Taught in ``notebooks/01_pruning.ipynb``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ImageSplit, batches
+from .train import evaluate, fine_tune, model_device
+
+PRUNABLE = (nn.Linear, nn.Conv2d)
+Masks = dict[str, torch.Tensor]          # parameter name ("fc1.weight") -> 0/1 mask of its shape
+
+
+def check_sparsity(sparsity: float, name: str = "sparsity") -> None:
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(sparsity).__name__}")
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {sparsity}")
+
+
+# ----------------------------------------------------------------------------- fine-grained primitives
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The 0/1 mask that zeroes the ``round(sparsity * n)`` entries of smallest magnitude.
+
+    Exactly that many zeros, whatever the ties (ties go to the earlier index, as ``torch.topk``
+    picks them); identical to ``torch.nn.utils.prune.l1_unstructured``'s mask.
+    Returns a float tensor of ``weight``'s shape; ``weight`` is not modified.
+    """
+    check_sparsity(sparsity)
+    n_prune = round(sparsity * weight.numel())
+    mask = torch.ones_like(weight)
+    if n_prune:
+        smallest = torch.topk(weight.detach().abs().reshape(-1), n_prune, largest=False).indices
+        mask.view(-1)[smallest] = 0.0
+    return mask
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The ``Linear`` and ``Conv2d`` layers of a model, by name, in order."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+    if not layers:
+        raise ValueError(f"model has no prunable weights (no {[c.__name__ for c in PRUNABLE]} layers)")
+    return layers
+
+
+def _per_layer(model: nn.Module, sparsity: float | dict[str, float]) -> dict[str, float]:
+    layers = prunable_layers(model)
+    if isinstance(sparsity, dict):
+        unknown = set(sparsity) - set(layers)
+        if unknown:
+            raise ValueError(f"sparsity names unknown layers {sorted(unknown)}; prunable layers "
+                             f"are {list(layers)}")
+        for name, s in sparsity.items():
+            check_sparsity(s, f"sparsity[{name!r}]")
+        return dict(sparsity)
+    check_sparsity(sparsity)
+    return {name: sparsity for name in layers}
+
+
+def layerwise_masks(model: nn.Module, sparsity: float | dict[str, float]) -> Masks:
+    """Magnitude masks chosen layer by layer: one sparsity for every prunable layer, or a dict
+    ``{layer name: sparsity}`` (layers not named are left dense)."""
+    layers = prunable_layers(model)
+    return {f"{name}.weight": magnitude_mask(layers[name].weight, s)
+            for name, s in _per_layer(model, sparsity).items()}
+
+
+def global_masks(model: nn.Module, sparsity: float, layer_names: Iterable[str] | None = None) -> Masks:
+    """Magnitude masks with one threshold over all the chosen layers' weights together, so
+    layers with many small weights lose more (Han et al. 2015; ``prune.global_unstructured``)."""
+    check_sparsity(sparsity)
+    layers = prunable_layers(model)
+    names = list(layer_names) if layer_names is not None else list(layers)
+    unknown = set(names) - set(layers)
+    if unknown:
+        raise ValueError(f"layer_names has unknown layers {sorted(unknown)}; prunable: {list(layers)}")
+    flat = torch.cat([layers[n].weight.detach().reshape(-1) for n in names])   # (sum of sizes,)
+    mask = magnitude_mask(flat, sparsity)
+    masks, start = {}, 0
+    for n in names:
+        w = layers[n].weight
+        masks[f"{n}.weight"] = mask[start:start + w.numel()].reshape(w.shape)
+        start += w.numel()
+    return masks
+
+
+def apply_masks_(model: nn.Module, masks: Masks) -> None:
+    """Multiply each masked parameter by its mask, in place. Use it as ``fit``'s ``after_step``
+    hook so pruned weights stay zero through fine-tuning."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, mask in masks.items():
+            if name not in params:
+                raise ValueError(f"masks names parameter {name!r}, which the model does not have")
+            if params[name].shape != mask.shape:
+                raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, the parameter "
+                                 f"{tuple(params[name].shape)}")
+            params[name].mul_(mask.to(params[name].device))
+
+
+def masks_hook(masks: Masks) -> Callable[[nn.Module], None]:
+    """``after_step`` hook for :func:`course_lib.train.fit` that re-applies ``masks``."""
+    return lambda model: apply_masks_(model, masks)
+
+
+def prune(model: nn.Module, sparsity: float | dict[str, float], scope: str = "layer") -> tuple[nn.Module, Masks]:
+    """Magnitude-prune a copy of ``model``: ``scope="layer"`` (each layer to its sparsity) or
+    ``"global"`` (one threshold; ``sparsity`` must then be a float). Returns (pruned copy, masks)."""
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    if scope == "global" and isinstance(sparsity, dict):
+        raise ValueError("scope='global' takes one float sparsity, not a dict")
+    masks = layerwise_masks(model, sparsity) if scope == "layer" else global_masks(model, sparsity)
+    pruned = copy.deepcopy(model)
+    apply_masks_(pruned, masks)
+    return pruned, masks
+
+
+def layer_sparsity(model: nn.Module) -> dict[str, float]:
+    """Fraction of zeros in each prunable layer's weight."""
+    return {name: 1.0 - int(torch.count_nonzero(m.weight)) / m.weight.numel()
+            for name, m in prunable_layers(model).items()}
+
+
+def kept_fraction(model: nn.Module) -> float:
+    """Nonzero weights over all weights of the prunable layers (Han et al.'s "% kept";
+    biases are not counted, as in the paper)."""
+    layers = prunable_layers(model).values()
+    return sum(int(torch.count_nonzero(m.weight)) for m in layers) / sum(m.weight.numel() for m in layers)
+
+
+# ----------------------------------------------------------------------------- sensitivity
+
+def sensitivity_scan(model: nn.Module, split: ImageSplit, sparsities: Iterable[float],
+                     layer_names: Iterable[str] | None = None,
+                     progress: bool = True) -> dict[str, list[tuple[float, float]]]:
+    """Accuracy when each layer alone is magnitude-pruned to each sparsity, without retraining
+    (Han et al. 2015, Fig. 6). Returns ``{layer: [(sparsity, accuracy), ...]}``."""
+    sparsities = list(sparsities)
+    for s in sparsities:
+        check_sparsity(s)
+    layers = prunable_layers(model)
+    names = list(layer_names) if layer_names is not None else list(layers)
+    scan = {}
+    total = len(names) * len(sparsities)
+    with tqdm(total=total, desc="sensitivity scan", disable=not progress) as bar:
+        for name in names:
+            scan[name] = []
+            for s in sparsities:
+                pruned, _ = prune(model, {name: s})
+                scan[name].append((s, evaluate(pruned, split).accuracy))
+                bar.update()
+    return scan
+
+
+def choose_sparsities(scan: dict[str, list[tuple[float, float]]], baseline_accuracy: float,
+                      max_drop: float) -> dict[str, float]:
+    """For each layer, the highest scanned sparsity whose accuracy stays within ``max_drop`` of
+    the baseline (0 if none does): sensitive layers keep more weights."""
+    if max_drop < 0:
+        raise ValueError(f"max_drop must be >= 0, got {max_drop}")
+    return {name: max([s for s, acc in points if acc >= baseline_accuracy - max_drop], default=0.0)
+            for name, points in scan.items()}
+
+
+# ----------------------------------------------------------------------------- gradual pruning
+
+def cubic_sparsity(step: int, total_steps: int, final: float, initial: float = 0.0) -> float:
+    """Zhu & Gupta (2017), "To prune, or not to prune", Eq. 1:
+    :math:`s_t = s_f + (s_i - s_f)(1 - t/n)^3` for :math:`t = 0..n`: prune fast while many
+    redundant weights remain, slowly near the end."""
+    if total_steps < 1 or not 0 <= step <= total_steps:
+        raise ValueError(f"step must be in [0, total_steps] with total_steps >= 1, got {step}/{total_steps}")
+    check_sparsity(final, "final")
+    check_sparsity(initial, "initial")
+    return final + (initial - final) * (1 - step / total_steps) ** 3
+
+
+def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float | dict[str, float],
+                    steps: int, epochs_per_step: int, lr: float = 1e-4,
+                    test: ImageSplit | None = None, scope: str = "layer", seed: int = 0,
+                    progress: bool = True, **fit_kwargs) -> tuple[nn.Module, Masks, list[dict]]:
+    """Gradual magnitude pruning with fine-tuning (Han et al. 2015's prune-retrain loop on Zhu &
+    Gupta's cubic schedule): at step ``t = 1..steps`` prune a copy of the model to
+    ``cubic_sparsity(t)`` of each layer's final sparsity, then fine-tune ``epochs_per_step`` epochs
+    with the masks held. Retraining uses a learning rate ``lr`` below the original one, as Han
+    et al. do. Returns (pruned model, final masks, one record per step)."""
+    if steps < 1 or epochs_per_step < 0:
+        raise ValueError(f"steps must be >= 1 and epochs_per_step >= 0, got {steps}, {epochs_per_step}")
+    targets = _per_layer(model, final_sparsity) if scope == "layer" else final_sparsity
+    if scope == "global":
+        check_sparsity(targets)
+    current = copy.deepcopy(model)
+    history = []
+    masks: Masks = {}
+    for t in range(1, steps + 1):
+        if scope == "layer":
+            step_sparsity = {n: cubic_sparsity(t, steps, s) for n, s in targets.items()}
+        else:
+            step_sparsity = cubic_sparsity(t, steps, targets)
+        current, masks = prune(current, step_sparsity, scope)
+        fine_tune(current, train, epochs_per_step, lr=lr, after_step=masks_hook(masks),
+                  seed=seed + t, progress=progress, description=f"prune step {t}/{steps}",
+                  **fit_kwargs)
+        record = {"step": t, "kept": kept_fraction(current)}
+        if test is not None:
+            record["test_accuracy"] = evaluate(current, test).accuracy
+        history.append(record)
+    return current, masks, history
+
+
+# ----------------------------------------------------------------------------- structured: scoring
+
+def channel_norm(weight: torch.Tensor, p: int = 1) -> torch.Tensor:
+    """Importance of each output channel (row) of a weight: :math:`\\|W_c\\|_p` over all its
+    inputs (Li et al. 2017 use p = 1). (C_out, ...) -> (C_out,)."""
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p}")
+    return weight.detach().reshape(weight.shape[0], -1).norm(p=p, dim=1)
+
+
+def _layer(model: nn.Module, layer_name: str) -> nn.Module:
+    layers = prunable_layers(model)
+    if layer_name not in layers:
+        raise ValueError(f"layer_name must be one of {list(layers)}, got {layer_name!r}")
+    return layers[layer_name]
+
+
+def _per_channel_mean(t: torch.Tensor) -> torch.Tensor:
+    """(B, C, ...) -> (C,): mean over the batch and spatial positions."""
+    return t.transpose(0, 1).reshape(t.shape[1], -1).mean(dim=1)
+
+
+def activation_importance(model: nn.Module, layer_name: str, split: ImageSplit,
+                          n: int = 1000) -> torch.Tensor:
+    """Mean absolute output of each channel of ``layer_name`` over ``n`` examples (channels
+    that barely respond matter little). Returns (C_out,)."""
+    layer = _layer(model, layer_name)
+    device = model_device(model)
+    totals = []
+    handle = layer.register_forward_hook(lambda m, i, out: totals.append(_per_channel_mean(out.abs())))
+    try:
+        model.eval()
+        with torch.no_grad():
+            for x, _ in batches(split.subset(min(n, len(split))), 500):
+                model(x.to(device))
+    finally:
+        handle.remove()
+    return torch.stack(totals).mean(0).cpu()
+
+
+def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: int = 1000) -> torch.Tensor:
+    """First-order Taylor estimate of the loss change when a channel is removed (Molchanov et
+    al. 2017): :math:`|\\,\\overline{a_c \\, \\partial L / \\partial a_c}\\,|`, the product of each
+    output ``a`` with its gradient, averaged over positions and examples. Returns (C_out,)."""
+    layer = _layer(model, layer_name)
+    device = model_device(model)
+    outputs = []
+
+    def keep_output(module, inputs, out):      # returns None: the output is left unchanged
+        out.retain_grad()
+        outputs.append(out)
+
+    handle = layer.register_forward_hook(keep_output)
+    scores = []
+    try:
+        model.eval()
+        for x, y in batches(split.subset(min(n, len(split))), 250):
+            outputs.clear()
+            model.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
+            loss.backward()
+            a = outputs[0]
+            scores.append(_per_channel_mean(a * a.grad).abs())
+    finally:
+        handle.remove()
+        model.zero_grad(set_to_none=True)
+    return torch.stack(scores).mean(0).detach().cpu()
+
+
+def select_channels(importance: torch.Tensor, keep: int) -> torch.Tensor:
+    """Indices of the ``keep`` most important channels, in increasing order (ties go to the
+    earlier channel)."""
+    if importance.dim() != 1:
+        raise ValueError(f"importance must be a vector (C,), got shape {tuple(importance.shape)}")
+    if not 1 <= keep <= len(importance):
+        raise ValueError(f"keep must be in [1, {len(importance)}], got {keep}")
+    order = torch.argsort(importance, descending=True, stable=True)
+    return order[:keep].sort().values
+
+
+# ----------------------------------------------------------------------------- structured: applying
+
+def _sliced_layer(layer: nn.Module, out_index: torch.Tensor | None = None,
+                  in_index: torch.Tensor | None = None) -> nn.Module:
+    """A new Linear / Conv2d / BatchNorm with only the given output rows and/or input columns."""
+    W = layer.weight.detach()
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        new = type(layer)(len(out_index), eps=layer.eps, momentum=layer.momentum,
+                          affine=layer.affine, track_running_stats=layer.track_running_stats)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            source = getattr(layer, name)
+            if source is not None:
+                getattr(new, name).data.copy_(source.detach()[out_index])
+        if layer.num_batches_tracked is not None:
+            new.num_batches_tracked.copy_(layer.num_batches_tracked)
+        return new
+    if out_index is not None:
+        W = W[out_index]
+    if in_index is not None:
+        W = W[:, in_index]
+    bias = layer.bias.detach()[out_index] if (layer.bias is not None and out_index is not None) else layer.bias
+    if isinstance(layer, nn.Linear):
+        new = nn.Linear(W.shape[1], W.shape[0], bias=layer.bias is not None)
+    else:
+        if layer.groups != 1:
+            raise ValueError("grouped convolutions are not supported by prune_channels")
+        new = nn.Conv2d(W.shape[1], W.shape[0], layer.kernel_size, stride=layer.stride,
+                        padding=layer.padding, dilation=layer.dilation, bias=layer.bias is not None,
+                        padding_mode=layer.padding_mode)
+    new.weight.data.copy_(W)
+    if bias is not None:
+        new.bias.data.copy_(bias.detach())
+    return new.to(layer.weight.device)
+
+
+def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
+                   input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Sequential:
+    """A new, physically smaller network where layer ``layer_name`` keeps only the output
+    channels (neurons) ``keep``.
+
+    Walking forward from that layer: a batch norm keeps the same channels; element-wise layers
+    and pooling pass through; the next Conv2d keeps only those input channels; the next Linear,
+    if a Flatten came between, keeps the input columns of those channels (``H*W`` columns each,
+    in the order ``Flatten`` lays them out), else those input columns. Before any fine-tuning the
+    result computes exactly what the dense model computes with those channels zeroed.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential (the course's models are), got {type(model).__name__}")
+    layer = _layer(model, layer_name)
+    keep = torch.as_tensor(keep, dtype=torch.long).reshape(-1)
+    n_out = layer.weight.shape[0]
+    if len(keep) == 0 or keep.min() < 0 or keep.max() >= n_out or len(keep.unique()) != len(keep):
+        raise ValueError(f"keep must hold distinct channel indices in [0, {n_out}), got {keep.tolist()}")
+    keep = keep.sort().values.cpu()
+    names = list(model._modules)
+    position = names.index(layer_name)
+    # Spatial size of each channel where the layer's output reaches a Flatten (needs one trace).
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
+             for n, m in model._modules.items()]
+    try:
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            model(torch.zeros(1, *input_shape, device=layer.weight.device))
+            model.train(was_training)
+    finally:
+        for h in hooks:
+            h.remove()
+
+    new_modules = dict(model._modules)
+    new_modules[layer_name] = _sliced_layer(layer, out_index=keep)
+    columns = keep
+    for name in names[position + 1:]:
+        module = model._modules[name]
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            new_modules[name] = _sliced_layer(module, out_index=columns)
+        elif isinstance(module, nn.Flatten):
+            per_channel = 1
+            for d in shapes[names[names.index(name) - 1]][1:]:
+                per_channel *= d
+            columns = (columns[:, None] * per_channel + torch.arange(per_channel)).reshape(-1)
+        elif isinstance(module, PRUNABLE):
+            new_modules[name] = _sliced_layer(module, in_index=columns.to(module.weight.device))
+            break
+        elif list(module.parameters()):
+            raise ValueError(f"cannot carry channel pruning through layer {name!r} "
+                             f"({type(module).__name__})")
+    else:
+        raise ValueError(f"layer {layer_name!r} has no following Linear/Conv2d to shrink; "
+                         "pruning the output layer's neurons would remove classes")
+    pruned = nn.Sequential()
+    for name in names:
+        pruned.add_module(name, copy.deepcopy(new_modules[name]) if new_modules[name] is model._modules[name]
+                          else new_modules[name])
+    return pruned.train(model.training)
+
+
+def channel_prune(model: nn.Sequential, keep_fraction: dict[str, float], criterion: str = "l1",
+                  split: ImageSplit | None = None) -> nn.Sequential:
+    """Prune several layers' channels, each to ``round(keep_fraction * C_out)`` channels (at
+    least 1), scored by ``criterion``: ``"l1"``, ``"l2"`` (filter norms), ``"activation"`` or
+    ``"taylor"`` (data-driven; need ``split``). Layers are pruned in order, each scored on the
+    network as pruned so far. Returns a new model."""
+    criteria = ("l1", "l2", "activation", "taylor")
+    if criterion not in criteria:
+        raise ValueError(f"criterion must be one of {criteria}, got {criterion!r}")
+    if criterion in ("activation", "taylor") and split is None:
+        raise ValueError(f"criterion {criterion!r} needs data: pass split=")
+    current = model
+    for name, fraction in keep_fraction.items():
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"keep_fraction[{name!r}] must be in (0, 1], got {fraction}")
+        layer = _layer(current, name)
+        if criterion in ("l1", "l2"):
+            importance = channel_norm(layer.weight, 1 if criterion == "l1" else 2)
+        elif criterion == "activation":
+            importance = activation_importance(current, name, split)
+        else:
+            importance = taylor_importance(current, name, split)
+        keep = select_channels(importance, max(1, round(fraction * layer.weight.shape[0])))
+        current = prune_channels(current, name, keep)
+    return current if current is not model else copy.deepcopy(model)
