@@ -12,11 +12,33 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 
-from . import hardware, measure, zoo
+from . import data, hardware, measure, pruning, train, zoo
 from .hardware import Verdict
 from .measure import Latency, ModelReport
+from .plots import plot_fit_bars
 
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
+
+
+def _show_on_click(out, compute, failure: str):
+    """A button handler: clear ``out``, run ``compute()`` and display what it returns (a list of
+    HTML strings and figures), or ``failure`` and the error's message. Never a traceback."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    def handler(_):
+        out.clear_output()
+        with out:
+            try:
+                items = compute()
+            except Exception as e:   # a panel shows a message, never a traceback
+                display(w.HTML(f"<b style='color:#cf222e'>{failure}:</b> {e}"))
+                return
+            for item in items:
+                display(w.HTML(item) if isinstance(item, str) else item)
+                if isinstance(item, plt.Figure):
+                    plt.close(item)
+    return handler
 
 
 @dataclass(frozen=True)
@@ -60,7 +82,6 @@ def evaluate_on_device(model_name: str, number_format: str, device_name: str,
 def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746"):
     """The interactive panel: model, number format, device, and a button that evaluates."""
     import ipywidgets as w
-    from IPython.display import display
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
     fmt = w.Dropdown(options=PANEL_FORMATS, value="fp32", description="format")
@@ -69,22 +90,109 @@ def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746
     button = w.Button(description="Evaluate", button_style="primary", icon="play")
     out = w.Output()
 
-    def on_click(_):
-        out.clear_output()
-        with out:
-            try:
-                result = evaluate_on_device(model.value, fmt.value, device.value, measure_here.value)
-            except Exception as e:   # a panel shows a message, never a traceback
-                display(w.HTML(f"<b style='color:#cf222e'>Cannot evaluate:</b> {e}"))
-                return
-            kind = result.device.kind
-            storage = "flash" if kind == "microcontroller" else "storage"
-            memory = "SRAM" if kind == "microcontroller" else "RAM"
-            display(w.HTML("<br>".join(result.lines())))
-            from .plots import plot_fit_bars
-            fig = plot_fit_bars(result.verdict, storage, memory)
-            display(fig)
-            plt.close(fig)
+    def compute():
+        result = evaluate_on_device(model.value, fmt.value, device.value, measure_here.value)
+        on_mcu = result.device.kind == "microcontroller"
+        figure = plot_fit_bars(result.verdict, "flash" if on_mcu else "storage",
+                               "SRAM" if on_mcu else "RAM")
+        return ["<br>".join(result.lines()), figure]
 
-    button.on_click(on_click)
+    button.on_click(_show_on_click(out, compute, "Cannot evaluate"))
     return w.VBox([w.HBox([model, fmt]), w.HBox([device, measure_here]), button, out])
+
+
+# ----------------------------------------------------------------------------- pruning (notebook 01)
+
+PRUNING_METHODS = ("layer-wise", "global", "channel")
+
+
+@dataclass(frozen=True)
+class PruningExperimentResult:
+    model_name: str
+    method: str
+    sparsity: float
+    baseline_accuracy: float
+    accuracy: float
+    report: ModelReport           # of the pruned model, weights in their best encoding
+    dense_bytes: int              # of the baseline, fp32 dense
+    verdict: Verdict
+    speedup: measure.Speedup | None
+
+    def lines(self) -> list[str]:
+        r, v = self.report, self.verdict
+        lines = [f"{self.model_name}, {self.method} pruning at sparsity {self.sparsity:.2f}: accuracy "
+                 f"{100 * self.accuracy:.2f}% (baseline {100 * self.baseline_accuracy:.2f}%)",
+                 f"nonzero weights {r.nonzeros:,} of {r.parameters:,}; {r.macs:,} MACs; stored in "
+                 f"{measure.format_bytes(r.weight_bytes)} ({r.encoding}) vs "
+                 f"{measure.format_bytes(self.dense_bytes)} dense fp32",
+                 f"{v.device}: {'FITS' if v.fits else 'DOES NOT FIT'}"]
+        lines += [f"  - {reason}" for reason in v.reasons]
+        lines.append(f"Estimated latency on {v.device}: {1000 * v.estimate.seconds:,.3f} ms "
+                     "(roofline estimate with dense kernels, not a measurement)")
+        if self.speedup is not None:
+            lines.append(f"Measured here, batch {self.speedup.baseline.batch_size}: "
+                         f"{1000 * self.speedup.candidate.median:.3f} ms vs "
+                         f"{1000 * self.speedup.baseline.median:.3f} ms dense: speedup "
+                         f"{self.speedup.ratio:.2f}x")
+        return lines
+
+
+def run_pruning_experiment(model_name: str, method: str, sparsity: float, device_name: str,
+                           fine_tune_epochs: int = 0, fine_tune_examples: int = 10_000,
+                           measure_speed: bool = True) -> PruningExperimentResult:
+    """Prune a zoo model, optionally fine-tune it briefly, and measure what the panel shows.
+
+    ``method``: ``"layer-wise"`` / ``"global"`` magnitude pruning (masks held while
+    fine-tuning), or ``"channel"``: every hidden layer keeps ``1 - sparsity`` of its channels
+    by L1 norm, giving a smaller dense network.
+    """
+    if model_name not in zoo.names():
+        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
+    if method not in PRUNING_METHODS:
+        raise ValueError(f"method must be one of {PRUNING_METHODS}, got {method!r}")
+    pruning.check_sparsity(sparsity)
+    if fine_tune_epochs < 0:
+        raise ValueError(f"fine_tune_epochs must be >= 0, got {fine_tune_epochs}")
+    device = hardware.get_device(device_name)
+    baseline = zoo.load(model_name)
+    dataset = zoo.dataset_of(model_name)
+    test = data.load(dataset, "test")
+    if method == "channel":
+        hidden = list(pruning.prunable_layers(baseline))[:-1]
+        pruned = pruning.channel_prune(baseline, {n: 1.0 - sparsity for n in hidden})
+        hook = None
+    else:
+        pruned, masks = pruning.prune(baseline, sparsity, "layer" if method == "layer-wise" else "global")
+        hook = pruning.masks_hook(masks)
+    if fine_tune_epochs:
+        subset = data.load(dataset, "train").subset(fine_tune_examples)
+        train.fine_tune(pruned, subset, fine_tune_epochs, lr=1e-3, after_step=hook, progress=False)
+    encoding = "dense" if method == "channel" else "best"
+    report = measure.report(pruned, model_name, "fp32", encoding)
+    speed = measure.speedup(baseline, pruned, batch_size=64, repeats=20) if measure_speed else None
+    return PruningExperimentResult(
+        model_name, method, sparsity, train.evaluate(baseline, test).accuracy,
+        train.evaluate(pruned, test).accuracy, report, measure.weight_bytes(baseline, "fp32"),
+        hardware.check_fit(report, device), speed)
+
+
+def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "STM32F746"):
+    """The notebook-01 panel: method, sparsity, device, fine-tuning; runs on the button only."""
+    import ipywidgets as w
+
+    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
+    method = w.Dropdown(options=PRUNING_METHODS, value="layer-wise", description="method")
+    sparsity = w.FloatSlider(value=0.9, min=0.0, max=0.98, step=0.01, description="sparsity",
+                             continuous_update=False, readout_format=".2f")
+    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    epochs = w.IntSlider(value=1, min=0, max=3, description="fine-tune", continuous_update=False)
+    button = w.Button(description="Prune and measure", button_style="primary", icon="scissors")
+    out = w.Output()
+
+    def compute():
+        result = run_pruning_experiment(model.value, method.value, sparsity.value, device.value,
+                                        epochs.value)
+        return ["<br>".join(result.lines())]
+
+    button.on_click(_show_on_click(out, compute, "Cannot run"))
+    return w.VBox([w.HBox([model, method]), w.HBox([sparsity, device]), w.HBox([epochs, button]), out])

@@ -76,3 +76,52 @@ def test_student_notebooks_are_built_from_the_course(tmp_path):
         assert text.count("raise NotImplementedError") >= blocks
     with pytest.raises(ValueError, match="out_dir"):
         exercises.build_student_notebooks("notebooks", "notebooks")
+
+
+# ----------------------------------------------------------------------------- pruning checkers
+
+import torch  # noqa: E402
+
+from course_lib import pruning  # noqa: E402
+
+
+def _topk_mask(w, k, largest=False, signed=False):
+    mask = torch.ones_like(w)
+    if k:
+        scores = w.flatten() if signed else w.abs().flatten()
+        mask.view(-1)[torch.topk(scores, k, largest=largest).indices] = 0
+    return w * mask
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda w, s: _topk_mask(w, round(s * w.numel()), largest=True), "wrong end"),
+    (lambda w, s: _topk_mask(w, round(s * w.numel()), signed=True), "magnitudes"),
+    (lambda w, s: _topk_mask(w, w.numel() - round(s * w.numel())), "fraction of weights set to ZERO"),
+    (lambda w, s: _topk_mask(w, round(s * w.numel()) + 1 if s else 0), "off by one"),
+    (lambda w, s: w if s == 0 else torch.where(
+        w.abs() <= w.abs().flatten().kthvalue(round(s * w.numel())).values, torch.zeros_like(w), w), "ties"),
+    (lambda w, s: w.mul_(pruning.magnitude_mask(w, s)), "changed its input"),
+])
+def test_magnitude_prune_checker_names_the_mistake(wrong, hint):
+    assert exercises.check_magnitude_prune(lambda w, s: w * pruning.magnitude_mask(w, s)).passed
+    result = exercises.check_magnitude_prune(wrong)
+    assert not result.passed and hint in result.message
+
+
+def _rank(scores, k, descending=True, sort=True):
+    idx = torch.argsort(scores, descending=descending)[:k]
+    return idx.sort().values if sort else idx
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda w, k: _rank(w.reshape(len(w), -1).abs().sum(1), k, descending=False), "LEAST"),
+    (lambda w, k: _rank(w.reshape(len(w), -1).abs().sum(1), k, sort=False), "increasing order"),
+    (lambda w, k: _rank(w.reshape(len(w), -1).sum(1), k), "ABSOLUTE"),
+    (lambda w, k: _rank(w.reshape(len(w), -1).norm(dim=1), k), "not the L2"),
+    (lambda w, k: _rank(w.abs().sum(0), k), "rows, dim 0"),
+])
+def test_select_channels_checker_names_the_mistake(wrong, hint):
+    assert exercises.check_select_channels(
+        lambda w, k: pruning.select_channels(pruning.channel_norm(w, 1), k)).passed
+    result = exercises.check_select_channels(wrong)
+    assert not result.passed and hint in result.message

@@ -36,3 +36,43 @@ def test_panel_click_evaluates(capsys):
     panel.children[1].children[1].value = False      # no latency measurement
     panel.children[2].click()
     assert "ESP32: FITS" in capsys.readouterr().out
+
+
+def test_pruning_experiment_channel_and_global():
+    channel = widgets.run_pruning_experiment("lenet_300_100", "channel", 0.5, "STM32F746",
+                                             fine_tune_epochs=0, measure_speed=False)
+    assert channel.report.parameters < 0.6 * 266_610 and channel.report.encoding == "dense"
+    glob = widgets.run_pruning_experiment("lenet_300_100", "global", 0.9, "ESP32",
+                                          fine_tune_epochs=1, fine_tune_examples=1000)
+    assert glob.report.nonzeros < 0.12 * 266_610 and glob.speedup is not None
+    assert glob.report.weight_bytes < glob.dense_bytes / 4
+    assert "speedup" in "\n".join(glob.lines())
+
+
+def test_pruning_experiment_rejects_bad_input():
+    with pytest.raises(ValueError, match="method"):
+        widgets.run_pruning_experiment("lenet5", "random", 0.5, "ESP32")
+    with pytest.raises(ValueError, match="sparsity"):
+        widgets.run_pruning_experiment("lenet5", "global", 1.5, "ESP32")
+    with pytest.raises(ValueError, match="fine_tune_epochs"):
+        widgets.run_pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
+
+
+def test_pruning_panel_shows_a_message_not_a_traceback(monkeypatch, capsys):
+    panel = widgets.pruning_panel()
+
+    def failing(*args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(widgets, "run_pruning_experiment", failing)
+    panel.children[2].children[1].click()
+    assert "Cannot run:</b> boom" in capsys.readouterr().out
+
+
+def test_pruning_panel_click_runs_the_experiment(capsys):
+    panel = widgets.pruning_panel(default_model="lenet_300_100", default_device="ESP32")
+    panel.children[0].children[1].value = "channel"
+    panel.children[1].children[0].value = 0.5
+    panel.children[2].children[0].value = 0
+    panel.children[2].children[1].click()
+    assert "channel pruning at sparsity 0.50" in capsys.readouterr().out
