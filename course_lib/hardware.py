@@ -196,7 +196,7 @@ def this_machine(threads: int | None = None) -> Device:
     the clock, gives ``macs_per_cycle`` directly."""
     n = 512
     a, b = torch.randn(n, n), torch.randn(n, n)
-    src = torch.empty(16 * MB // 4 * 4)     # 64 MB of float32
+    src = torch.empty(16 * MB)               # 16 M float32 values: 64 MB
     dst = torch.empty_like(src)
     with torch_threads(threads) as used:
         torch.mm(a, b)

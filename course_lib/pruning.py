@@ -28,6 +28,7 @@ one untouched. Taught in ``notebooks/01_pruning.ipynb``.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable, Iterable
 
 import torch
@@ -35,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ImageSplit, batches
+from .measure import trace_layers
 from .train import evaluate, fine_tune, model_device
 
 PRUNABLE = (nn.Linear, nn.Conv2d)
@@ -376,33 +378,22 @@ def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
     if len(keep) == 0 or keep.min() < 0 or keep.max() >= n_out or len(keep.unique()) != len(keep):
         raise ValueError(f"keep must hold distinct channel indices in [0, {n_out}), got {keep.tolist()}")
     keep = keep.sort().values.cpu()
-    names = list(model._modules)
+    children = dict(model.named_children())
+    names = list(children)
     position = names.index(layer_name)
-    # Spatial size of each channel where the layer's output reaches a Flatten (needs one trace).
-    shapes = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
-             for n, m in model._modules.items()]
-    try:
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
-            model(torch.zeros(1, *input_shape, device=layer.weight.device))
-            model.train(was_training)
-    finally:
-        for h in hooks:
-            h.remove()
+    # The shape entering each layer (one traced input), to know how many columns a Flatten
+    # gives each channel.
+    input_shapes = {t.name: t.input_shape for t in trace_layers(model, input_shape)}
 
-    new_modules = dict(model._modules)
+    new_modules = dict(children)
     new_modules[layer_name] = _sliced_layer(layer, out_index=keep)
     columns = keep
     for name in names[position + 1:]:
-        module = model._modules[name]
+        module = children[name]
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             new_modules[name] = _sliced_layer(module, out_index=columns)
         elif isinstance(module, nn.Flatten):
-            per_channel = 1
-            for d in shapes[names[names.index(name) - 1]][1:]:
-                per_channel *= d
+            per_channel = math.prod(input_shapes[name][1:])          # H * W of each channel
             columns = (columns[:, None] * per_channel + torch.arange(per_channel)).reshape(-1)
         elif isinstance(module, PRUNABLE):
             new_modules[name] = _sliced_layer(module, in_index=columns.to(module.weight.device))
@@ -414,9 +405,9 @@ def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
         raise ValueError(f"layer {layer_name!r} has no following Linear/Conv2d to shrink; "
                          "pruning the output layer's neurons would remove classes")
     pruned = nn.Sequential()
-    for name in names:
-        pruned.add_module(name, copy.deepcopy(new_modules[name]) if new_modules[name] is model._modules[name]
-                          else new_modules[name])
+    for name in names:   # unchanged layers are copied, so the new model shares nothing
+        module = new_modules[name]
+        pruned.add_module(name, copy.deepcopy(module) if module is children[name] else module)
     return pruned.train(model.training)
 
 

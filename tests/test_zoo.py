@@ -23,6 +23,16 @@ def test_baselines_reach_the_published_errors():
     assert zoo.entry("lenet5")["test_error"] <= 0.0080
 
 
+def test_shipped_pruned_lenet5_reproduces_han_et_al():
+    from course_lib import pruning
+    model = zoo.load("lenet5_pruned")
+    assert pruning.kept_fraction(model) <= 1 / 12                # >= 12x fewer weights
+    assert zoo.entry("lenet5_pruned")["test_error"] <= 0.0080
+    recipe = dict(zoo.RECIPES["lenet5_pruned"].sparsity)
+    for layer, sparsity in pruning.layer_sparsity(model).items():
+        assert sparsity == pytest.approx(recipe[layer], abs=1e-3)
+
+
 @pytest.fixture()
 def pretrained_copy(tmp_path, monkeypatch):
     folder = tmp_path / "pretrained"
