@@ -196,3 +196,94 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
 
     button.on_click(_show_on_click(out, compute, "Cannot run"))
     return w.VBox([w.HBox([model, method]), w.HBox([sparsity, device]), w.HBox([epochs, button]), out])
+
+
+# ----------------------------------------------------------------------------- quantization (notebook 02)
+
+GRANULARITIES = ("per-channel", "per-tensor")
+
+
+@dataclass(frozen=True)
+class QuantizationExperimentResult:
+    model_name: str
+    bits: int
+    granularity: str
+    method: str
+    baseline_accuracy: float
+    accuracy: float
+    report: ModelReport            # weights and activations at `bits`
+    verdict: Verdict
+    speedup: measure.Speedup | None   # ONNX Runtime int8 against ONNX Runtime fp32 (8 bits only)
+
+    def lines(self) -> list[str]:
+        r, v = self.report, self.verdict
+        lines = [f"{self.model_name}, weights and activations at {self.bits} bits ({self.granularity} "
+                 f"weights, {self.method} calibration): accuracy {100 * self.accuracy:.2f}% "
+                 f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
+                 f"weights {measure.format_bytes(r.weight_bytes)}, peak activations "
+                 f"{measure.format_bytes(r.peak_activation_bytes)}",
+                 f"{v.device}: {'FITS' if v.fits else 'DOES NOT FIT'}"]
+        lines += [f"  - {reason}" for reason in v.reasons]
+        lines.append(f"Estimated latency on {v.device}: {1000 * v.estimate.seconds:,.3f} ms "
+                     "(roofline estimate, not a measurement)")
+        if self.speedup is not None:
+            lines.append(f"Measured here with ONNX Runtime, batch {self.speedup.baseline.batch_size}: "
+                         f"int8 {1000 * self.speedup.candidate.median:.3f} ms vs fp32 "
+                         f"{1000 * self.speedup.baseline.median:.3f} ms: speedup {self.speedup.ratio:.2f}x")
+        else:
+            lines.append(f"Measured here: no {self.bits}-bit kernels on this CPU (only 8-bit runs in integers)")
+        return lines
+
+
+def run_quantization_experiment(model_name: str, bits: int, granularity: str, method: str,
+                                device_name: str, measure_speed: bool = True) -> QuantizationExperimentResult:
+    """Post-training quantization of a zoo model at ``bits`` (weights and activations), its
+    accuracy, size, fit and estimated latency on a device; at 8 bits also the measured speed of
+    ONNX Runtime's int8 model against its fp32 one."""
+    import tempfile
+
+    from . import quantization, runtime
+
+    if model_name not in zoo.names():
+        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
+    quantization.check_bits(bits)
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    device = hardware.get_device(device_name)
+    baseline = zoo.load(model_name)
+    dataset = zoo.dataset_of(model_name)
+    test, calibration = data.load(dataset, "test"), data.load(dataset, "train").subset(1000)
+    quantized = quantization.quantize_model(baseline, bits, bits, calibration, method,
+                                            per_channel=granularity == "per-channel")
+    report = measure.report(baseline, model_name, f"int{bits}")
+    speed = None
+    if measure_speed and bits == 8:
+        with tempfile.TemporaryDirectory() as folder:
+            fp32, int8, _ = runtime.deploy_int8(baseline, calibration, folder)
+            speed = measure.speedup(fp32, int8, batch_size=128, repeats=20)
+    return QuantizationExperimentResult(
+        model_name, bits, granularity, method, train.evaluate(baseline, test).accuracy,
+        train.evaluate(quantized, test).accuracy, report, hardware.check_fit(report, device), speed)
+
+
+def quantization_panel(default_model: str = "lenet5", default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-02 panel: bits, granularity, calibration, device; runs on the button only."""
+    import ipywidgets as w
+
+    from .quantization import CALIBRATION_METHODS
+
+    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
+    bits = w.IntSlider(value=8, min=2, max=8, description="bits", continuous_update=False)
+    granularity = w.Dropdown(options=GRANULARITIES, value="per-channel", description="weights")
+    method = w.Dropdown(options=CALIBRATION_METHODS, value="minmax", description="calibration")
+    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    button = w.Button(description="Quantize and measure", button_style="primary", icon="compress")
+    out = w.Output()
+
+    def compute():
+        result = run_quantization_experiment(model.value, bits.value, granularity.value,
+                                             method.value, device.value)
+        return ["<br>".join(result.lines())]
+
+    button.on_click(_show_on_click(out, compute, "Cannot run"))
+    return w.VBox([w.HBox([model, bits]), w.HBox([granularity, method]), w.HBox([device, button]), out])

@@ -125,3 +125,48 @@ def test_select_channels_checker_names_the_mistake(wrong, hint):
         lambda w, k: pruning.select_channels(pruning.channel_norm(w, 1), k)).passed
     result = exercises.check_select_channels(wrong)
     assert not result.passed and hint in result.message
+
+
+# ----------------------------------------------------------------------------- quantization checkers
+
+def _q(x, s, z, b, lo=None, hi=None, rounding=torch.round, sign=1):
+    s, z = torch.as_tensor(s), torch.as_tensor(z)
+    if s.dim() == 1:
+        s, z = s.reshape(-1, *([1] * (x.dim() - 1))), z.reshape(-1, *([1] * (x.dim() - 1)))
+    lo = -(2 ** (b - 1)) if lo is None else lo(b)
+    hi = 2 ** (b - 1) - 1 if hi is None else hi(b)
+    return torch.clamp(rounding(x / s) + sign * z, lo, hi)
+
+
+def _dq(q, s, z, sign=-1):
+    s, z = torch.as_tensor(s), torch.as_tensor(z)
+    if s.dim() == 1:
+        s, z = s.reshape(-1, *([1] * (q.dim() - 1))), z.reshape(-1, *([1] * (q.dim() - 1)))
+    return s * (q + sign * z)
+
+
+@pytest.mark.parametrize("quantize, dequantize, hint", [
+    (lambda x, s, z, b: _q(x, s, z, b, sign=-1), _dq, "zero-point is ADDED"),
+    (lambda x, s, z, b: _q(x, s, z, b, hi=lambda b: 2 ** (b - 1)), _dq, "off by one"),
+    (lambda x, s, z, b: _q(x, s, z, b, rounding=torch.floor), _dq, "truncate or floor"),
+    (lambda x, s, z, b: torch.clamp(torch.round(x / s) + z, -2 ** (b - 1), 2 ** (b - 1) - 1), _dq, "per ROW"),
+    (_q, lambda q, s, z: _dq(q, s, z, sign=1), "subtract the zero-point"),
+])
+def test_linear_quantize_checker_names_the_mistake(quantize, dequantize, hint):
+    assert exercises.check_linear_quantize(_q, _dq).passed
+    result = exercises.check_linear_quantize(quantize, dequantize)
+    assert not result.passed and hint in result.message
+
+
+def test_kmeans_checker():
+    from course_lib.codebook import kmeans_quantize
+    assert exercises.check_kmeans_quantize(lambda w, b: tuple(kmeans_quantize(w, b))).passed
+    one_centroid_per_bit = lambda w, b: (torch.linspace(w.min(), w.max(), b), torch.zeros_like(w, dtype=torch.long))
+    assert "2**bits" in exercises.check_kmeans_quantize(one_centroid_per_bit).message
+
+    def no_update(w, b):
+        c = torch.linspace(w.min().item(), w.max().item(), 2 ** b)
+        return c, (w.reshape(-1, 1) - c).abs().argmin(1).reshape(w.shape)
+    assert "mean of its weights" in exercises.check_kmeans_quantize(no_update).message
+    flat = lambda w, b: (kmeans_quantize(w, b).centroids, kmeans_quantize(w, b).indices.reshape(-1))
+    assert "reshape" in exercises.check_kmeans_quantize(flat).message

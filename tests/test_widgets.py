@@ -76,3 +76,29 @@ def test_pruning_panel_click_runs_the_experiment(capsys):
     panel.children[2].children[0].value = 0
     panel.children[2].children[1].click()
     assert "channel pruning at sparsity 0.50" in capsys.readouterr().out
+
+
+def test_quantization_experiment():
+    r8 = widgets.run_quantization_experiment("lenet_300_100", 8, "per-channel", "minmax", "STM32F746",
+                                             measure_speed=False)
+    assert abs(r8.accuracy - r8.baseline_accuracy) < 0.005 and r8.report.weight_bytes == 266_610
+    r2 = widgets.run_quantization_experiment("lenet_300_100", 2, "per-tensor", "minmax", "STM32F746",
+                                             measure_speed=False)
+    assert r2.accuracy < r8.accuracy and "no 2-bit kernels" in "\n".join(r2.lines())
+    with pytest.raises(ValueError, match="bits"):
+        widgets.run_quantization_experiment("lenet5", 1, "per-tensor", "minmax", "ESP32")
+    with pytest.raises(ValueError, match="granularity"):
+        widgets.run_quantization_experiment("lenet5", 8, "per-row", "minmax", "ESP32")
+    with pytest.raises(ValueError, match="method"):
+        widgets.run_quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
+
+
+def test_quantization_panel_shows_a_message_not_a_traceback(monkeypatch, capsys):
+    panel = widgets.quantization_panel()
+
+    def failing(*args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(widgets, "run_quantization_experiment", failing)
+    panel.children[2].children[1].click()
+    assert "Cannot run:</b> boom" in capsys.readouterr().out
