@@ -20,6 +20,15 @@ from .plots import plot_fit_bars
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
 
 
+def verdict_lines(verdict: Verdict, kernels: str = "") -> list[str]:
+    """Fits or not, each reason, and the estimated latency: the lines every panel shows."""
+    lines = [f"{verdict.device}: {'FITS' if verdict.fits else 'DOES NOT FIT'}"]
+    lines += [f"  - {reason}" for reason in verdict.reasons]
+    lines.append(f"Estimated latency on {verdict.device}: {1000 * verdict.estimate.seconds:,.3f} ms "
+                 f"({verdict.estimate.bound}-bound roofline estimate{kernels}, not a measurement)")
+    return lines
+
+
 def _show_on_click(out, compute, failure: str):
     """A button handler: clear ``out``, run ``compute()`` and display what it returns (a list of
     HTML strings and figures), or ``failure`` and the error's message. Never a traceback."""
@@ -54,10 +63,7 @@ class DevicePanelResult:
         lines = [f"{r.name} stored as {r.number_format}: {r.parameters:,} parameters, "
                  f"{r.weight_bytes / 1024:,.1f} KB of weights, {r.macs:,} MACs, "
                  f"peak activations {r.peak_activation_bytes / 1024:,.1f} KB",
-                 f"{v.device}: {'FITS' if v.fits else 'DOES NOT FIT'}"]
-        lines += [f"  - {reason}" for reason in v.reasons]
-        lines.append(f"Estimated latency on {v.device}: {1000 * v.estimate.seconds:,.3f} ms "
-                     f"({v.estimate.bound}-bound roofline estimate, not a measurement)")
+                 *verdict_lines(v)]
         if self.measured is not None:
             lines.append(f"Measured here (PyTorch fp32 eager, batch 1, {self.measured.threads} "
                          f"threads): {1000 * self.measured.median:.3f} ms median of "
@@ -125,10 +131,7 @@ class PruningExperimentResult:
                  f"nonzero weights {r.nonzeros:,} of {r.parameters:,}; {r.macs:,} MACs; stored in "
                  f"{measure.format_bytes(r.weight_bytes)} ({r.encoding}) vs "
                  f"{measure.format_bytes(self.dense_bytes)} dense fp32",
-                 f"{v.device}: {'FITS' if v.fits else 'DOES NOT FIT'}"]
-        lines += [f"  - {reason}" for reason in v.reasons]
-        lines.append(f"Estimated latency on {v.device}: {1000 * v.estimate.seconds:,.3f} ms "
-                     "(roofline estimate with dense kernels, not a measurement)")
+                 *verdict_lines(v, " with dense kernels")]
         if self.speedup is not None:
             lines.append(f"Measured here, batch {self.speedup.baseline.batch_size}: "
                          f"{1000 * self.speedup.candidate.median:.3f} ms vs "
@@ -222,10 +225,7 @@ class QuantizationExperimentResult:
                  f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
                  f"weights {measure.format_bytes(r.weight_bytes)}, peak activations "
                  f"{measure.format_bytes(r.peak_activation_bytes)}",
-                 f"{v.device}: {'FITS' if v.fits else 'DOES NOT FIT'}"]
-        lines += [f"  - {reason}" for reason in v.reasons]
-        lines.append(f"Estimated latency on {v.device}: {1000 * v.estimate.seconds:,.3f} ms "
-                     "(roofline estimate, not a measurement)")
+                 *verdict_lines(v)]
         if self.speedup is not None:
             lines.append(f"Measured here with ONNX Runtime, batch {self.speedup.baseline.batch_size}: "
                          f"int8 {1000 * self.speedup.candidate.median:.3f} ms vs fp32 "

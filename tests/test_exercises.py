@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -70,7 +71,7 @@ def test_student_notebooks_are_built_from_the_course(tmp_path):
         assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
         text = "\n".join(c["source"] for c in code)
         assert "# BEGIN SOLUTION" not in text
-        original = json.loads((exercises.Path("notebooks") / path.name).read_text())
+        original = json.loads((Path("notebooks") / path.name).read_text())
         blocks = sum(exercises.count_solution_blocks("".join(c["source"])) for c in original["cells"]
                      if c["cell_type"] == "code")
         assert text.count("raise NotImplementedError") >= blocks

@@ -18,19 +18,6 @@ def test_panel_rejects_bad_choices_with_named_errors():
         widgets.evaluate_on_device("lenet5", "int8", "toaster")
 
 
-def test_panel_shows_a_message_not_a_traceback(monkeypatch, capsys):
-    panel = widgets.device_panel()
-    button = panel.children[2]
-
-    def failing(*args):
-        raise ValueError("boom")
-
-    monkeypatch.setattr(widgets, "evaluate_on_device", failing)
-    button.click()                       # must not raise
-    # Outside a kernel, display() prints the widget's repr to stdout.
-    assert "Cannot evaluate:</b> boom" in capsys.readouterr().out
-
-
 def test_panel_click_evaluates(capsys):
     panel = widgets.device_panel(default_model="lenet_300_100", default_device="ESP32")
     panel.children[1].children[1].value = False      # no latency measurement
@@ -58,17 +45,6 @@ def test_pruning_experiment_rejects_bad_input():
         widgets.run_pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
 
 
-def test_pruning_panel_shows_a_message_not_a_traceback(monkeypatch, capsys):
-    panel = widgets.pruning_panel()
-
-    def failing(*args):
-        raise ValueError("boom")
-
-    monkeypatch.setattr(widgets, "run_pruning_experiment", failing)
-    panel.children[2].children[1].click()
-    assert "Cannot run:</b> boom" in capsys.readouterr().out
-
-
 def test_pruning_panel_click_runs_the_experiment(capsys):
     panel = widgets.pruning_panel(default_model="lenet_300_100", default_device="ESP32")
     panel.children[0].children[1].value = "channel"
@@ -93,12 +69,18 @@ def test_quantization_experiment():
         widgets.run_quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
 
 
-def test_quantization_panel_shows_a_message_not_a_traceback(monkeypatch, capsys):
-    panel = widgets.quantization_panel()
+@pytest.mark.parametrize("make_panel, computation, button, failure", [
+    (widgets.device_panel, "evaluate_on_device", lambda p: p.children[2], "Cannot evaluate"),
+    (widgets.pruning_panel, "run_pruning_experiment", lambda p: p.children[2].children[1], "Cannot run"),
+    (widgets.quantization_panel, "run_quantization_experiment", lambda p: p.children[2].children[1], "Cannot run"),
+])
+def test_panels_show_a_message_not_a_traceback(make_panel, computation, button, failure, monkeypatch, capsys):
+    panel = make_panel()
 
     def failing(*args):
         raise ValueError("boom")
 
-    monkeypatch.setattr(widgets, "run_quantization_experiment", failing)
-    panel.children[2].children[1].click()
-    assert "Cannot run:</b> boom" in capsys.readouterr().out
+    monkeypatch.setattr(widgets, computation, failing)
+    button(panel).click()                # must not raise
+    # Outside a kernel, display() prints the widget's repr to stdout.
+    assert f"{failure}:</b> boom" in capsys.readouterr().out

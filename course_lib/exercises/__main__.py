@@ -1,0 +1,3 @@
+from .student import main
+
+raise SystemExit(main())
