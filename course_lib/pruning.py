@@ -274,6 +274,7 @@ def activation_importance(model: nn.Module, layer_name: str, split: ImageSplit,
     device = model_device(model)
     totals = []
     handle = layer.register_forward_hook(lambda m, i, out: totals.append(_per_channel_mean(out.abs())))
+    was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
@@ -281,6 +282,7 @@ def activation_importance(model: nn.Module, layer_name: str, split: ImageSplit,
                 model(x.to(device))
     finally:
         handle.remove()
+        model.train(was_training)
     return torch.stack(totals).mean(0).cpu()
 
 
@@ -298,6 +300,7 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
 
     handle = layer.register_forward_hook(keep_output)
     scores = []
+    was_training = model.training
     try:
         model.eval()
         for x, y in batches(split.subset(min(n, len(split))), 250):
@@ -310,6 +313,7 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
     finally:
         handle.remove()
         model.zero_grad(set_to_none=True)
+        model.train(was_training)
     return torch.stack(scores).mean(0).detach().cpu()
 
 

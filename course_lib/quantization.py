@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import ImageSplit, batches
+from .encoding import storage_bytes
 from .train import model_device
 
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
@@ -277,9 +278,15 @@ class FakeQuantized(nn.Module):
 
 def layer_inputs(model: nn.Module, split: ImageSplit, n: int = 1000) -> dict[str, torch.Tensor]:
     """The inputs each Linear/Conv2d layer receives on the first ``n`` examples (for calibration)."""
-    seen: dict[str, list[torch.Tensor]] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: seen.setdefault(name, []).append(inp[0].detach().cpu()))
-             for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+
+    def recorder(name: str):
+        def hook(module, inputs, output):
+            seen[name].append(inputs[0].detach().cpu())
+        return hook
+
+    hooks = [m.register_forward_hook(recorder(name)) for name, m in layers.items()]
     device = model_device(model)
     was_training = model.training
     model.eval()
@@ -361,8 +368,6 @@ def integer_linear(x_q: torch.Tensor, x_p: QParams, w_q: torch.Tensor, w_p: QPar
 def weight_bytes_at(model: nn.Module, bits: dict[str, int] | int, float_bits: int = 32) -> int:
     """Bytes of a model's parameters with each quantized layer's weight at its bits (and its
     scales as fp32, one per output channel), everything else at ``float_bits``."""
-    from .encoding import storage_bytes
-
     total = 0
     layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
     per_layer = bits if isinstance(bits, dict) else {name: bits for name in layers}

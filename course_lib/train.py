@@ -153,9 +153,12 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     opt = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = max(1, epochs * steps_per_epoch)
-    schedule = (lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))) \
-        if lr_schedule == "cosine" else (lambda step: 1.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    def lr_factor(step: int) -> float:
+        if lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * step / total_steps))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     generator = torch.Generator().manual_seed(seed)
 
     result = FitResult()

@@ -3,6 +3,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Same examples on every run (the course's tests are deterministic), no per-example deadline.
+settings.register_profile("course", derandomize=True, deadline=None)
+settings.load_profile("course")
 
 from course_lib import data
 
