@@ -42,10 +42,10 @@ def kmeans_quantize(w: torch.Tensor, bits: int, iterations: int = 20) -> Codeboo
     if x.numel() == 0 or not torch.isfinite(x).all():
         raise ValueError("w must be non-empty and finite")
     k = 2 ** bits
-    centroids = torch.linspace(x.min().item(), x.max().item(), k)
+    centroids = torch.linspace(x.min().item(), x.max().item(), k, device=x.device)
     for _ in range(iterations):
         indices = (x[:, None] - centroids[None, :]).abs().argmin(1)          # (n,) nearest centroid
-        sums = torch.zeros(k).index_add_(0, indices, x)
+        sums = torch.zeros(k, device=x.device).index_add_(0, indices, x)
         counts = torch.bincount(indices, minlength=k).float()
         centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
     indices = (x[:, None] - centroids[None, :]).abs().argmin(1)

@@ -106,7 +106,7 @@ def encode_csr(t: torch.Tensor) -> CSR:
     M = as_matrix(t.detach())
     rows, cols = M.nonzero(as_tuple=True)        # in row-major order
     counts = torch.bincount(rows, minlength=M.shape[0])
-    row_pointers = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    row_pointers = torch.cat([torch.zeros(1, dtype=torch.long, device=counts.device), counts.cumsum(0)])
     return CSR(M[rows, cols].clone(), cols, row_pointers, t.shape)
 
 
@@ -174,7 +174,7 @@ def count_relative_index_entries(t: torch.Tensor, index_bits: int) -> int:
     positions = t.detach().reshape(-1).nonzero(as_tuple=True)[0]
     if positions.numel() == 0:
         return 0
-    starts = torch.cat([torch.zeros(1, dtype=torch.long), positions[:-1] + 1])
+    starts = torch.cat([torch.zeros(1, dtype=torch.long, device=positions.device), positions[:-1] + 1])
     gaps = positions - starts
     return int(positions.numel() + (gaps // 2 ** index_bits).sum())
 
