@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .quantization import weight_layers
+
 
 class Codebook(NamedTuple):
     centroids: torch.Tensor   # (k,) float32
@@ -87,7 +89,7 @@ class SharedWeights(nn.Module):
 def kmeans_quantize_model(model: nn.Module, bits: int | dict[str, int], iterations: int = 20) -> nn.Module:
     """A copy of ``model`` with each Linear/Conv2d weight (or those named in ``bits``) shared
     through a k-means codebook of :math:`2^{bits}` values."""
-    layers = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    layers = list(weight_layers(model))
     per_layer = bits if isinstance(bits, dict) else {name: bits for name in layers}
     unknown = set(per_layer) - set(layers)
     if unknown:

@@ -31,7 +31,7 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
     fig, ax = plt.subplots(figsize=(7, 1.8))
     rows = [(storage_label, verdict.storage_used, verdict.storage_available),
             (memory_label, verdict.memory_used, verdict.memory_available)]
-    for i, (label, used, available) in enumerate(rows):
+    for i, (_, used, available) in enumerate(rows):
         fraction = used / available if available else float("inf")
         colour = "#2ca02c" if fraction <= 1 else "#d62728"
         ax.barh(i, min(fraction, 1.5), color=colour)

@@ -276,9 +276,14 @@ class FakeQuantized(nn.Module):
         return f"weights {bits}{' per-channel' if self.per_channel else ''}, inputs {act}"
 
 
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The Linear and Conv2d layers of a model, by name, in order: the layers quantization acts on."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+
+
 def layer_inputs(model: nn.Module, split: ImageSplit, n: int = 1000) -> dict[str, torch.Tensor]:
     """The inputs each Linear/Conv2d layer receives on the first ``n`` examples (for calibration)."""
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    layers = weight_layers(model)
     seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
 
     def recorder(name: str):
@@ -318,7 +323,7 @@ def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, acti
         raise ValueError(f"weight_scheme must be one of {WEIGHT_SCHEMES}, got {weight_scheme!r}")
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    layers = weight_layers(model)
     if not layers:
         raise ValueError("model has no Linear or Conv2d layer to quantize")
     bits = weight_bits if isinstance(weight_bits, dict) else {name: weight_bits for name in layers}
@@ -369,7 +374,7 @@ def weight_bytes_at(model: nn.Module, bits: dict[str, int] | int, float_bits: in
     """Bytes of a model's parameters with each quantized layer's weight at its bits (and its
     scales as fp32, one per output channel), everything else at ``float_bits``."""
     total = 0
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    layers = weight_layers(model)
     per_layer = bits if isinstance(bits, dict) else {name: bits for name in layers}
     counted = set()
     for name, m in layers.items():
@@ -383,7 +388,7 @@ def weight_bytes_at(model: nn.Module, bits: dict[str, int] | int, float_bits: in
 
 
 def named_weight_layers(model: nn.Module) -> list[str]:
-    return [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    return list(weight_layers(model))
 
 
 def mixed_precision_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int],
@@ -416,16 +421,6 @@ def mixed_precision_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[s
                              f"({total()} bytes needed)")
         choice[best[1]] = best[2]
     return choice
-
-
-def freeze_(model: nn.Module) -> nn.Module:
-    """Replace each FakeQuantized layer's float weight by its quantized value, in place, and
-    return the model (for export or storage after QAT)."""
-    for m in model.modules():
-        if isinstance(m, FakeQuantized):
-            with torch.no_grad():
-                m.layer.weight.copy_(m.quantized_weight())
-    return model
 
 
 def iter_fake_quantized(model: nn.Module) -> Iterable[tuple[str, FakeQuantized]]:

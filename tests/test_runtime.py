@@ -1,4 +1,3 @@
-import torch
 
 from course_lib import data, measure, runtime, train, zoo
 

@@ -2,7 +2,6 @@ import shutil
 import time
 
 import pytest
-import torch
 
 from course_lib import data, train, zoo
 
