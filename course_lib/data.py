@@ -8,11 +8,18 @@ cost minutes.
 
 Splits
 ------
-* MNIST (LeCun et al., 1998): the official 60,000 / 10,000 train / test split.
+Three splits, with one job each: ``"train"`` fits weights, ``"validation"`` makes every choice
+(sparsities, bits, ranks, temperatures, architectures, hyperparameters), ``"test"`` only reports
+final numbers. A choice made on the test set would make the test error an optimistic estimate.
+
+* MNIST (LeCun et al., 1998): the official 10,000-image test set. Its official 60,000 training
+  images are split, seeded and stratified, into 55,000 ``"train"`` images and 5,000
+  ``"validation"`` images (500 per class) that no baseline ever trains on.
 * Fashion-MNIST (Xiao et al., 2017): the shipped copy has no official split (see
-  ``datasets/README.md``), so :func:`load` draws a fixed, seeded, stratified one: 6,000 training
-  and 1,000 test images per class (60,000 / 10,000). Accuracies on it are *not* comparable to
-  published Fashion-MNIST test accuracies.
+  ``datasets/README.md``), so :func:`load` first draws a fixed, seeded, stratified one: 6,000
+  training and 1,000 test images per class (60,000 / 10,000); the 60,000 are then split into
+  train and validation as for MNIST. Accuracies on it are *not* comparable to published
+  Fashion-MNIST test accuracies.
 
 Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 """
@@ -30,10 +37,10 @@ import numpy as np
 import torch
 
 DATASET_NAMES = ("mnist", "fashion-mnist")
-SPLITS = ("train", "test")
+SPLITS = ("train", "validation", "test")
 
-# Per-pixel statistics of each training split, after scaling to [0, 1]
-# (tests/test_data.py recomputes them from the files).
+# Per-pixel statistics of each dataset's 60,000 training images (train + validation), after
+# scaling to [0, 1]: the constants every MNIST tutorial uses (tests/test_data.py recomputes them).
 MEAN_STD = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
 
 CLASS_NAMES = {
@@ -44,6 +51,8 @@ CLASS_NAMES = {
 
 FASHION_SPLIT_SEED = 2017
 FASHION_TEST_PER_CLASS = 1000
+VALIDATION_SEED = 2015
+VALIDATION_PER_CLASS = 500
 
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -130,6 +139,7 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
 
 
 def _read_mnist(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The official MNIST files of ``split`` ("train": all 60,000 training images, or "test")."""
     image_file, label_file = _MNIST_FILES[split]
     images = parse_idx(gzip.decompress(verified_path("mnist", image_file, root).read_bytes()),
                        image_file)
@@ -138,23 +148,55 @@ def _read_mnist(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def fashion_split_indices(labels: np.ndarray, seed: int = FASHION_SPLIT_SEED,
-                          test_per_class: int = FASHION_TEST_PER_CLASS) -> dict[str, np.ndarray]:
-    """A stratified train/test split: for each class, a seeded permutation of its indices,
-    the first ``test_per_class`` go to test, the rest to train. Indices are returned sorted."""
+def stratified_split(labels: np.ndarray, held_out_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split example indices in two, stratified: for each class, a seeded permutation of its
+    indices; the first ``held_out_per_class`` are held out, the rest kept. Returns
+    ``(kept, held_out)``, each sorted. The same labels and seed always give the same split."""
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    train, test = [], []
+    kept, held_out = [], []
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
-        test.append(members[:test_per_class])
-        train.append(members[test_per_class:])
-    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+        if len(members) <= held_out_per_class:
+            raise ValueError(f"class {c} has {len(members)} examples, too few to hold out "
+                             f"{held_out_per_class}")
+        held_out.append(members[:held_out_per_class])
+        kept.append(members[held_out_per_class:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
+
+
+def fashion_split_indices(labels: np.ndarray, seed: int = FASHION_SPLIT_SEED,
+                          test_per_class: int = FASHION_TEST_PER_CLASS) -> dict[str, np.ndarray]:
+    """The course's Fashion-MNIST train/test split of the 70,000 shipped images: per class,
+    ``test_per_class`` seeded picks go to test, the rest to train (indices sorted)."""
+    train, test = stratified_split(labels, test_per_class, seed)
+    return {"train": train, "test": test}
+
+
+def validation_split_indices(labels: np.ndarray, seed: int = VALIDATION_SEED,
+                             per_class: int = VALIDATION_PER_CLASS) -> dict[str, np.ndarray]:
+    """Carve the validation split out of a training split: ``per_class`` seeded picks of each
+    class go to ``"validation"``, the rest stay in ``"train"`` (indices sorted, disjoint)."""
+    train, validation = stratified_split(labels, per_class, seed)
+    return {"train": train, "validation": validation}
 
 
 def _read_fashion(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The course's Fashion-MNIST ``split`` ("train": all 60,000 training images, or "test")."""
     with np.load(verified_path("fashion-mnist", _FASHION_FILE, root)) as archive:
         images, labels = archive["images"], archive["labels"]
     index = fashion_split_indices(labels)[split]
+    return images[index], labels[index]
+
+
+def _read_split(dataset: str, split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one of :data:`SPLITS`: train and validation are carved from the
+    dataset's 60,000 training images by :func:`validation_split_indices`."""
+    read = _read_mnist if dataset == "mnist" else _read_fashion
+    if split == "test":
+        return read("test", root)
+    images, labels = read("train", root)
+    index = validation_split_indices(labels)[split]
     return images[index], labels[index]
 
 
@@ -195,13 +237,12 @@ def _check_choice(argument: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def load_raw(dataset: str = "mnist", split: str = "train",
              root: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The verified uint8 images (N, 28, 28) and labels (N,) of one split, as numpy arrays."""
+    """The verified uint8 images (N, 28, 28) and labels (N,) of one split, as numpy arrays:
+    ``"train"`` (55,000), ``"validation"`` (5,000) or ``"test"`` (10,000)."""
     _check_choice("dataset", dataset, DATASET_NAMES)
     _check_choice("split", split, SPLITS)
     root = Path(root) if root is not None else None
-    if dataset == "mnist":
-        return _read_mnist(split, root)
-    return _read_fashion(split, root)
+    return _read_split(dataset, split, root)
 
 
 def load(dataset: str = "mnist", split: str = "train", root: Path | str | None = None,
