@@ -3,6 +3,15 @@
 * **Parameters** and **nonzeros**: counted over ``model.parameters()``.
 * **Weight bytes**: each parameter tensor stored in a number format and an encoding
   (see :mod:`course_lib.encoding`); vectors (biases, batch-norm) are always stored dense.
+  Batch norm's running statistics are buffers, not counted: at inference they fold into its
+  scale and shift, which the parameters already count.
+* **Compressed layers** say how they are stored. A technique that changes how a layer's weight
+  is kept (fake-quantized codes, a k-means codebook, ternary values) wraps the ``Linear`` /
+  ``Conv2d`` in a :class:`CompressedLayer`, which lists its :class:`StoredTensor` s (codes at so
+  many bits, scales, zero-points, codebooks, biases) and the layer whose arithmetic it runs.
+  Every count below reads that: bytes from the stored tensors, MACs and activations from the
+  wrapped layer, so a compressed model is measured like any other and no technique counts its
+  own bytes.
 * **MACs** (multiply-accumulates) for one input: a ``Linear`` layer costs
   :math:`C_{in} C_{out}`, a ``Conv2d`` :math:`H_{out} W_{out} C_{out} (C_{in}/g) k_h k_w`;
   other layers (ReLU, pooling, batch norm) are not counted, like ``torch.utils.flop_counter``
@@ -56,34 +65,146 @@ def _check_input_shape(input_shape: tuple[int, ...]) -> None:
         raise ValueError(f"input_shape must be a tuple of positive ints (C, H, W), got {input_shape}")
 
 
+def format_name(number_format: str | int) -> str:
+    """The canonical name of a number format: ``"fp32"``, ``"fp16"``, ``"bf16"`` stay as they are;
+    an int ``n`` or ``"intn"`` becomes ``"int<n>"`` (so ``8`` and ``"int8"`` are one format)."""
+    bits = bits_of(number_format)
+    if isinstance(number_format, str):
+        return number_format
+    return f"int{bits}"
+
+
+# ----------------------------------------------------------------------------- compressed layers
+
+WEIGHT_LAYER_TYPES = (nn.Linear, nn.Conv2d)
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The ``Linear`` and ``Conv2d`` layers of a model, by name, in order: the layers whose
+    weights pruning and quantization act on. Layers already inside a :class:`CompressedLayer`
+    are not listed (the compressed layer stands for them)."""
+    _check_model(model)
+    inside = [name for name, m in model.named_modules() if isinstance(m, CompressedLayer)]
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, WEIGHT_LAYER_TYPES)
+            and not any(name.startswith(prefix + ".") for prefix in inside)}
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """One tensor as a compressed layer keeps it in storage.
+
+    ``values`` holds the numbers to store (for a weight: the values as computed, so that its
+    zeros are the positions a sparse encoding can skip); ``bits`` is the width of each stored
+    value. Tensors of two or more dimensions may be stored in a sparse encoding; vectors
+    (scales, zero-points, codebooks, biases) are stored dense.
+    """
+    name: str
+    values: torch.Tensor
+    bits: int
+
+
+class CompressedLayer(nn.Module):
+    """A ``Linear`` or ``Conv2d`` whose weight is stored and computed in another form.
+
+    Subclasses (:class:`course_lib.quantization.FakeQuantized`,
+    :class:`course_lib.codebook.SharedWeights`) define
+
+    * :meth:`weight_as_computed`: the weight the forward pass multiplies by;
+    * :meth:`stored_tensors`: what a device would store, each tensor with its bits;
+    * ``activation_bits``: the bits of the inputs it computes on (``None``: floating point).
+
+    The wrapped ``layer`` gives the arithmetic (stride, padding, bias): :func:`count_macs` and
+    :func:`peak_activation_bytes` count it as that layer.
+    """
+
+    activation_bits: int | None = None
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        if not isinstance(layer, WEIGHT_LAYER_TYPES):
+            raise TypeError(f"layer must be nn.Linear or nn.Conv2d, got {type(layer).__name__}")
+        self.layer = layer
+
+    def weight_as_computed(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def stored_tensors(self) -> list[StoredTensor]:
+        raise NotImplementedError
+
+    def run_layer(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The wrapped layer's operation with another weight (its own bias, stride, padding)."""
+        if isinstance(self.layer, nn.Linear):
+            return nn.functional.linear(x, weight, self.layer.bias)
+        return self.layer._conv_forward(x, weight, self.layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_layer(x, self.weight_as_computed())
+
+
+def compressed_layers(model: nn.Module) -> dict[str, CompressedLayer]:
+    """The :class:`CompressedLayer` s of a model, by name."""
+    _check_model(model)
+    return {name: m for name, m in model.named_modules() if isinstance(m, CompressedLayer)}
+
+
+def _parameters_outside(model: nn.Module, compressed: dict[str, CompressedLayer]) -> list[torch.Tensor]:
+    """Parameters that no compressed layer accounts for (plain layers, batch norm)."""
+    owned = {id(p) for m in compressed.values() for p in m.parameters()}
+    return [p for p in model.parameters() if id(p) not in owned]
+
+
 # ----------------------------------------------------------------------------- counting
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of weights and biases the model computes with; a compressed layer counts those of
+    the layer it stands for (its codebook or scales are storage, counted in bytes)."""
     _check_model(model)
-    return sum(p.numel() for p in model.parameters())
+    compressed = compressed_layers(model)
+    return (sum(p.numel() for p in _parameters_outside(model, compressed))
+            + sum(p.numel() for m in compressed.values() for p in m.layer.parameters()))
 
 
 def count_nonzero(model: nn.Module) -> int:
+    """Nonzero weights and biases, a compressed layer's weight counted as computed."""
     _check_model(model)
-    return sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    compressed = compressed_layers(model)
+    total = sum(int(torch.count_nonzero(p)) for p in _parameters_outside(model, compressed))
+    for m in compressed.values():
+        total += int(torch.count_nonzero(m.weight_as_computed().detach()))
+        if m.layer.bias is not None:
+            total += int(torch.count_nonzero(m.layer.bias))
+    return total
+
+
+def _check_encoding(encoding: str) -> None:
+    if encoding not in (*ENCODINGS, "best"):
+        raise ValueError(f"encoding must be one of {(*ENCODINGS, 'best')}, got {encoding!r}")
+
+
+def tensor_bytes(t: torch.Tensor, number_format: str | int, encoding: str = "dense") -> int:
+    """Bytes of one stored tensor: 2+ dimensions in ``encoding`` (``"best"``: its smallest
+    one), vectors dense."""
+    _check_encoding(encoding)
+    t = t.detach().cpu()
+    if t.dim() < 2 or encoding == "dense":
+        return storage_bytes(t, number_format, "dense")
+    if encoding == "best":
+        return min(storage_bytes(t, number_format, e) for e in ENCODINGS)
+    return storage_bytes(t, number_format, encoding)
 
 
 def weight_bytes(model: nn.Module, number_format: str | int = "fp32", encoding: str = "dense") -> int:
-    """Bytes to store every parameter: tensors of 2+ dimensions in ``encoding`` (or, with
-    ``encoding="best"``, each in its smallest one), vectors dense; values in ``number_format``."""
+    """Bytes to store the model: each compressed layer's :class:`StoredTensor` s at their own
+    bits, every other parameter in ``number_format``; tensors of 2+ dimensions in ``encoding``
+    (or, with ``encoding="best"``, each in its smallest one), vectors dense."""
     _check_model(model)
     bits_of(number_format)
-    if encoding not in (*ENCODINGS, "best"):
-        raise ValueError(f"encoding must be one of {(*ENCODINGS, 'best')}, got {encoding!r}")
-    total = 0
-    for p in model.parameters():
-        p = p.detach().cpu()
-        if p.dim() < 2:
-            total += storage_bytes(p, number_format, "dense")
-        elif encoding == "best":
-            total += min(storage_bytes(p, number_format, e) for e in ENCODINGS)
-        else:
-            total += storage_bytes(p, number_format, encoding)
+    _check_encoding(encoding)
+    compressed = compressed_layers(model)
+    total = sum(tensor_bytes(p, number_format, encoding) for p in _parameters_outside(model, compressed))
+    for m in compressed.values():
+        total += sum(tensor_bytes(t.values, t.bits, encoding) for t in m.stored_tensors())
     return total
 
 
@@ -128,13 +249,19 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
                 live = x[0].numel()
             else:
                 live = x[0].numel() + output[0].numel()
+            runs = module.layer if isinstance(module, CompressedLayer) else module
             traces.append(LayerTrace(name, type(module).__name__, tuple(x.shape[1:]),
-                                     tuple(output.shape[1:]), layer_macs(module, output),
-                                     sum(p.numel() for p in module.parameters(recurse=False)), live))
+                                     tuple(output.shape[1:]), layer_macs(runs, output),
+                                     sum(p.numel() for p in runs.parameters(recurse=False)), live))
         return hook
 
+    # Leaves are the layers that run: modules without children, and compressed layers, which
+    # run their wrapped layer's arithmetic themselves (their children are not called).
+    compressed = list(compressed_layers(model))
     for name, module in model.named_modules():
-        if len(list(module.children())) == 0:
+        if any(name.startswith(prefix + ".") for prefix in compressed):
+            continue
+        if isinstance(module, CompressedLayer) or len(list(module.children())) == 0:
             hooks.append(module.register_forward_hook(record(name)))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
@@ -316,24 +443,48 @@ class ModelReport:
         return row
 
 
-def report(model: nn.Module, name: str = "model", number_format: str | int = "fp32",
+def computed_format(model: nn.Module) -> str:
+    """The number format a model computes in: ``"int<b>"`` when every weight layer is a
+    :class:`CompressedLayer` whose inputs are quantized (``b`` the widest input bits), else
+    ``"fp32"`` (plain layers, or weight-only compression, compute in floating point)."""
+    compressed = compressed_layers(model)
+    plain = weight_layers(model)
+    bits = [m.activation_bits for m in compressed.values()]
+    if compressed and not plain and all(b is not None for b in bits):
+        return f"int{max(bits)}"
+    return "fp32"
+
+
+def report(model: nn.Module, name: str = "model", number_format: str | int | None = None,
            encoding: str = "dense", input_shape: tuple[int, ...] = IMAGE_SHAPE,
            activation_format: str | int | None = None, latency_batch_sizes: tuple[int, ...] = (),
            threads: int | None = None, repeats: int = 50) -> ModelReport:
-    """Measure ``model``: counts, bytes in ``number_format``/``encoding``, MACs, activations,
-    and (if ``latency_batch_sizes`` is given) measured latency at each batch size.
+    """Measure ``model``: counts, bytes, MACs, activations, and (if ``latency_batch_sizes`` is
+    given) measured latency at each batch size.
 
-    Activations use ``activation_format`` (default: the weights' ``number_format``).
+    Args:
+        number_format: the format the model computes in and stores its plain parameters in.
+            ``None``: :func:`computed_format` (``"fp32"`` for a plain model, ``"int8"`` for a
+            model whose layers all quantize their inputs to 8 bits). Give one to ask "what if
+            this plain model were stored in int8?". Compressed layers always store their
+            tensors at their own bits.
+        encoding: ``"dense"``, a sparse encoding, or ``"best"`` (each tensor in its smallest).
+        activation_format: the activations' format; default ``number_format``.
+
+    Raises:
+        TypeError / ValueError: naming the argument, for a bad model, format, encoding or shape.
     """
     _check_model(model)
-    activation_format = number_format if activation_format is None else activation_format
+    _check_encoding(encoding)
+    number_format = computed_format(model) if number_format is None else format_name(number_format)
+    activation_format = number_format if activation_format is None else format_name(activation_format)
     act_bits = bits_of(activation_format)
     layers = tuple(trace_layers(model, input_shape))
     traffic = sum(t.live_elements for t in layers)
     latency = {b: measure_latency(model, input_shape, batch_size=b, threads=threads, repeats=repeats)
                for b in latency_batch_sizes}
     return ModelReport(
-        name=name, number_format=str(number_format), encoding=encoding,
+        name=name, number_format=number_format, encoding=encoding,
         parameters=count_parameters(model), nonzeros=count_nonzero(model),
         weight_bytes=weight_bytes(model, number_format, encoding),
         macs=sum(t.macs for t in layers),

@@ -29,25 +29,44 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
+from numbers import Real
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import data, hardware, measure, zoo
 from .data import ImageSplit, batches
-from .measure import trace_layers
+from .measure import WEIGHT_LAYER_TYPES, trace_layers, weight_layers
 from .train import evaluate, fine_tune, model_device
 
-PRUNABLE = (nn.Linear, nn.Conv2d)
 Masks = dict[str, torch.Tensor]          # parameter name ("fc1.weight") -> 0/1 mask of its shape
+CRITERIA = ("l1", "l2", "activation", "taylor")
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> None:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(sparsity).__name__}")
-    if not 0.0 <= sparsity < 1.0:
+    """Sparsity is the fraction of zeros (of weights, or of channels): a number in [0, 1)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(sparsity).__name__} {sparsity!r}")
+    if not 0.0 <= sparsity < 1.0:       # also False for NaN
         raise ValueError(f"{name} must be in [0, 1), got {sparsity}")
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_split(split: object, name: str = "split") -> None:
+    if not isinstance(split, ImageSplit):
+        raise TypeError(f"{name} must be an ImageSplit (from course_lib.data.load), got {type(split).__name__}")
+
+
+def _check_int(value: object, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 # ----------------------------------------------------------------------------- fine-grained primitives
@@ -59,7 +78,11 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     picks them); identical to ``torch.nn.utils.prune.l1_unstructured``'s mask.
     Returns a float tensor of ``weight``'s shape; ``weight`` is not modified.
     """
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
     check_sparsity(sparsity)
+    if not torch.isfinite(weight.detach()).all():
+        raise ValueError("weight contains NaN or inf; magnitudes would be meaningless")
     n_prune = round(sparsity * weight.numel())
     mask = torch.ones_like(weight)
     if n_prune:
@@ -69,12 +92,11 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The ``Linear`` and ``Conv2d`` layers of a model, by name, in order."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+    """:func:`course_lib.measure.weight_layers`, raising ValueError if there is none."""
+    _check_model(model)
+    layers = weight_layers(model)
     if not layers:
-        raise ValueError(f"model has no prunable weights (no {[c.__name__ for c in PRUNABLE]} layers)")
+        raise ValueError(f"model has no prunable weights (no {[c.__name__ for c in WEIGHT_LAYER_TYPES]} layers)")
     return layers
 
 
@@ -105,10 +127,7 @@ def global_masks(model: nn.Module, sparsity: float, layer_names: Iterable[str] |
     layers with many small weights lose more (Han et al. 2015; ``prune.global_unstructured``)."""
     check_sparsity(sparsity)
     layers = prunable_layers(model)
-    names = list(layer_names) if layer_names is not None else list(layers)
-    unknown = set(names) - set(layers)
-    if unknown:
-        raise ValueError(f"layer_names has unknown layers {sorted(unknown)}; prunable: {list(layers)}")
+    names = _layer_names(layers, layer_names)
     flat = torch.cat([layers[n].weight.detach().reshape(-1) for n in names])   # (sum of sizes,)
     mask = magnitude_mask(flat, sparsity)
     masks, start = {}, 0
@@ -119,17 +138,30 @@ def global_masks(model: nn.Module, sparsity: float, layer_names: Iterable[str] |
     return masks
 
 
+def _layer_names(layers: dict[str, nn.Module], layer_names: Iterable[str] | None) -> list[str]:
+    names = list(layers) if layer_names is None else list(layer_names)
+    unknown = set(names) - set(layers)
+    if unknown or not names:
+        raise ValueError(f"layer_names must name prunable layers {list(layers)}, got {names}")
+    return names
+
+
 def apply_masks_(model: nn.Module, masks: Masks) -> None:
     """Multiply each masked parameter by its mask, in place. Use it as ``fit``'s ``after_step``
-    hook so pruned weights stay zero through fine-tuning."""
+    hook so pruned weights stay zero through fine-tuning. Every mask is checked before any
+    parameter changes, so a bad mask leaves the model as it was."""
+    _check_model(model)
+    if not isinstance(masks, dict):
+        raise TypeError(f"masks must be a dict {{parameter name: mask}}, got {type(masks).__name__}")
     params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        if name not in params:
+            raise ValueError(f"masks names parameter {name!r}, which the model does not have")
+        if not isinstance(mask, torch.Tensor) or params[name].shape != mask.shape:
+            raise ValueError(f"mask for {name!r} must be a tensor of the parameter's shape "
+                             f"{tuple(params[name].shape)}, got {getattr(mask, 'shape', type(mask).__name__)}")
     with torch.no_grad():
         for name, mask in masks.items():
-            if name not in params:
-                raise ValueError(f"masks names parameter {name!r}, which the model does not have")
-            if params[name].shape != mask.shape:
-                raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, the parameter "
-                                 f"{tuple(params[name].shape)}")
             params[name].mul_(mask.to(params[name].device))
 
 
@@ -138,10 +170,12 @@ def masks_hook(masks: Masks) -> Callable[[nn.Module], None]:
     return lambda model: apply_masks_(model, masks)
 
 
-def prune(model: nn.Module, sparsity: float | dict[str, float], scope: str = "layer") -> tuple[nn.Module, Masks]:
-    """Magnitude-prune a copy of ``model``: ``scope="layer"`` (each layer to its sparsity) or
-    ``"global"`` (one threshold; ``sparsity`` must then be a float). Returns (pruned copy, masks)."""
-    if scope not in ("layer", "global"):
+def prune_weights(model: nn.Module, sparsity: float | dict[str, float],
+                  scope: str = "layer") -> tuple[nn.Module, Masks]:
+    """Unstructured magnitude pruning of a copy of ``model``: individual weights are zeroed, the
+    shapes stay. ``scope="layer"`` (each layer to its sparsity) or ``"global"`` (one threshold;
+    ``sparsity`` must then be a float). Returns (pruned copy, masks)."""
+    if not isinstance(scope, str) or scope not in ("layer", "global"):
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     if scope == "global" and isinstance(sparsity, dict):
         raise ValueError("scope='global' takes one float sparsity, not a dict")
@@ -149,6 +183,7 @@ def prune(model: nn.Module, sparsity: float | dict[str, float], scope: str = "la
     pruned = copy.deepcopy(model)
     apply_masks_(pruned, masks)
     return pruned, masks
+
 
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
@@ -169,20 +204,23 @@ def kept_fraction(model: nn.Module) -> float:
 def sensitivity_scan(model: nn.Module, split: ImageSplit, sparsities: Iterable[float],
                      layer_names: Iterable[str] | None = None,
                      progress: bool = True) -> dict[str, list[tuple[float, float]]]:
-    """Accuracy when each layer alone is magnitude-pruned to each sparsity, without retraining
-    (Han et al. 2015, Fig. 6). Returns ``{layer: [(sparsity, accuracy), ...]}``."""
+    """Accuracy on ``split`` when each layer alone is magnitude-pruned to each sparsity, without
+    retraining (Han et al. 2015, Fig. 6). Returns ``{layer: [(sparsity, accuracy), ...]}``.
+    The scan drives choices, so ``split`` is validation data, never the test set."""
+    _check_split(split)
     sparsities = list(sparsities)
+    if not sparsities:
+        raise ValueError("sparsities must hold at least one sparsity")
     for s in sparsities:
-        check_sparsity(s)
-    layers = prunable_layers(model)
-    names = list(layer_names) if layer_names is not None else list(layers)
+        check_sparsity(s, "each of sparsities")
+    names = _layer_names(prunable_layers(model), layer_names)
     scan = {}
     total = len(names) * len(sparsities)
     with tqdm(total=total, desc="sensitivity scan", disable=not progress) as bar:
         for name in names:
             scan[name] = []
             for s in sparsities:
-                pruned, _ = prune(model, {name: s})
+                pruned, _ = prune_weights(model, {name: s})
                 scan[name].append((s, evaluate(pruned, split).accuracy))
                 bar.update()
     return scan
@@ -190,10 +228,14 @@ def sensitivity_scan(model: nn.Module, split: ImageSplit, sparsities: Iterable[f
 
 def choose_sparsities(scan: dict[str, list[tuple[float, float]]], baseline_accuracy: float,
                       max_drop: float) -> dict[str, float]:
-    """For each layer, the highest scanned sparsity whose accuracy stays within ``max_drop`` of
-    the baseline (0 if none does): sensitive layers keep more weights."""
-    if max_drop < 0:
-        raise ValueError(f"max_drop must be >= 0, got {max_drop}")
+    """For each layer, the highest scanned sparsity whose accuracy stays within ``max_drop``
+    (absolute: 0.01 is one point) of the baseline, boundary included; 0 if none does. Sensitive
+    layers keep more weights. The scan need not be sorted."""
+    if not isinstance(scan, dict) or not scan:
+        raise TypeError("scan must be a non-empty dict {layer: [(sparsity, accuracy), ...]}")
+    for name, value in (("baseline_accuracy", baseline_accuracy), ("max_drop", max_drop)):
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return {name: max([s for s, acc in points if acc >= baseline_accuracy - max_drop], default=0.0)
             for name, points in scan.items()}
 
@@ -204,6 +246,9 @@ def cubic_sparsity(step: int, total_steps: int, final: float, initial: float = 0
     """Zhu & Gupta (2017), "To prune, or not to prune", Eq. 1:
     :math:`s_t = s_f + (s_i - s_f)(1 - t/n)^3` for :math:`t = 0..n`: prune fast while many
     redundant weights remain, slowly near the end."""
+    for name, value in (("step", step), ("total_steps", total_steps)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if total_steps < 1 or not 0 <= step <= total_steps:
         raise ValueError(f"step must be in [0, total_steps] with total_steps >= 1, got {step}/{total_steps}")
     check_sparsity(final, "final")
@@ -213,18 +258,28 @@ def cubic_sparsity(step: int, total_steps: int, final: float, initial: float = 0
 
 def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float | dict[str, float],
                     steps: int, epochs_per_step: int, lr: float = 1e-4,
-                    test: ImageSplit | None = None, scope: str = "layer", seed: int = 0,
+                    validation: ImageSplit | None = None, scope: str = "layer", seed: int = 0,
                     progress: bool = True, **fit_kwargs) -> tuple[nn.Module, Masks, list[dict]]:
     """Gradual magnitude pruning with fine-tuning (Han et al. 2015's prune-retrain loop on Zhu &
     Gupta's cubic schedule): at step ``t = 1..steps`` prune a copy of the model to
     ``cubic_sparsity(t)`` of each layer's final sparsity, then fine-tune ``epochs_per_step`` epochs
     with the masks held. Retraining uses a learning rate ``lr`` below the original one, as Han
-    et al. do. Returns (pruned model, final masks, one record per step)."""
-    if steps < 1 or epochs_per_step < 0:
-        raise ValueError(f"steps must be >= 1 and epochs_per_step >= 0, got {steps}, {epochs_per_step}")
+    et al. do. With ``validation``, each step records its validation accuracy (monitoring uses
+    validation data; the test set only reports the end result). Returns (pruned model, final
+    masks, one record per step)."""
+    _check_model(model)
+    _check_split(train, "train")
+    if validation is not None:
+        _check_split(validation, "validation")
+    _check_int(steps, "steps", 1)
+    _check_int(epochs_per_step, "epochs_per_step", 0)
+    if not isinstance(scope, str) or scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    if scope == "global" and isinstance(final_sparsity, dict):
+        raise ValueError("scope='global' takes one float final_sparsity, not a dict")
     targets = _per_layer(model, final_sparsity) if scope == "layer" else final_sparsity
     if scope == "global":
-        check_sparsity(targets)
+        check_sparsity(targets, "final_sparsity")
     current = copy.deepcopy(model)
     history = []
     masks: Masks = {}
@@ -233,13 +288,13 @@ def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float |
             step_sparsity = {n: cubic_sparsity(t, steps, s) for n, s in targets.items()}
         else:
             step_sparsity = cubic_sparsity(t, steps, targets)
-        current, masks = prune(current, step_sparsity, scope)
+        current, masks = prune_weights(current, step_sparsity, scope)
         fine_tune(current, train, epochs_per_step, lr=lr, after_step=masks_hook(masks),
                   seed=seed + t, progress=progress, description=f"prune step {t}/{steps}",
                   **fit_kwargs)
         record = {"step": t, "kept": kept_fraction(current)}
-        if test is not None:
-            record["test_accuracy"] = evaluate(current, test).accuracy
+        if validation is not None:
+            record["validation_accuracy"] = evaluate(current, validation).accuracy
         history.append(record)
     return current, masks, history
 
@@ -249,12 +304,16 @@ def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float |
 def channel_norm(weight: torch.Tensor, p: int = 1) -> torch.Tensor:
     """Importance of each output channel (row) of a weight: :math:`\\|W_c\\|_p` over all its
     inputs (Li et al. 2017 use p = 1). (C_out, ...) -> (C_out,)."""
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p}")
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        raise ValueError(f"weight must be a tensor (C_out, ...) of 2+ dimensions, got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
     return weight.detach().reshape(weight.shape[0], -1).norm(p=p, dim=1)
 
 
 def _layer(model: nn.Module, layer_name: str) -> nn.Module:
+    _check_model(model)
     layers = prunable_layers(model)
     if layer_name not in layers:
         raise ValueError(f"layer_name must be one of {list(layers)}, got {layer_name!r}")
@@ -271,6 +330,8 @@ def activation_importance(model: nn.Module, layer_name: str, split: ImageSplit,
     """Mean absolute output of each channel of ``layer_name`` over ``n`` examples (channels
     that barely respond matter little). Returns (C_out,)."""
     layer = _layer(model, layer_name)
+    _check_split(split)
+    _check_int(n, "n", 1)
     device = model_device(model)
     totals = []
     handle = layer.register_forward_hook(lambda m, i, out: totals.append(_per_channel_mean(out.abs())))
@@ -289,9 +350,13 @@ def activation_importance(model: nn.Module, layer_name: str, split: ImageSplit,
 def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: int = 1000) -> torch.Tensor:
     """First-order Taylor estimate of the loss change when a channel is removed (Molchanov et
     al. 2017): :math:`|\\,\\overline{a_c \\, \\partial L / \\partial a_c}\\,|`, the product of each
-    output ``a`` with its gradient, averaged over positions and examples. Returns (C_out,)."""
+    output ``a`` with its gradient, averaged over positions and examples. Returns (C_out,).
+    The model's parameter gradients are left as they were (saved, then restored)."""
     layer = _layer(model, layer_name)
+    _check_split(split)
+    _check_int(n, "n", 1)
     device = model_device(model)
+    saved_grads = {name: (None if p.grad is None else p.grad.clone()) for name, p in model.named_parameters()}
     outputs = []
 
     def keep_output(module, inputs, out):      # returns None: the output is left unchanged
@@ -312,7 +377,8 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
             scores.append(_per_channel_mean(a * a.grad).abs())
     finally:
         handle.remove()
-        model.zero_grad(set_to_none=True)
+        for name, p in model.named_parameters():
+            p.grad = saved_grads[name]
         model.train(was_training)
     return torch.stack(scores).mean(0).detach().cpu()
 
@@ -320,9 +386,11 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
 def select_channels(importance: torch.Tensor, keep: int) -> torch.Tensor:
     """Indices of the ``keep`` most important channels, in increasing order (ties go to the
     earlier channel)."""
-    if importance.dim() != 1:
-        raise ValueError(f"importance must be a vector (C,), got shape {tuple(importance.shape)}")
-    if not 1 <= keep <= len(importance):
+    if not isinstance(importance, torch.Tensor) or importance.dim() != 1:
+        raise ValueError(f"importance must be a vector (C,), got {getattr(importance, 'shape', type(importance).__name__)}")
+    if not torch.isfinite(importance).all():
+        raise ValueError("importance contains NaN or inf")
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= len(importance):
         raise ValueError(f"keep must be in [1, {len(importance)}], got {keep}")
     order = torch.argsort(importance, descending=True, stable=True)
     return order[:keep].sort().values
@@ -353,7 +421,7 @@ def _sliced_layer(layer: nn.Module, out_index: torch.Tensor | None = None,
         new = nn.Linear(W.shape[1], W.shape[0], bias=layer.bias is not None)
     else:
         if layer.groups != 1:
-            raise ValueError("grouped convolutions are not supported by prune_channels")
+            raise ValueError("grouped convolutions are not supported by remove_channels")
         new = nn.Conv2d(W.shape[1], W.shape[0], layer.kernel_size, stride=layer.stride,
                         padding=layer.padding, dilation=layer.dilation, bias=layer.bias is not None,
                         padding_mode=layer.padding_mode)
@@ -363,10 +431,10 @@ def _sliced_layer(layer: nn.Module, out_index: torch.Tensor | None = None,
     return new.to(layer.weight.device)
 
 
-def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
-                   input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Sequential:
-    """A new, physically smaller network where layer ``layer_name`` keeps only the output
-    channels (neurons) ``keep``.
+def remove_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
+                    input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Sequential:
+    """Channel surgery: a new, physically smaller network where layer ``layer_name`` keeps only
+    the output channels (neurons) whose indices are in ``keep`` (an integer tensor or list).
 
     Walking forward from that layer: a batch norm keeps the same channels; element-wise layers
     and pooling pass through; the next Conv2d keeps only those input channels; the next Linear,
@@ -377,7 +445,10 @@ def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be an nn.Sequential (the course's models are), got {type(model).__name__}")
     layer = _layer(model, layer_name)
-    keep = torch.as_tensor(keep, dtype=torch.long).reshape(-1)
+    keep = torch.as_tensor(keep)
+    if keep.is_floating_point() or keep.dtype == torch.bool:
+        raise TypeError(f"keep must hold integer channel indices, got dtype {keep.dtype}")
+    keep = keep.to(torch.long).reshape(-1)
     n_out = layer.weight.shape[0]
     if len(keep) == 0 or keep.min() < 0 or keep.max() >= n_out or len(keep.unique()) != len(keep):
         raise ValueError(f"keep must hold distinct channel indices in [0, {n_out}), got {keep.tolist()}")
@@ -399,7 +470,7 @@ def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
         elif isinstance(module, nn.Flatten):
             per_channel = math.prod(input_shapes[name][1:])          # H * W of each channel
             columns = (columns[:, None] * per_channel + torch.arange(per_channel)).reshape(-1)
-        elif isinstance(module, PRUNABLE):
+        elif isinstance(module, WEIGHT_LAYER_TYPES):
             new_modules[name] = _sliced_layer(module, in_index=columns.to(module.weight.device))
             break
         elif list(module.parameters()):
@@ -415,21 +486,31 @@ def prune_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
     return pruned.train(model.training)
 
 
-def channel_prune(model: nn.Sequential, keep_fraction: dict[str, float], criterion: str = "l1",
-                  split: ImageSplit | None = None) -> nn.Sequential:
-    """Prune several layers' channels, each to ``round(keep_fraction * C_out)`` channels (at
-    least 1), scored by ``criterion``: ``"l1"``, ``"l2"`` (filter norms), ``"activation"`` or
-    ``"taylor"`` (data-driven; need ``split``). Layers are pruned in order, each scored on the
-    network as pruned so far. Returns a new model."""
-    criteria = ("l1", "l2", "activation", "taylor")
-    if criterion not in criteria:
-        raise ValueError(f"criterion must be one of {criteria}, got {criterion!r}")
-    if criterion in ("activation", "taylor") and split is None:
-        raise ValueError(f"criterion {criterion!r} needs data: pass split=")
+def prune_channels(model: nn.Sequential, sparsity: dict[str, float], criterion: str = "l1",
+                   split: ImageSplit | None = None) -> nn.Sequential:
+    """Structured pruning of several layers: layer ``name`` loses the fraction
+    ``sparsity[name]`` of its output channels, keeping ``max(1, round((1 - s) * C_out))`` of
+    them, scored by ``criterion``: ``"l1"``, ``"l2"`` (filter norms), ``"activation"`` or
+    ``"taylor"`` (data-driven; need ``split``, training or validation images). Layers are pruned
+    in order, each scored on the network as pruned so far, and removed by
+    :func:`remove_channels`. Returns a new model; the given one is not changed."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential (the course's models are), got {type(model).__name__}")
+    if not isinstance(criterion, str) or criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if criterion in ("activation", "taylor"):
+        if split is None:
+            raise ValueError(f"criterion {criterion!r} needs data: pass split=")
+        _check_split(split)
+    if not isinstance(sparsity, dict) or not sparsity:
+        raise TypeError("sparsity must be a non-empty dict {layer name: fraction of channels removed}")
+    layers = prunable_layers(model)
+    for name, s in sparsity.items():
+        if name not in layers:
+            raise ValueError(f"sparsity names unknown layer {name!r}; prunable layers are {list(layers)}")
+        check_sparsity(s, f"sparsity[{name!r}]")
     current = model
-    for name, fraction in keep_fraction.items():
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"keep_fraction[{name!r}] must be in (0, 1], got {fraction}")
+    for name, s in sparsity.items():
         layer = _layer(current, name)
         if criterion in ("l1", "l2"):
             importance = channel_norm(layer.weight, 1 if criterion == "l1" else 2)
@@ -437,6 +518,82 @@ def channel_prune(model: nn.Sequential, keep_fraction: dict[str, float], criteri
             importance = activation_importance(current, name, split)
         else:
             importance = taylor_importance(current, name, split)
-        keep = select_channels(importance, max(1, round(fraction * layer.weight.shape[0])))
-        current = prune_channels(current, name, keep)
+        keep = select_channels(importance, max(1, round((1.0 - s) * layer.weight.shape[0])))
+        current = remove_channels(current, name, keep)
     return current if current is not model else copy.deepcopy(model)
+
+
+# ----------------------------------------------------------------------------- the experiment of notebook 01's panel
+
+PRUNING_METHODS = ("layer-wise", "global", "channel")
+
+
+@dataclass(frozen=True)
+class PruningExperiment:
+    """What pruning a zoo model did: accuracy, storage, fit on a device, measured speedup."""
+    model_name: str
+    method: str
+    sparsity: float
+    baseline_accuracy: float      # on the validation split
+    accuracy: float               # on the validation split
+    report: measure.ModelReport   # of the pruned model, weights in their best encoding
+    dense_bytes: int              # of the baseline, fp32 dense
+    verdict: hardware.Verdict
+    speedup: measure.Speedup | None
+
+    def lines(self) -> list[str]:
+        """The result in words, one line each (what the panel shows)."""
+        r = self.report
+        lines = [f"{self.model_name}, {self.method} pruning at sparsity {self.sparsity:.2f}: validation "
+                 f"accuracy {100 * self.accuracy:.2f}% (baseline {100 * self.baseline_accuracy:.2f}%)",
+                 f"nonzero weights {r.nonzeros:,} of {r.parameters:,}; {r.macs:,} MACs; stored in "
+                 f"{measure.format_bytes(r.weight_bytes)} ({r.encoding}) vs "
+                 f"{measure.format_bytes(self.dense_bytes)} dense fp32",
+                 *hardware.verdict_lines(self.verdict, " with dense kernels")]
+        if self.speedup is not None:
+            lines.append(f"Measured here, batch {self.speedup.baseline.batch_size}: "
+                         f"{1000 * self.speedup.candidate.median:.3f} ms vs "
+                         f"{1000 * self.speedup.baseline.median:.3f} ms dense: speedup "
+                         f"{self.speedup.ratio:.2f}x")
+        return lines
+
+
+def pruning_experiment(model_name: str, method: str, sparsity: float, device_name: str,
+                       fine_tune_epochs: int = 0, fine_tune_examples: int = 10_000,
+                       measure_speed: bool = True, seed: int = 0) -> PruningExperiment:
+    """Prune a zoo model, optionally fine-tune it briefly on training images, and measure it:
+    validation accuracy, bytes in the best encoding, fit and estimated latency on a device,
+    and the speedup measured here.
+
+    ``method``: ``"layer-wise"`` / ``"global"`` magnitude pruning (masks held while
+    fine-tuning), or ``"channel"``: every hidden layer loses the fraction ``sparsity`` of its
+    channels by L1 norm, giving a smaller dense network.
+    """
+    if model_name not in zoo.names():
+        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
+    if not isinstance(method, str) or method not in PRUNING_METHODS:
+        raise ValueError(f"method must be one of {PRUNING_METHODS}, got {method!r}")
+    check_sparsity(sparsity)
+    _check_int(fine_tune_epochs, "fine_tune_epochs", 0)
+    _check_int(fine_tune_examples, "fine_tune_examples", 1)
+    device = hardware.get_device(device_name)
+    baseline = zoo.load(model_name)
+    dataset = zoo.dataset_of(model_name)
+    validation = data.load(dataset, "validation")
+    if method == "channel":
+        hidden = list(prunable_layers(baseline))[:-1]
+        pruned = prune_channels(baseline, {n: sparsity for n in hidden})
+        hook = None
+    else:
+        pruned, masks = prune_weights(baseline, sparsity, "layer" if method == "layer-wise" else "global")
+        hook = masks_hook(masks)
+    if fine_tune_epochs:
+        subset = data.load(dataset, "train").subset(fine_tune_examples)
+        fine_tune(pruned, subset, fine_tune_epochs, lr=1e-3, after_step=hook, progress=False, seed=seed)
+    encoding = "dense" if method == "channel" else "best"
+    report = measure.report(pruned, model_name, encoding=encoding)
+    speed = measure.speedup(baseline, pruned, batch_size=64, repeats=20) if measure_speed else None
+    return PruningExperiment(
+        model_name, method, sparsity, evaluate(baseline, validation).accuracy,
+        evaluate(pruned, validation).accuracy, report, measure.weight_bytes(baseline, "fp32"),
+        hardware.check_fit(report, device), speed)

@@ -30,32 +30,56 @@ and quantization-aware training. Taught in ``notebooks/02_quantization.ipynb``.
 from __future__ import annotations
 
 import copy
-from typing import Iterable, NamedTuple
+import math
+import tempfile
+from dataclasses import dataclass
+from numbers import Real
+from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from . import data, hardware, measure, runtime, zoo
 from .data import ImageSplit, batches
-from .encoding import storage_bytes
-from .train import model_device
+from .measure import CompressedLayer, StoredTensor, weight_bytes, weight_layers
+from .train import evaluate, model_device
 
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 WEIGHT_SCHEMES = ("affine", "ternary", "binary")
 
 
+MIN_BITS, MAX_BITS = 1, 16
+
+
 def check_bits(bits: int, name: str = "bits") -> None:
+    """The course's one check of a bit width (codes, codebook indices): an int in [1, 16]."""
     if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"{name} must be an int in [2, 16], got {type(bits).__name__}")
-    if not 2 <= bits <= 16:
-        raise ValueError(f"{name} must be in [2, 16], got {bits}")
+        raise TypeError(f"{name} must be an int in [{MIN_BITS}, {MAX_BITS}], got {type(bits).__name__} {bits!r}")
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"{name} must be in [{MIN_BITS}, {MAX_BITS}], got {bits}")
+
+
+def _check_tensor(x: object, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
 
 
 def _check_finite(x: torch.Tensor, name: str) -> None:
+    _check_tensor(x, name)
     if x.numel() == 0:
         raise ValueError(f"{name} is empty; quantization needs at least one value")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf; clean the data before calibrating")
+
+
+def _check_choice(name: str, value: object, allowed: tuple) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -89,12 +113,22 @@ def choose_qparams(x_min: torch.Tensor | float, x_max: torch.Tensor | float, bit
     ``signed`` defaults to True for symmetric and False for asymmetric. Scales are at least
     ``1e-8`` (a constant tensor still gets a valid scale).
     """
+    check_bits(bits)
+    if signed is not None and not isinstance(signed, bool):
+        raise TypeError(f"signed must be a bool or None, got {type(signed).__name__}")
+    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int) or axis < 0):
+        raise ValueError(f"axis must be None or a non-negative int, got {axis!r}")
     signed = symmetric if signed is None else signed
     qmin, qmax = integer_range(bits, signed)
-    lo = torch.clamp(torch.as_tensor(x_min, dtype=torch.float32), max=0.0)
-    hi = torch.clamp(torch.as_tensor(x_max, dtype=torch.float32), min=0.0)
+    lo, hi = _as_range_tensor(x_min, "x_min"), _as_range_tensor(x_max, "x_max")
+    if lo.shape != hi.shape:
+        raise ValueError(f"x_min and x_max must have the same shape, got {tuple(lo.shape)} and {tuple(hi.shape)}")
     if (lo > hi).any():
-        raise ValueError("x_min must be <= x_max")
+        raise ValueError(f"x_min must be <= x_max, got x_min={x_min} and x_max={x_max}")
+    if axis is None and lo.dim() != 0:
+        raise ValueError(f"per-tensor qparams need scalar x_min and x_max, got shape {tuple(lo.shape)}; "
+                         "pass axis= for per-channel ranges")
+    lo, hi = torch.clamp(lo, max=0.0), torch.clamp(hi, min=0.0)
     if symmetric:
         scale = torch.maximum(-lo, hi) / ((qmax - qmin) / 2)
         scale = torch.clamp(scale, min=1e-8)
@@ -105,10 +139,29 @@ def choose_qparams(x_min: torch.Tensor | float, x_max: torch.Tensor | float, bit
     return QParams(scale, zero_point, qmin, qmax, axis)
 
 
+def _as_range_tensor(value: torch.Tensor | float, name: str) -> torch.Tensor:
+    """A range bound as a float32 tensor, checked to be real and finite."""
+    if isinstance(value, bool) or not isinstance(value, (Real, torch.Tensor)):
+        raise TypeError(f"{name} must be a real number or a tensor, got {type(value).__name__}")
+    t = torch.as_tensor(value, dtype=torch.float32).detach()
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite, got {value}; calibrate on data without NaN or inf")
+    return t
+
+
+def _check_qparams(p: object, name: str = "qparams") -> None:
+    if not isinstance(p, QParams):
+        raise TypeError(f"{name} must be a QParams (from choose_qparams), got {type(p).__name__}")
+
+
 def _broadcast(p: QParams, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale and zero-point shaped to broadcast against ``x`` (per-channel along ``p.axis``)."""
+    """Scale and zero-point shaped to broadcast against ``x`` (per-channel along ``p.axis``).
+    Raises ValueError if per-channel qparams do not match ``x``'s size along that axis."""
     if p.axis is None:
         return p.scale.to(x.device), p.zero_point.to(x.device)
+    if p.axis >= x.dim() or x.shape[p.axis] != p.scale.numel():
+        raise ValueError(f"per-channel qparams along axis {p.axis} hold {p.scale.numel()} scales, "
+                         f"which does not match a tensor of shape {tuple(x.shape)}")
     shape = [1] * x.dim()
     shape[p.axis] = -1
     return p.scale.reshape(shape).to(x.device), p.zero_point.reshape(shape).to(x.device)
@@ -116,13 +169,20 @@ def _broadcast(p: QParams, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 def quantize(x: torch.Tensor, p: QParams) -> torch.Tensor:
     """Integer codes :math:`\\mathrm{clamp}(\\mathrm{round}(x/s) + z, q_{min}, q_{max})` as int64.
-    Rounds half to even and multiplies by :math:`1/s`, as PyTorch's kernels do."""
+    Rounds half to even and multiplies by :math:`1/s`, as PyTorch's kernels do. NaN or inf in
+    ``x`` raise ValueError (their codes would be meaningless)."""
+    _check_finite(x, "x")
+    _check_qparams(p, "p")
     scale, zero_point = _broadcast(p, x)
     return torch.clamp(torch.round(x * (1.0 / scale)) + zero_point, p.qmin, p.qmax).to(torch.int64)
 
 
 def dequantize(q: torch.Tensor, p: QParams) -> torch.Tensor:
-    """Real values :math:`s (q - z)` (float32)."""
+    """Real values :math:`s (q - z)` (float32) of integer codes ``q``."""
+    _check_tensor(q, "q")
+    _check_qparams(p, "p")
+    if q.is_floating_point() or q.is_complex():
+        raise TypeError(f"q must hold integer codes, got dtype {q.dtype}; use quantize() to get them")
     scale, zero_point = _broadcast(p, q)
     return (q - zero_point).to(torch.float32) * scale
 
@@ -146,12 +206,29 @@ def fake_quantize(x: torch.Tensor, p: QParams) -> torch.Tensor:
     """:math:`\\hat x = s(\\mathrm{clamp}(\\mathrm{round}(x/s)+z) - z)` in float, differentiable
     with the straight-through estimator. Matches ``torch.fake_quantize_per_tensor_affine`` and
     ``torch.fake_quantize_per_channel_affine`` bit for bit (tested)."""
+    _check_tensor(x, "x")
+    _check_qparams(p, "p")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
     scale, zero_point = _broadcast(p, x)
     return _FakeQuantizeSTE.apply(x, scale, zero_point.to(x.dtype), p.qmin, p.qmax)
 
 
+def _check_weight(w: object, name: str = "w") -> None:
+    _check_tensor(w, name)
+    if w.dim() < 1 or w.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty weight tensor (out, ...), got shape {tuple(w.shape)}")
+    if not w.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {w.dtype}")
+    if not torch.isfinite(w.detach()).all():
+        raise ValueError(f"{name} contains NaN or inf")
+
+
 def weight_qparams(w: torch.Tensor, bits: int = 8, per_channel: bool = True) -> QParams:
     """Symmetric signed qparams for a weight, one scale per output channel (row) or per tensor."""
+    _check_weight(w)
+    if not isinstance(per_channel, bool):
+        raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
     w = w.detach()
     if per_channel:
         flat = w.reshape(w.shape[0], -1)
@@ -161,21 +238,35 @@ def weight_qparams(w: torch.Tensor, bits: int = 8, per_channel: bool = True) -> 
 
 # ----------------------------------------------------------------------------- ternary and binary
 
-def ternarize(w: torch.Tensor, threshold_ratio: float = 0.7) -> torch.Tensor:
-    """TWN (Li et al. 2016): :math:`\\Delta = 0.7 \\cdot \\overline{|W|}`,
-    :math:`\\alpha = \\overline{|W_i|}_{|W_i| > \\Delta}`, :math:`W_t = \\alpha\\,\\mathrm{sign}(W)\\,
-    \\mathbb{1}[|W| > \\Delta]`, one :math:`\\alpha` per output channel (row)."""
-    flat = w.reshape(w.shape[0], -1)
+def ternary_scales(w: torch.Tensor, threshold_ratio: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
+    """TWN (Li et al. 2016): per output channel (row), the threshold
+    :math:`\\Delta = 0.7 \\cdot \\overline{|W|}` and the scale
+    :math:`\\alpha = \\overline{|W_i|}_{|W_i| > \\Delta}`. Returns ``(keep, alpha)``: the 0/1 mask
+    of weights above the threshold, (out, rest), and alpha, (out, 1)."""
+    _check_weight(w)
+    if isinstance(threshold_ratio, bool) or not isinstance(threshold_ratio, Real) \
+            or not math.isfinite(threshold_ratio) or threshold_ratio < 0:
+        raise ValueError(f"threshold_ratio must be a finite number >= 0, got {threshold_ratio!r}")
+    flat = w.detach().reshape(w.shape[0], -1)
     delta = threshold_ratio * flat.abs().mean(1, keepdim=True)
     keep = (flat.abs() > delta).to(w.dtype)
     alpha = (flat.abs() * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1)
+    return keep, alpha
+
+
+def ternarize(w: torch.Tensor, threshold_ratio: float = 0.7) -> torch.Tensor:
+    """Ternary weights :math:`W_t = \\alpha\\,\\mathrm{sign}(W)\\,\\mathbb{1}[|W| > \\Delta]`, one
+    :math:`\\alpha` per output channel (see :func:`ternary_scales`). A new tensor."""
+    keep, alpha = ternary_scales(w, threshold_ratio)
+    flat = w.detach().reshape(w.shape[0], -1)
     return (alpha * torch.sign(flat) * keep).reshape(w.shape)
 
 
 def binarize(w: torch.Tensor) -> torch.Tensor:
     """Binary weights (XNOR-Net's BWN): :math:`\\alpha\\,\\mathrm{sign}(W)` with
-    :math:`\\alpha = \\overline{|W|}` per output channel."""
-    flat = w.reshape(w.shape[0], -1)
+    :math:`\\alpha = \\overline{|W|}` per output channel. A new tensor."""
+    _check_weight(w)
+    flat = w.detach().reshape(w.shape[0], -1)
     alpha = flat.abs().mean(1, keepdim=True)
     return (alpha * torch.where(flat >= 0, 1.0, -1.0)).reshape(w.shape)
 
@@ -196,12 +287,17 @@ def quantize_weight(w: torch.Tensor, scheme: str = "affine", bits: int = 8,
                     per_channel: bool = True) -> torch.Tensor:
     """The weight as the quantized model sees it, differentiable by the straight-through
     estimator: affine ``bits``-bit fake quantization, or ternary / binary values."""
-    if scheme not in WEIGHT_SCHEMES:
-        raise ValueError(f"scheme must be one of {WEIGHT_SCHEMES}, got {scheme!r}")
+    _check_choice("scheme", scheme, WEIGHT_SCHEMES)
     if scheme == "affine":
         return fake_quantize(w, weight_qparams(w, bits, per_channel))
     low = ternarize(w.detach()) if scheme == "ternary" else binarize(w.detach())
     return _StraightThrough.apply(w, low)
+
+
+def weight_code_bits(scheme: str, bits: int) -> int:
+    """Bits per stored weight: ``bits`` for affine codes, 2 for ternary, 1 for binary."""
+    _check_choice("scheme", scheme, WEIGHT_SCHEMES)
+    return {"affine": bits, "ternary": 2, "binary": 1}[scheme]
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -215,15 +311,14 @@ def calibrate_range(x: torch.Tensor, method: str = "minmax", bits: int = 8,
     * ``"mse"``: the extremes shrunk by the factor in [0.3, 1] that minimises the mean squared
       error between ``x`` and its fake-quantized version (clipping traded against rounding).
     """
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
+    _check_choice("method", method, CALIBRATION_METHODS)
     check_bits(bits)
-    x = x.detach().reshape(-1).float()
     _check_finite(x, "calibration data")
+    x = x.detach().reshape(-1).float()
     lo, hi = x.min().item(), x.max().item()
     if method == "percentile":
-        if not 50.0 < percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {percentile}")
+        if isinstance(percentile, bool) or not isinstance(percentile, Real) or not 50.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
         sample = x if x.numel() <= 1_000_000 else x[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]]
         lo = torch.quantile(sample, 1 - percentile / 100).item()
         hi = torch.quantile(sample, percentile / 100).item()
@@ -240,49 +335,87 @@ def calibrate_range(x: torch.Tensor, method: str = "minmax", bits: int = 8,
 
 # ----------------------------------------------------------------------------- quantized layers
 
-class FakeQuantized(nn.Module):
+def _levels_to_bits(p: QParams) -> int:
+    return int(math.log2(p.qmax - p.qmin + 1))
+
+
+class FakeQuantized(CompressedLayer):
     """A Linear or Conv2d whose input activations and weights are fake-quantized.
 
     The float weight is kept (QAT updates it through the straight-through estimator); the forward
     pass sees ``quantize_weight(weight)``. Input qparams are fixed by calibration; ``None``
-    leaves activations in float (weight-only quantization).
+    leaves activations in float (weight-only quantization). The wrapped layer is used as it is
+    (not copied): :func:`quantize_model` wraps layers of a deep copy.
+
+    Stored (what :func:`course_lib.measure.weight_bytes` counts): the weight codes at
+    ``weight_bits`` (2 for ternary, 1 for binary); one fp32 scale per output channel (or one per
+    tensor); no weight zero-points (symmetric: they are 0); the bias at 32 bits (int32 in
+    integer inference, fp32 otherwise); with quantized inputs, their scale (fp32) and
+    zero-point (int32).
     """
 
     def __init__(self, layer: nn.Module, weight_scheme: str = "affine", weight_bits: int = 8,
                  per_channel: bool = True, input_qparams: QParams | None = None):
-        super().__init__()
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
-            raise TypeError(f"layer must be nn.Linear or nn.Conv2d, got {type(layer).__name__}")
-        self.layer = layer
+        super().__init__(layer)
+        _check_choice("weight_scheme", weight_scheme, WEIGHT_SCHEMES)
+        check_bits(weight_bits, "weight_bits")
+        if not isinstance(per_channel, bool):
+            raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+        if input_qparams is not None:
+            _check_qparams(input_qparams, "input_qparams")
+            if input_qparams.axis is not None:
+                raise ValueError("input_qparams must be per tensor (axis=None)")
         self.weight_scheme = weight_scheme
         self.weight_bits = weight_bits
         self.per_channel = per_channel
         self.input_qparams = input_qparams
+        self.activation_bits = None if input_qparams is None else _levels_to_bits(input_qparams)
+
+    def weight_as_computed(self) -> torch.Tensor:
+        return quantize_weight(self.layer.weight, self.weight_scheme, self.weight_bits, self.per_channel)
 
     def quantized_weight(self) -> torch.Tensor:
-        return quantize_weight(self.layer.weight, self.weight_scheme, self.weight_bits, self.per_channel)
+        """The weight the forward pass uses (same as :meth:`weight_as_computed`)."""
+        return self.weight_as_computed()
+
+    def stored_tensors(self) -> list[StoredTensor]:
+        w = self.layer.weight
+        scales = w.shape[0] if (self.per_channel or self.weight_scheme != "affine") else 1
+        stored = [StoredTensor("weight codes", self.weight_as_computed().detach(),
+                               weight_code_bits(self.weight_scheme, self.weight_bits)),
+                  StoredTensor("weight scales", torch.ones(scales), 32)]
+        if self.layer.bias is not None:
+            stored.append(StoredTensor("bias", self.layer.bias.detach(), 32))
+        if self.input_qparams is not None:
+            stored.append(StoredTensor("input scale and zero-point", torch.ones(2), 32))
+        return stored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_qparams is not None:
             x = fake_quantize(x, self.input_qparams)
-        w = self.quantized_weight()
-        if isinstance(self.layer, nn.Linear):
-            return F.linear(x, w, self.layer.bias)
-        return self.layer._conv_forward(x, w, self.layer.bias)
+        return self.run_layer(x, self.weight_as_computed())
 
     def extra_repr(self) -> str:
         bits = f"{self.weight_bits}-bit" if self.weight_scheme == "affine" else self.weight_scheme
-        act = "float" if self.input_qparams is None else f"{self.input_qparams.qmax - self.input_qparams.qmin + 1}-level"
+        act = "float" if self.input_qparams is None else f"{self.activation_bits}-bit"
         return f"weights {bits}{' per-channel' if self.per_channel else ''}, inputs {act}"
 
 
-def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The Linear and Conv2d layers of a model, by name, in order: the layers quantization acts on."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+def _check_split(split: object, name: str = "split") -> None:
+    if not isinstance(split, ImageSplit):
+        raise TypeError(f"{name} must be an ImageSplit (from course_lib.data.load), got {type(split).__name__}")
+
+
+def _check_count(n: object, name: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {n!r}")
 
 
 def layer_inputs(model: nn.Module, split: ImageSplit, n: int = 1000) -> dict[str, torch.Tensor]:
     """The inputs each Linear/Conv2d layer receives on the first ``n`` examples (for calibration)."""
+    _check_model(model)
+    _check_split(split)
+    _check_count(n, "n")
     layers = weight_layers(model)
     seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
 
@@ -306,6 +439,23 @@ def layer_inputs(model: nn.Module, split: ImageSplit, n: int = 1000) -> dict[str
     return {name: torch.cat(chunks) for name, chunks in seen.items()}
 
 
+def _per_layer_bits(model: nn.Module, bits: int | dict[str, int], name: str) -> dict[str, int]:
+    """``{layer: bits}`` for every weight layer (an int) or the named ones (a dict), checked."""
+    layers = weight_layers(model)
+    if not layers:
+        raise ValueError("model has no Linear or Conv2d layer to quantize")
+    if isinstance(bits, dict):
+        unknown = set(bits) - set(layers)
+        if unknown:
+            raise ValueError(f"{name} names unknown layers {sorted(unknown)}; layers: {list(layers)}")
+        per_layer = dict(bits)
+    else:
+        per_layer = {layer: bits for layer in layers}
+    for layer, b in per_layer.items():
+        check_bits(b, f"{name}[{layer!r}]" if isinstance(bits, dict) else name)
+    return per_layer
+
+
 def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, activation_bits: int | None = 8,
                    calibration: ImageSplit | None = None, method: str = "minmax",
                    per_channel: bool = True, weight_scheme: str = "affine",
@@ -317,25 +467,24 @@ def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, acti
             not named stay in float).
         activation_bits: bits of each layer's input (asymmetric, calibrated on ``calibration``
             with ``method``), or None for weight-only quantization.
+        calibration: training or validation images, never the test set.
         weight_scheme: ``"affine"``, ``"ternary"`` or ``"binary"`` (then ``weight_bits`` is ignored).
+
+    Raises:
+        TypeError / ValueError: naming the argument; the given model is never changed.
     """
-    if weight_scheme not in WEIGHT_SCHEMES:
-        raise ValueError(f"weight_scheme must be one of {WEIGHT_SCHEMES}, got {weight_scheme!r}")
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}")
-    layers = weight_layers(model)
-    if not layers:
-        raise ValueError("model has no Linear or Conv2d layer to quantize")
-    bits = weight_bits if isinstance(weight_bits, dict) else {name: weight_bits for name in layers}
-    unknown = set(bits) - set(layers)
-    if unknown:
-        raise ValueError(f"weight_bits names unknown layers {sorted(unknown)}; layers: {list(layers)}")
-    for name, b in bits.items():
-        check_bits(b, f"weight_bits[{name!r}]")
+    _check_model(model)
+    _check_choice("weight_scheme", weight_scheme, WEIGHT_SCHEMES)
+    _check_choice("method", method, CALIBRATION_METHODS)
+    if not isinstance(per_channel, bool):
+        raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+    bits = _per_layer_bits(model, weight_bits, "weight_bits")
     if activation_bits is not None:
         check_bits(activation_bits, "activation_bits")
         if calibration is None:
             raise ValueError("activation quantization needs calibration data: pass calibration=")
+        _check_split(calibration, "calibration")
+        _check_count(n_calibration, "n_calibration")
     inputs = layer_inputs(model, calibration, n_calibration) if activation_bits is not None else {}
     quantized = copy.deepcopy(model)
     for name, b in bits.items():
@@ -361,6 +510,22 @@ def integer_linear(x_q: torch.Tensor, x_p: QParams, w_q: torch.Tensor, w_p: QPar
     ``x_q``: (B, in) codes with qparams ``x_p`` (per tensor); ``w_q``: (out, in) symmetric codes,
     per channel (axis 0) or per tensor; returns (B, out) int64 codes with qparams ``out_p``.
     """
+    for t, name in ((x_q, "x_q"), (w_q, "w_q")):
+        _check_tensor(t, name)
+        if t.is_floating_point():
+            raise TypeError(f"{name} must hold integer codes, got dtype {t.dtype}")
+    for p, name in ((x_p, "x_p"), (w_p, "w_p"), (out_p, "out_p")):
+        _check_qparams(p, name)
+    if x_p.axis is not None or out_p.axis is not None:
+        raise ValueError("x_p and out_p must be per tensor (axis=None)")
+    if x_q.dim() != 2 or w_q.dim() != 2 or x_q.shape[1] != w_q.shape[1]:
+        raise ValueError(f"x_q must be (B, in) and w_q (out, in), got {tuple(x_q.shape)} and {tuple(w_q.shape)}")
+    if w_p.axis not in (None, 0) or (w_p.axis == 0 and w_p.scale.numel() != w_q.shape[0]):
+        raise ValueError(f"w_p must be per tensor or per output channel (axis 0, {w_q.shape[0]} scales)")
+    if bias is not None:
+        _check_finite(bias, "bias")
+        if bias.shape != (w_q.shape[0],):
+            raise ValueError(f"bias must have shape ({w_q.shape[0]},), got {tuple(bias.shape)}")
     acc = (x_q - x_p.zero_point).to(torch.int32) @ w_q.to(torch.int32).T        # (B, out) int32
     s_w = w_p.scale if w_p.axis is None else w_p.scale.reshape(1, -1)
     multiplier = x_p.scale * s_w                                                 # s_x * s_w
@@ -370,40 +535,49 @@ def integer_linear(x_q: torch.Tensor, x_p: QParams, w_q: torch.Tensor, w_p: QPar
     return torch.clamp(y, out_p.qmin, out_p.qmax).to(torch.int64)
 
 
-def weight_bytes_at(model: nn.Module, bits: dict[str, int] | int, float_bits: int = 32) -> int:
-    """Bytes of a model's parameters with each quantized layer's weight at its bits (and its
-    scales as fp32, one per output channel), everything else at ``float_bits``."""
-    total = 0
-    layers = weight_layers(model)
-    per_layer = bits if isinstance(bits, dict) else {name: bits for name in layers}
-    counted = set()
-    for name, m in layers.items():
-        if name in per_layer:
-            total += storage_bytes(m.weight, per_layer[name]) + m.weight.shape[0] * 4
-            counted.add(id(m.weight))
-    for p in model.parameters():
-        if id(p) not in counted:
-            total += storage_bytes(p, float_bits)
-    return total
+# ----------------------------------------------------------------------------- mixed precision
+
+def _check_sensitivity(sensitivity: object, layers: dict[str, nn.Module]) -> None:
+    if not isinstance(sensitivity, dict) or not sensitivity:
+        raise TypeError("sensitivity must be a non-empty dict {layer: {bits: accuracy}}")
+    unknown = set(sensitivity) - set(layers)
+    if unknown:
+        raise ValueError(f"sensitivity names unknown layers {sorted(unknown)}; layers: {list(layers)}")
+    for layer, scan in sensitivity.items():
+        if not isinstance(scan, dict) or not scan:
+            raise ValueError(f"sensitivity[{layer!r}] must be a non-empty dict {{bits: accuracy}}")
+        for b, accuracy in scan.items():
+            check_bits(b, f"bits in sensitivity[{layer!r}]")
+            if isinstance(accuracy, bool) or not isinstance(accuracy, Real) or not 0.0 <= accuracy <= 1.0:
+                raise ValueError(f"sensitivity[{layer!r}][{b}] must be an accuracy in [0, 1], got {accuracy!r}")
 
 
-def named_weight_layers(model: nn.Module) -> list[str]:
-    return list(weight_layers(model))
+def mixed_precision_bits(model: nn.Module, sensitivity: dict[str, dict[int, float]],
+                         budget_bytes: int) -> dict[str, int]:
+    """Choose bits per layer so that the model's weights fit ``budget_bytes`` at the least
+    accuracy cost (weight-only affine quantization, per channel).
 
-
-def mixed_precision_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int],
-                         budget_bytes: int, overhead_bytes: int = 0) -> dict[str, int]:
-    """Choose bits per layer to fit ``budget_bytes`` at the least accuracy cost.
-
-    ``sensitivity[layer][bits]`` is the accuracy with only that layer quantized to ``bits``;
-    ``sizes[layer]`` its number of weights. Start every layer at its highest scanned bits;
-    while over budget, lower by one step the layer whose step loses the least accuracy per byte
-    saved (a greedy knapsack). Raises ValueError if even the lowest bits do not fit.
+    ``sensitivity[layer][bits]`` is the accuracy, on validation data, with only that layer
+    quantized to ``bits``. Every layer starts at its highest scanned bits; while the model is
+    over budget, the layer whose next lower step loses the least accuracy per byte saved goes
+    down one step (a greedy knapsack; ties go to the layer listed first). Each layer's bytes at
+    each width come from :func:`course_lib.measure.weight_bytes` (codes, scales and bias), the
+    rest of the model's parameters at fp32. Raises ValueError if even the lowest bits do not fit.
     """
-    choice = {layer: max(acc) for layer, acc in sensitivity.items()}
+    _check_model(model)
+    layers = weight_layers(model)
+    _check_sensitivity(sensitivity, layers)
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, Real) or not math.isfinite(budget_bytes) \
+            or budget_bytes <= 0:
+        raise ValueError(f"budget_bytes must be a finite number > 0, got {budget_bytes!r}")
+    # Bytes of each scanned layer at each scanned width, and of everything else at fp32.
+    table = {layer: {b: weight_bytes(FakeQuantized(layers[layer], "affine", b)) for b in scan}
+             for layer, scan in sensitivity.items()}
+    rest = weight_bytes(model) - sum(weight_bytes(layers[layer]) for layer in sensitivity)
+    choice = {layer: max(scan) for layer, scan in sensitivity.items()}
 
     def total() -> int:
-        return overhead_bytes + sum(-(-sizes[l] * b // 8) for l, b in choice.items())
+        return rest + sum(table[layer][b] for layer, b in choice.items())
 
     while total() > budget_bytes:
         best = None
@@ -412,16 +586,77 @@ def mixed_precision_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[s
             if not lower:
                 continue
             nb = max(lower)
-            saved = -(-sizes[layer] * b // 8) - (-(-sizes[layer] * nb // 8))
+            saved = table[layer][b] - table[layer][nb]
             cost = (sensitivity[layer][b] - sensitivity[layer][nb]) / max(saved, 1)
             if best is None or cost < best[0]:
                 best = (cost, layer, nb)
         if best is None:
-            raise ValueError(f"budget_bytes {budget_bytes} cannot be met even at the lowest bits "
-                             f"({total()} bytes needed)")
+            raise ValueError(f"budget_bytes {budget_bytes} cannot be met even at the lowest scanned "
+                             f"bits ({total()} bytes needed)")
         choice[best[1]] = best[2]
     return choice
 
 
-def iter_fake_quantized(model: nn.Module) -> Iterable[tuple[str, FakeQuantized]]:
-    return ((n, m) for n, m in model.named_modules() if isinstance(m, FakeQuantized))
+# ----------------------------------------------------------------------------- the experiment of notebook 02's panel
+
+GRANULARITIES = ("per-channel", "per-tensor")
+
+
+@dataclass(frozen=True)
+class QuantizationExperiment:
+    """What post-training quantization of a zoo model did: accuracy, bytes, fit, speed."""
+    model_name: str
+    bits: int
+    granularity: str
+    method: str
+    baseline_accuracy: float          # fp32, on the validation split
+    accuracy: float                   # quantized, on the validation split
+    report: measure.ModelReport       # of the quantized model (weights and activations at `bits`)
+    verdict: hardware.Verdict
+    speedup: measure.Speedup | None   # ONNX Runtime int8 against ONNX Runtime fp32 (8 bits only)
+
+    def lines(self) -> list[str]:
+        """The result in words, one line each (what the panel shows)."""
+        r = self.report
+        lines = [f"{self.model_name}, weights and activations at {self.bits} bits ({self.granularity} "
+                 f"weights, {self.method} calibration): validation accuracy {100 * self.accuracy:.2f}% "
+                 f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
+                 f"weights {measure.format_bytes(r.weight_bytes)} (codes, scales, zero-points and "
+                 f"biases), peak activations {measure.format_bytes(r.peak_activation_bytes)}, "
+                 f"computes in {r.number_format}",
+                 *hardware.verdict_lines(self.verdict)]
+        if self.speedup is not None:
+            lines.append(f"Measured here with ONNX Runtime, batch {self.speedup.baseline.batch_size}: "
+                         f"int8 {1000 * self.speedup.candidate.median:.3f} ms vs fp32 "
+                         f"{1000 * self.speedup.baseline.median:.3f} ms: speedup {self.speedup.ratio:.2f}x")
+        else:
+            lines.append(f"Measured here: not timed (this CPU's runtime has integer kernels for 8 bits only)")
+        return lines
+
+
+def quantization_experiment(model_name: str, bits: int, granularity: str, method: str,
+                            device_name: str, measure_speed: bool = True) -> QuantizationExperiment:
+    """Post-training quantization of a zoo model at ``bits`` (weights and activations,
+    calibrated on 1,000 training images): its validation accuracy, its measured report (so
+    bytes and activations are at ``bits``), fit and estimated latency on a device; at 8 bits
+    also the measured speed of ONNX Runtime's int8 model against its fp32 one."""
+    if model_name not in zoo.names():
+        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
+    check_bits(bits)
+    _check_choice("granularity", granularity, GRANULARITIES)
+    _check_choice("method", method, CALIBRATION_METHODS)
+    device = hardware.get_device(device_name)
+    baseline = zoo.load(model_name)
+    dataset = zoo.dataset_of(model_name)
+    validation, calibration = data.load(dataset, "validation"), data.load(dataset, "train").subset(1000)
+    quantized = quantize_model(baseline, bits, bits, calibration, method,
+                               per_channel=granularity == "per-channel")
+    report = measure.report(quantized, model_name)
+    speed = None
+    if measure_speed and bits == 8:
+        with tempfile.TemporaryDirectory() as folder:
+            fp32, int8, _ = runtime.deploy_int8(baseline, calibration, folder)
+            speed = measure.speedup(fp32, int8, batch_size=128, repeats=20)
+    return QuantizationExperiment(
+        model_name, bits, granularity, method, evaluate(baseline, validation).accuracy,
+        evaluate(quantized, validation).accuracy, report, hardware.check_fit(report, device), speed)

@@ -90,3 +90,101 @@ def test_bad_arguments_are_named():
             measure.measure_latency(model, **kwargs)
     with pytest.raises(ValueError, match="models"):
         measure.compare_latency({})
+
+
+# ----------------------------------------------------------------------------- compressed models
+
+from course_lib import codebook, data, hardware, pruning  # noqa: E402
+from course_lib import quantization as Q  # noqa: E402
+
+LENET300_WEIGHTS = {"fc1": 784 * 300, "fc2": 300 * 100, "fc3": 100 * 10}
+LENET300_ROWS = {"fc1": 300, "fc2": 100, "fc3": 10}
+LENET300_BIASES = 300 + 100 + 10
+
+
+@pytest.fixture(scope="module")
+def lenet300():
+    return models.build("lenet_300_100", seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return data.load("mnist", "validation").subset(200)
+
+
+def codes_bytes(bits):
+    return sum(-(-n * bits // 8) for n in LENET300_WEIGHTS.values())
+
+
+def test_fake_quantized_int8_model_by_hand(lenet300, calibration):
+    q = Q.quantize_model(lenet300, 8, 8, calibration)
+    r = measure.report(q, "int8")
+    # int8 codes, one fp32 scale per row, fp32/int32 biases, an input scale + zero-point per layer.
+    assert r.weight_bytes == codes_bytes(8) + 4 * 410 + 4 * LENET300_BIASES + 3 * 8 == 269_504
+    assert r.macs == 266_200 and r.parameters == 266_610
+    assert r.number_format == "int8"
+    assert r.peak_activation_bytes == 784 + 300                 # fc1's int8 input and output
+    assert [t.name for t in r.layers if t.macs] == ["fc1", "fc2", "fc3"]
+
+
+def test_weight_only_per_tensor_4_bits_by_hand(lenet300):
+    q = Q.quantize_model(lenet300, 4, None, per_channel=False)
+    r = measure.report(q)
+    assert r.weight_bytes == codes_bytes(4) + 3 * 4 + 4 * LENET300_BIASES == 134_752
+    assert r.number_format == "fp32" and r.peak_activation_bytes == (784 + 300) * 4
+
+
+@pytest.mark.parametrize("scheme, bits", [("ternary", 2), ("binary", 1)])
+def test_ternary_and_binary_by_hand(lenet300, scheme, bits):
+    q = Q.quantize_model(lenet300, activation_bits=None, weight_scheme=scheme)
+    assert measure.weight_bytes(q) == codes_bytes(bits) + 4 * 410 + 4 * LENET300_BIASES
+
+
+def test_kmeans_model_by_hand(lenet300):
+    shared = codebook.kmeans_quantize_model(lenet300, 2)
+    r = measure.report(shared)
+    assert r.weight_bytes == codes_bytes(2) + 3 * 4 * 4 + 4 * LENET300_BIASES == 68_238
+    assert r.macs == 266_200 and r.parameters == 266_610
+    assert lenet300.fc1.weight.requires_grad                    # the given model is untouched
+
+
+def test_mixed_precision_by_hand(lenet300):
+    q = Q.quantize_model(lenet300, {"fc1": 2, "fc2": 4}, None)
+    expected = (LENET300_WEIGHTS["fc1"] * 2 // 8 + 300 * 4 + 300 * 4
+                + LENET300_WEIGHTS["fc2"] * 4 // 8 + 100 * 4 + 100 * 4 + (1000 + 10) * 4)
+    assert measure.weight_bytes(q) == expected == 81_040
+    assert measure.report(q).number_format == "fp32"            # fc3 still computes in float
+
+
+def test_pruned_model_in_bitmask_by_hand(lenet300):
+    pruned, masks = pruning.prune_weights(lenet300, 0.9, "global")
+    nnz = {name.split(".")[0]: int(m.sum()) for name, m in masks.items()}
+    bitmask = sum(-(-(n + 32 * nnz[layer]) // 8) for layer, n in LENET300_WEIGHTS.items())
+    assert measure.weight_bytes(pruned, "fp32", "bitmask") == bitmask + 4 * LENET300_BIASES
+    # Pruned, then quantized: the codes keep the zeros, so the encoding still skips them.
+    q = Q.quantize_model(pruned, 8, None)
+    bitmask8 = sum(-(-(n + 8 * nnz[layer]) // 8) for layer, n in LENET300_WEIGHTS.items())
+    assert measure.weight_bytes(q, encoding="bitmask") == bitmask8 + 4 * 410 + 4 * LENET300_BIASES
+
+
+def test_channel_pruned_model_by_hand():
+    model = models.build("lenet5", seed=0).eval()
+    small = pruning.prune_channels(model, {"conv1": 0.5, "conv2": 0.5})     # 10 and 25 channels kept
+    assert measure.count_parameters(small) == (10 * 25 + 10) + (25 * 10 * 25 + 25) + (25 * 16 * 500 + 500) + 5010
+    assert measure.count_macs(small) == 24 * 24 * 10 * 25 + 8 * 8 * 25 * 10 * 25 + 400 * 500 + 5000
+
+
+def test_conv_wrappers_count_macs_and_activations():
+    model = models.build("lenet5", seed=0).eval()
+    q = Q.quantize_model(model, 8, None)
+    assert measure.count_macs(q) == measure.count_macs(model) == 2_293_000
+    shared = codebook.kmeans_quantize_model(model, 4)
+    assert measure.peak_activation_bytes(shared) == measure.peak_activation_bytes(model)
+
+
+def test_number_format_is_canonical_and_check_fit_accepts_it():
+    r = measure.report(models.lenet5(), number_format=8)
+    assert r.number_format == "int8"
+    assert hardware.check_fit(r, hardware.PROFILES["Arduino Nano 33 BLE Sense"]).fits
+    with pytest.raises(ValueError, match="number_format"):
+        measure.report(models.lenet5(), number_format="8")

@@ -53,7 +53,7 @@ def test_global_masks_match_torch_global_unstructured():
 def test_prune_returns_a_copy_and_reaches_each_layers_sparsity():
     model = models.build("lenet5")
     before = copy.deepcopy(model.state_dict())
-    pruned, masks = pruning.prune(model, {"conv2": 0.5, "fc1": 0.9})
+    pruned, masks = pruning.prune_weights(model, {"conv2": 0.5, "fc1": 0.9})
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     sparsity = pruning.layer_sparsity(pruned)
     assert sparsity["conv2"] == pytest.approx(0.5, abs=1e-4) and sparsity["fc1"] == pytest.approx(0.9, abs=1e-5)
@@ -62,7 +62,7 @@ def test_prune_returns_a_copy_and_reaches_each_layers_sparsity():
 
 def test_masks_persist_through_optimizer_steps():
     split = data.load("mnist", "test").subset(512)
-    pruned, masks = pruning.prune(models.build("lenet_300_100"), 0.7)
+    pruned, masks = pruning.prune_weights(models.build("lenet_300_100"), 0.7)
     train.fit(pruned, split, 1, batch_size=64, lr=1e-2, after_step=pruning.masks_hook(masks), progress=False)
     for name, mask in masks.items():
         assert torch.all(dict(pruned.named_parameters())[name][mask == 0] == 0)
@@ -71,7 +71,7 @@ def test_masks_persist_through_optimizer_steps():
 
 def test_sparse_storage_shrinks_with_sparsity():
     model = models.build("lenet_300_100")
-    pruned, _ = pruning.prune(model, {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74})
+    pruned, _ = pruning.prune_weights(model, {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74})
     dense = measure.weight_bytes(pruned, "fp32", "dense")
     for enc in ("bitmask", "csr", "relative_index"):
         assert measure.weight_bytes(pruned, "fp32", enc) < dense / 4
@@ -141,7 +141,7 @@ def test_channel_pruned_model_equals_the_masked_dense_one(arch, layer, bn):
             getattr(model, bn).running_var.uniform_(0.5, 2)
     n = getattr(model, layer).weight.shape[0]
     keep = torch.arange(0, n, 3)
-    small = pruning.prune_channels(model, layer, keep).eval()
+    small = pruning.remove_channels(model, layer, keep).eval()
     assert getattr(small, layer).weight.shape[0] == len(keep)
     assert measure.count_parameters(small) < measure.count_parameters(model)
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -150,9 +150,9 @@ def test_channel_pruned_model_equals_the_masked_dense_one(arch, layer, bn):
 
 def test_channel_prune_several_layers_with_each_criterion():
     model = models.build("small_cnn").eval()
-    split = data.load("mnist", "test").subset(100)
+    split = data.load("mnist", "validation").subset(100)
     for criterion in ("l1", "l2", "activation", "taylor"):
-        small = pruning.channel_prune(model, {"conv1": 0.5, "conv2": 0.5, "fc1": 0.25}, criterion, split)
+        small = pruning.prune_channels(model, {"conv1": 0.5, "conv2": 0.5, "fc1": 0.75}, criterion, split)
         assert (small.conv1.out_channels, small.conv2.out_channels, small.fc1.out_features) == (16, 32, 32)
         assert small(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
         assert measure.count_macs(small) < measure.count_macs(model) / 3
@@ -164,26 +164,53 @@ def test_bad_input_gets_named_errors():
     with pytest.raises(ValueError, match="sparsity must be in"):
         pruning.magnitude_mask(torch.ones(3), 1.2)
     with pytest.raises(ValueError, match="sparsity must be in"):
-        pruning.prune(model, 1.0)
+        pruning.prune_weights(model, 1.0)
     with pytest.raises(TypeError, match="sparsity"):
-        pruning.prune(model, "half")
+        pruning.prune_weights(model, "half")
     with pytest.raises(ValueError, match="no prunable weights"):
-        pruning.prune(nn.Sequential(nn.ReLU()), 0.5)
+        pruning.prune_weights(nn.Sequential(nn.ReLU()), 0.5)
     with pytest.raises(ValueError, match="unknown layers"):
-        pruning.prune(model, {"fc9": 0.5})
+        pruning.prune_weights(model, {"fc9": 0.5})
     with pytest.raises(ValueError, match="scope"):
-        pruning.prune(model, 0.5, scope="row")
+        pruning.prune_weights(model, 0.5, scope="row")
     with pytest.raises(ValueError, match="shape"):
         pruning.apply_masks_(model, {"fc1.weight": torch.ones(3, 3)})
     with pytest.raises(ValueError, match="keep must hold"):
-        pruning.prune_channels(model, "conv1", torch.tensor([0, 0]))
+        pruning.remove_channels(model, "conv1", torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="no following"):
-        pruning.prune_channels(model, "fc2", torch.tensor([0, 1]))
+        pruning.remove_channels(model, "fc2", torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="criterion"):
-        pruning.channel_prune(model, {"conv1": 0.5}, "random")
+        pruning.prune_channels(model, {"conv1": 0.5}, "random")
     with pytest.raises(ValueError, match="needs data"):
-        pruning.channel_prune(model, {"conv1": 0.5}, "taylor")
-    with pytest.raises(ValueError, match="keep_fraction"):
-        pruning.channel_prune(model, {"conv1": 0.0})
+        pruning.prune_channels(model, {"conv1": 0.5}, "taylor")
+    with pytest.raises(ValueError, match="sparsity"):
+        pruning.prune_channels(model, {"conv1": 1.0})
     with pytest.raises(ValueError, match="step"):
         pruning.cubic_sparsity(11, 10, 0.5)
+    with pytest.raises(TypeError, match="keep must hold integer"):
+        pruning.remove_channels(model, "conv1", torch.tensor([0.0, 2.7]))
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        pruning.magnitude_mask(torch.ones(3), float("nan"))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        pruning.magnitude_mask(torch.tensor([1.0, float("nan")]), 0.5)
+    with pytest.raises(ValueError, match="max_drop"):
+        pruning.choose_sparsities({"fc1": [(0.5, 0.9)]}, 0.9, float("nan"))
+    with pytest.raises(TypeError, match="split"):
+        pruning.sensitivity_scan(model, None, [0.5])
+
+
+def test_a_bad_mask_changes_nothing():
+    model = models.build("lenet5", seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    masks = {"conv1.weight": torch.zeros_like(model.conv1.weight), "fc1.weight": torch.ones(3, 3)}
+    with pytest.raises(ValueError, match="fc1.weight"):
+        pruning.apply_masks_(model, masks)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_taylor_importance_leaves_the_callers_gradients_alone():
+    model = models.build("lenet5", seed=0)
+    model(torch.randn(2, 1, 28, 28)).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    pruning.taylor_importance(model, "conv1", data.load("mnist", "validation").subset(50))
+    assert all(torch.equal(p.grad, grads[n]) for n, p in model.named_parameters())

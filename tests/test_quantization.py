@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib import data, models, quantization as Q, train
+from course_lib import data, measure, models, quantization as Q, train
 
 
 def test_hand_worked_example():
@@ -77,11 +77,11 @@ def test_calibration_methods_clip_outliers():
 
 def test_quantize_model_ptq_keeps_lenet_accuracy():
     model = models.build("lenet_300_100", seed=0)
-    split = data.load("mnist", "test").subset(1000)
+    split = data.load("mnist", "validation").subset(1000)
     train.fit(model, split, 2, progress=False)
     q = Q.quantize_model(model, 8, 8, calibration=split)
     assert abs(train.evaluate(q, split).accuracy - train.evaluate(model, split).accuracy) < 0.01
-    assert sum(1 for _ in Q.iter_fake_quantized(q)) == 3
+    assert len(measure.compressed_layers(q)) == 3
     assert not any(isinstance(m, Q.FakeQuantized) for m in model.modules())   # original untouched
 
 
@@ -98,27 +98,47 @@ def test_integer_only_linear_matches_fake_quant_within_one_step():
 
 
 def test_mixed_precision_meets_the_budget_and_prefers_insensitive_layers():
-    sensitivity = {"a": {8: 0.99, 4: 0.98, 2: 0.50}, "b": {8: 0.99, 4: 0.99, 2: 0.98}}
-    sizes = {"a": 1000, "b": 1000}
-    choice = Q.mixed_precision_bits(sensitivity, sizes, budget_bytes=1000)
-    # b loses nothing going 8 -> 4, so it goes first; then a's small loss beats b's 4 -> 2.
-    assert choice == {"a": 4, "b": 4}
-    assert sum(-(-sizes[l] * b // 8) for l, b in choice.items()) <= 1000
+    model = torch.nn.Sequential(torch.nn.Linear(100, 10), torch.nn.ReLU(), torch.nn.Linear(10, 100))
+    sensitivity = {"0": {8: 0.99, 4: 0.98, 2: 0.50}, "2": {8: 0.99, 4: 0.99, 2: 0.98}}
+    # Each layer: 1000 weights, 10 or 100 fp32 scales, 10 or 100 fp32 biases.
+    overhead = 4 * (10 + 10) + 4 * (100 + 100)
+    choice = Q.mixed_precision_bits(model, sensitivity, budget_bytes=1000 + overhead)
+    # "2" loses nothing going 8 -> 4, so it goes first; then "0"'s small loss beats "2"'s 4 -> 2.
+    assert choice == {"0": 4, "2": 4}
+    assert measure.weight_bytes(Q.quantize_model(model, choice, None)) == 1000 + overhead
     with pytest.raises(ValueError, match="budget_bytes"):
-        Q.mixed_precision_bits(sensitivity, sizes, budget_bytes=100)
-
-
-def test_weight_bytes_at_counts_scales_and_float_biases():
-    model = models.lenet_300_100()
-    n_w = 784 * 300 + 300 * 100 + 100 * 10
-    assert Q.weight_bytes_at(model, 8) == n_w + (300 + 100 + 10) * 4 + (300 + 100 + 10) * 4
+        Q.mixed_precision_bits(model, sensitivity, budget_bytes=100)
+    with pytest.raises(ValueError, match="budget_bytes"):
+        Q.mixed_precision_bits(model, sensitivity, budget_bytes=float("nan"))
+    with pytest.raises(ValueError, match="unknown layers"):
+        Q.mixed_precision_bits(model, {"fc9": {8: 0.9}}, budget_bytes=10_000)
 
 
 def test_bad_input_gets_named_errors():
-    with pytest.raises(ValueError, match="bits must be in"):
-        Q.integer_range(1, True)
+    with pytest.raises(ValueError, match=r"bits must be in \[1, 16\]"):
+        Q.integer_range(0, True)
     with pytest.raises(ValueError, match="bits must be in"):
         Q.choose_qparams(0, 1, bits=17)
+    with pytest.raises(TypeError, match="bits"):
+        Q.choose_qparams(0, 1, bits=7.5)
+    # The order check happens before the range is widened to include zero.
+    with pytest.raises(ValueError, match="x_min must be <= x_max"):
+        Q.choose_qparams(1.0, -1.0)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            Q.choose_qparams(bad, 1.0)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            Q.quantize(torch.tensor([bad]), Q.choose_qparams(0.0, 1.0))
+    with pytest.raises(TypeError, match="x_min"):
+        Q.choose_qparams(None, 1.0)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        Q.quantize(None, Q.choose_qparams(0.0, 1.0))
+    with pytest.raises(ValueError, match="per-channel qparams"):
+        Q.quantize(torch.ones(3, 4), Q.weight_qparams(torch.ones(5, 4)))
+    with pytest.raises(TypeError, match="integer codes"):
+        Q.dequantize(torch.ones(3), Q.choose_qparams(0.0, 1.0))
+    with pytest.raises(ValueError, match="threshold_ratio"):
+        Q.ternarize(torch.ones(2, 2), float("nan"))
     with pytest.raises(ValueError, match="empty"):
         Q.calibrate_range(torch.tensor([]))
     with pytest.raises(ValueError, match="NaN or inf"):

@@ -1,6 +1,6 @@
 import pytest
 
-from course_lib import widgets
+from course_lib import pruning, quantization, widgets
 
 
 def test_panel_result_for_lenet5_on_the_stm32():
@@ -26,10 +26,10 @@ def test_panel_click_evaluates(capsys):
 
 
 def test_pruning_experiment_channel_and_global():
-    channel = widgets.run_pruning_experiment("lenet_300_100", "channel", 0.5, "STM32F746",
+    channel = pruning.pruning_experiment("lenet_300_100", "channel", 0.5, "STM32F746",
                                              fine_tune_epochs=0, measure_speed=False)
     assert channel.report.parameters < 0.6 * 266_610 and channel.report.encoding == "dense"
-    glob = widgets.run_pruning_experiment("lenet_300_100", "global", 0.9, "ESP32",
+    glob = pruning.pruning_experiment("lenet_300_100", "global", 0.9, "ESP32",
                                           fine_tune_epochs=1, fine_tune_examples=1000)
     assert glob.report.nonzeros < 0.12 * 266_610 and glob.speedup is not None
     assert glob.report.weight_bytes < glob.dense_bytes / 4
@@ -38,11 +38,11 @@ def test_pruning_experiment_channel_and_global():
 
 def test_pruning_experiment_rejects_bad_input():
     with pytest.raises(ValueError, match="method"):
-        widgets.run_pruning_experiment("lenet5", "random", 0.5, "ESP32")
+        pruning.pruning_experiment("lenet5", "random", 0.5, "ESP32")
     with pytest.raises(ValueError, match="sparsity"):
-        widgets.run_pruning_experiment("lenet5", "global", 1.5, "ESP32")
+        pruning.pruning_experiment("lenet5", "global", 1.5, "ESP32")
     with pytest.raises(ValueError, match="fine_tune_epochs"):
-        widgets.run_pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
+        pruning.pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
 
 
 def test_pruning_panel_click_runs_the_experiment(capsys):
@@ -55,32 +55,37 @@ def test_pruning_panel_click_runs_the_experiment(capsys):
 
 
 def test_quantization_experiment():
-    r8 = widgets.run_quantization_experiment("lenet_300_100", 8, "per-channel", "minmax", "STM32F746",
+    r8 = quantization.quantization_experiment("lenet_300_100", 8, "per-channel", "minmax", "STM32F746",
                                              measure_speed=False)
-    assert abs(r8.accuracy - r8.baseline_accuracy) < 0.005 and r8.report.weight_bytes == 266_610
-    r2 = widgets.run_quantization_experiment("lenet_300_100", 2, "per-tensor", "minmax", "STM32F746",
+    assert abs(r8.accuracy - r8.baseline_accuracy) < 0.005
+    # The report is of the quantized model: int8 codes, scales, biases, input qparams.
+    assert r8.report.weight_bytes == 266_200 + 4 * 410 + 4 * 410 + 3 * 8 and r8.report.number_format == "int8"
+    r2 = quantization.quantization_experiment("lenet_300_100", 2, "per-tensor", "minmax", "STM32F746",
                                              measure_speed=False)
-    assert r2.accuracy < r8.accuracy and "no 2-bit kernels" in "\n".join(r2.lines())
+    assert r2.accuracy < r8.accuracy and "not timed" in "\n".join(r2.lines())
+    assert r2.report.weight_bytes < r8.report.weight_bytes / 3
     with pytest.raises(ValueError, match="bits"):
-        widgets.run_quantization_experiment("lenet5", 1, "per-tensor", "minmax", "ESP32")
+        quantization.quantization_experiment("lenet5", 17, "per-tensor", "minmax", "ESP32")
     with pytest.raises(ValueError, match="granularity"):
-        widgets.run_quantization_experiment("lenet5", 8, "per-row", "minmax", "ESP32")
+        quantization.quantization_experiment("lenet5", 8, "per-row", "minmax", "ESP32")
     with pytest.raises(ValueError, match="method"):
-        widgets.run_quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
+        quantization.quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
 
 
-@pytest.mark.parametrize("make_panel, computation, button, failure", [
-    (widgets.device_panel, "evaluate_on_device", lambda p: p.children[2], "Cannot evaluate"),
-    (widgets.pruning_panel, "run_pruning_experiment", lambda p: p.children[2].children[1], "Cannot run"),
-    (widgets.quantization_panel, "run_quantization_experiment", lambda p: p.children[2].children[1], "Cannot run"),
+@pytest.mark.parametrize("make_panel, module, computation, button, failure", [
+    (widgets.device_panel, widgets, "evaluate_on_device", lambda p: p.children[2], "Cannot evaluate"),
+    (widgets.pruning_panel, pruning, "pruning_experiment", lambda p: p.children[2].children[1], "Cannot run"),
+    (widgets.quantization_panel, quantization, "quantization_experiment", lambda p: p.children[2].children[1],
+     "Cannot run"),
 ])
-def test_panels_show_a_message_not_a_traceback(make_panel, computation, button, failure, monkeypatch, capsys):
+def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, button, failure, monkeypatch,
+                                               capsys):
     panel = make_panel()
 
     def failing(*args):
         raise ValueError("boom")
 
-    monkeypatch.setattr(widgets, computation, failing)
+    monkeypatch.setattr(module, computation, failing)
     button(panel).click()                # must not raise
     # Outside a kernel, display() prints the widget's repr to stdout.
     assert f"{failure}:</b> boom" in capsys.readouterr().out
