@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import numbers
 import os
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -65,6 +68,67 @@ class DatasetError(RuntimeError):
     """A dataset file is missing, corrupted, or not in the expected format."""
 
 
+# ----------------------------------------------------------------------------- argument checks
+
+SEED_RANGE = (0, 2 ** 32 - 1)     # what every generator accepts (NumPy's legacy one included)
+
+
+def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
+    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
+    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_choice(argument: str, value: str, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{argument} must be one of {allowed}, got {value!r}")
+
+
+def _check_type(value, name: str, kind: type | tuple[type, ...], expected: str) -> None:
+    """``value`` is an instance of ``kind``; ``expected`` says so in words for the message."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+
+
+def _check_root(root: Path | str | None) -> Path | None:
+    """None, or an existing folder (a str or Path) that holds the dataset folders."""
+    if root is None:
+        return None
+    _check_type(root, "root", (str, os.PathLike), "a folder path (str or Path) or None")
+    if not Path(root).is_dir():
+        raise ValueError(f"root must be an existing folder holding mnist/ and fashion-mnist/, got {str(root)!r}")
+    return Path(root)
+
+
+def check_device(device: torch.device | str, name: str = "device") -> torch.device:
+    """Return ``torch.device(device)`` after checking that it names a device this machine has.
+
+    Raises:
+        TypeError: ``device`` is neither a str nor a ``torch.device``.
+        ValueError: it names no torch device (``"gpu"``), or one that is absent here
+            (``"cuda"`` without a GPU, ``"cuda:3"`` with one GPU, ``"mps"`` off a Mac).
+    """
+    _check_type(device, name, (str, torch.device), "a str like 'cpu' or 'cuda', or a torch.device")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"{name} must name a torch device such as 'cpu', 'cuda' or 'mps', "
+                         f"got {device!r}") from e
+    if resolved.type == "cuda":
+        present = torch.cuda.is_available() and (resolved.index or 0) < torch.cuda.device_count()
+    elif resolved.type == "mps":
+        present = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    else:
+        present = True
+    if not present:
+        raise ValueError(f"{name} {str(device)!r} is not available on this machine; "
+                         "use 'cpu' or train.default_device()")
+    return resolved
+
+
 # ----------------------------------------------------------------------------- locating files
 
 def data_root() -> Path:
@@ -78,7 +142,13 @@ def data_root() -> Path:
     return Path(__file__).resolve().parent.parent / "datasets"
 
 
-def sha256_of_file(path: Path) -> str:
+def sha256_of_file(path: Path | str) -> str:
+    """The SHA-256 of a file's bytes as 64 lowercase hex digits, read in 1 MB chunks.
+
+    Raises:
+        TypeError: ``path`` is not a str or Path. OSError: the file cannot be read.
+    """
+    _check_type(path, "path", (str, os.PathLike), "a file path (str or Path)")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -86,26 +156,56 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_checksums(folder: Path) -> dict[str, str]:
-    """Parse a ``SHA256SUMS`` file (``<hex>  <name>`` per line) into ``{name: hex}``."""
+def read_checksums(folder: Path | str) -> dict[str, str]:
+    """Parse a ``SHA256SUMS`` file (``<64 hex digits>  <name>`` per line, as ``sha256sum``
+    writes it; blank lines skipped) into ``{name: hex}``.
+
+    Raises:
+        TypeError: ``folder`` is not a str or Path.
+        DatasetError: the file is missing, not text, or a line is garbled (named by number).
+    """
+    _check_type(folder, "folder", (str, os.PathLike), "a folder path (str or Path)")
+    folder = Path(folder)
     sums_file = folder / "SHA256SUMS"
+    restore = "restore it from the course repository (git checkout -- datasets)"
     if not sums_file.is_file():
         raise DatasetError(f"checksum list {sums_file.name} is missing from {folder.name}/; "
                            "copy the dataset folder again from the course repository")
+    try:
+        text = sums_file.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as e:
+        raise DatasetError(f"checksum list {folder.name}/SHA256SUMS could not be read as text ({e}); "
+                           f"{restore}") from e
     checksums = {}
-    for line in sums_file.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split()
-            checksums[name.lstrip("*")] = digest
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+            raise DatasetError(f"checksum list {folder.name}/SHA256SUMS line {number} is not "
+                               f"'<64 hex digits>  <file name>': {line[:80]!r}; {restore}")
+        checksums[parts[1].lstrip("*")] = parts[0].lower()
     return checksums
 
 
 def verified_path(dataset: str, filename: str, root: Path | None = None) -> Path:
     """Return the path of ``filename`` after checking it against the folder's ``SHA256SUMS``.
 
+    Args:
+        dataset: the dataset's folder name under ``root``.
+        filename: a plain file name in that folder (no ``/``).
+        root: the data folder; :func:`data_root` if None.
+
     Raises:
+        TypeError / ValueError: an argument of the wrong type, a path for ``filename``, or a
+            ``root`` that is not a folder.
         DatasetError: if the file is missing, unlisted, or its SHA-256 differs (corruption).
     """
+    _check_type(dataset, "dataset", str, "a dataset folder name (str)")
+    _check_type(filename, "filename", str, "a file name (str)")
+    if not filename or Path(filename).name != filename or filename in (".", ".."):
+        raise ValueError(f"filename must be a plain file name in the dataset folder, got {filename!r}")
+    root = _check_root(root)
     folder = Path(root or data_root()) / dataset
     path = folder / filename
     if not path.is_file():
@@ -126,10 +226,22 @@ def verified_path(dataset: str, filename: str, root: Path | None = None) -> Path
 
 def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     """Decode an IDX file (LeCun's format): magic ``0x0000 08 NDIM``, NDIM big-endian uint32
-    sizes, then uint8 values in row-major order."""
+    sizes, then uint8 values in row-major order. Returns a uint8 array of those sizes.
+
+    Raises:
+        TypeError: ``raw`` is not bytes (or ``name`` not a str).
+        DatasetError: a bad magic number, a truncated header, or a value count that disagrees
+            with the header; the message names ``name``.
+    """
+    _check_type(raw, "raw", (bytes, bytearray, memoryview), "the bytes of an IDX file")
+    _check_type(name, "name", str, "a str naming the data in messages")
+    raw = bytes(raw)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(f"{name} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DatasetError(f"{name} has a truncated header: {ndim} sizes need {4 + 4 * ndim} "
+                           f"bytes, the file holds {len(raw)}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
@@ -138,21 +250,67 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
 
+def _gunzip(path: Path) -> bytes:
+    """The decompressed bytes of a gzip file; a failed CRC or length check is a DatasetError."""
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as e:
+        raise DatasetError(f"dataset file {path.parent.name}/{path.name} is not a valid gzip "
+                           f"stream ({e}); restore it from the course repository "
+                           "(git checkout -- datasets)") from e
+
+
+def _check_images_and_labels(images: np.ndarray, labels: np.ndarray, image_source: str,
+                             label_source: str) -> None:
+    """Images (N, 28, 28) and labels (N,) in [0, 10) that agree in N, or a DatasetError."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetError(f"{image_source} holds an array of shape {images.shape}, expected (N, 28, 28)")
+    if labels.ndim != 1 or (labels.size and not 0 <= labels.min() <= labels.max() < 10):
+        raise DatasetError(f"{label_source} must hold one class index in [0, 9] per image")
+    if len(images) != len(labels):
+        raise DatasetError(f"{image_source} holds {len(images)} images but {label_source} holds "
+                           f"{len(labels)} labels; the two files of a split must match (was one "
+                           "replaced by another split's file?)")
+
+
 def _read_mnist(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """The official MNIST files of ``split`` ("train": all 60,000 training images, or "test")."""
     image_file, label_file = _MNIST_FILES[split]
-    images = parse_idx(gzip.decompress(verified_path("mnist", image_file, root).read_bytes()),
-                       image_file)
-    labels = parse_idx(gzip.decompress(verified_path("mnist", label_file, root).read_bytes()),
-                       label_file)
+    images = parse_idx(_gunzip(verified_path("mnist", image_file, root)), image_file)
+    labels = parse_idx(_gunzip(verified_path("mnist", label_file, root)), label_file)
+    _check_images_and_labels(images, labels, f"mnist/{image_file}", f"mnist/{label_file}")
     return images, labels
+
+
+def _as_labels(labels) -> np.ndarray:
+    """``labels`` as a non-empty 1-D integer NumPy array."""
+    try:
+        array = np.asarray(labels)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"labels must be a 1-D array of class indices, got {type(labels).__name__}") from e
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"labels must be a non-empty 1-D array of integer class indices, "
+                         f"got shape {array.shape} of {array.dtype}")
+    return array
 
 
 def stratified_split(labels: np.ndarray, held_out_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split example indices in two, stratified: for each class, a seeded permutation of its
     indices; the first ``held_out_per_class`` are held out, the rest kept. Returns
-    ``(kept, held_out)``, each sorted. The same labels and seed always give the same split."""
-    labels = np.asarray(labels)
+    ``(kept, held_out)``, each sorted. The same labels and seed always give the same split.
+
+    Args:
+        labels: (N,) integer class labels, N >= 1 (a NumPy array, list or CPU tensor).
+        held_out_per_class: an int >= 1, below every class's count.
+        seed: an int in [0, 2**32 - 1].
+
+    Raises:
+        TypeError / ValueError: labels that are not a non-empty 1-D integer array, or a count
+            or seed of the wrong type or range; ValueError if a class is too small.
+    """
+    _check_int(held_out_per_class, "held_out_per_class", 1)
+    _check_int(seed, "seed", *SEED_RANGE)
+    labels = _as_labels(labels)
     rng = np.random.default_rng(seed)
     kept, held_out = [], []
     for c in np.unique(labels):
@@ -168,7 +326,12 @@ def stratified_split(labels: np.ndarray, held_out_per_class: int, seed: int) -> 
 def fashion_split_indices(labels: np.ndarray, seed: int = FASHION_SPLIT_SEED,
                           test_per_class: int = FASHION_TEST_PER_CLASS) -> dict[str, np.ndarray]:
     """The course's Fashion-MNIST train/test split of the 70,000 shipped images: per class,
-    ``test_per_class`` seeded picks go to test, the rest to train (indices sorted)."""
+    ``test_per_class`` seeded picks go to test, the rest to train (indices sorted).
+
+    Raises:
+        TypeError / ValueError: as :func:`stratified_split`, naming ``test_per_class``.
+    """
+    _check_int(test_per_class, "test_per_class", 1)
     train, test = stratified_split(labels, test_per_class, seed)
     return {"train": train, "test": test}
 
@@ -176,7 +339,12 @@ def fashion_split_indices(labels: np.ndarray, seed: int = FASHION_SPLIT_SEED,
 def validation_split_indices(labels: np.ndarray, seed: int = VALIDATION_SEED,
                              per_class: int = VALIDATION_PER_CLASS) -> dict[str, np.ndarray]:
     """Carve the validation split out of a training split: ``per_class`` seeded picks of each
-    class go to ``"validation"``, the rest stay in ``"train"`` (indices sorted, disjoint)."""
+    class go to ``"validation"``, the rest stay in ``"train"`` (indices sorted, disjoint).
+
+    Raises:
+        TypeError / ValueError: as :func:`stratified_split`, naming ``per_class``.
+    """
+    _check_int(per_class, "per_class", 1)
     train, validation = stratified_split(labels, per_class, seed)
     return {"train": train, "validation": validation}
 
@@ -184,7 +352,12 @@ def validation_split_indices(labels: np.ndarray, seed: int = VALIDATION_SEED,
 def _read_fashion(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """The course's Fashion-MNIST ``split`` ("train": all 60,000 training images, or "test")."""
     with np.load(verified_path("fashion-mnist", _FASHION_FILE, root)) as archive:
+        missing = {"images", "labels"} - set(archive.files)
+        if missing:
+            raise DatasetError(f"fashion-mnist/{_FASHION_FILE} lacks the arrays {sorted(missing)}")
         images, labels = archive["images"], archive["labels"]
+    _check_images_and_labels(images, labels, f"fashion-mnist/{_FASHION_FILE} images",
+                             f"fashion-mnist/{_FASHION_FILE} labels")
     index = fashion_split_indices(labels)[split]
     return images[index], labels[index]
 
@@ -211,37 +384,67 @@ class ImageSplit:
         labels: (N,) int64 class indices.
         name: e.g. ``"mnist/test"``.
         classes: the class names, index by label.
+
+    Raises (on construction):
+        TypeError / ValueError: images that are not a (N, C, H, W) float tensor, labels that are
+            not N integer class indices, or a name / classes of the wrong type.
     """
     images: torch.Tensor
     labels: torch.Tensor
     name: str
     classes: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        _check_type(self.images, "images", torch.Tensor, "a (N, C, H, W) float tensor")
+        _check_type(self.labels, "labels", torch.Tensor, "a (N,) int64 tensor")
+        if self.images.dim() != 4 or not self.images.is_floating_point():
+            raise ValueError(f"images must be a (N, C, H, W) float tensor, got shape "
+                             f"{tuple(self.images.shape)} of {self.images.dtype}")
+        if self.labels.dim() != 1 or self.labels.is_floating_point() or self.labels.dtype == torch.bool:
+            raise ValueError(f"labels must be a (N,) integer tensor, got shape "
+                             f"{tuple(self.labels.shape)} of {self.labels.dtype}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"images and labels must agree in N, got {len(self.images)} images "
+                             f"and {len(self.labels)} labels")
+        _check_type(self.name, "name", str, "a str like 'mnist/test'")
+        if not isinstance(self.classes, tuple) or not all(isinstance(c, str) for c in self.classes):
+            raise TypeError(f"classes must be a tuple of class names (str), got {self.classes!r}")
+
     def __len__(self) -> int:
         return len(self.labels)
 
     def to(self, device: torch.device | str) -> "ImageSplit":
+        """The same split with its tensors on ``device`` (this one is unchanged).
+
+        Raises:
+            TypeError / ValueError: as :func:`check_device`.
+        """
+        device = check_device(device)
         return ImageSplit(self.images.to(device), self.labels.to(device), self.name, self.classes)
 
     def subset(self, n: int) -> "ImageSplit":
-        """The first ``n`` examples (a quick look for exercises and widgets)."""
-        if not 0 < n <= len(self):
-            raise ValueError(f"n must be in [1, {len(self)}], got {n}")
+        """The first ``n`` examples (a quick look for exercises and widgets).
+
+        Raises:
+            TypeError / ValueError: ``n`` is not an int in [1, len(self)].
+        """
+        _check_int(n, "n", 1, len(self))
         return ImageSplit(self.images[:n], self.labels[:n], f"{self.name}[:{n}]", self.classes)
-
-
-def _check_choice(argument: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{argument} must be one of {allowed}, got {value!r}")
 
 
 def load_raw(dataset: str = "mnist", split: str = "train",
              root: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The verified uint8 images (N, 28, 28) and labels (N,) of one split, as numpy arrays:
-    ``"train"`` (55,000), ``"validation"`` (5,000) or ``"test"`` (10,000)."""
+    ``"train"`` (55,000), ``"validation"`` (5,000) or ``"test"`` (10,000).
+
+    Raises:
+        ValueError: ``dataset`` not in :data:`DATASET_NAMES`, ``split`` not in :data:`SPLITS`,
+            or ``root`` not an existing folder. TypeError: ``root`` not a str or Path.
+        DatasetError: a file is missing, corrupted, or the files of the split disagree.
+    """
     _check_choice("dataset", dataset, DATASET_NAMES)
     _check_choice("split", split, SPLITS)
-    root = Path(root) if root is not None else None
+    root = _check_root(root)
     return _read_split(dataset, split, root)
 
 
@@ -253,7 +456,13 @@ def load(dataset: str = "mnist", split: str = "train", root: Path | str | None =
         >>> test = load("mnist", "test")
         >>> test.images.shape, test.labels[:5].tolist()
         (torch.Size([10000, 1, 28, 28]), [7, 2, 1, 0, 4])
+
+    Raises:
+        TypeError / ValueError: as :func:`load_raw`, and for a ``device`` this machine lacks
+            (:func:`check_device`), checked before any file is read.
+        DatasetError: as :func:`load_raw`.
     """
+    check_device(device)
     images, labels = load_raw(dataset, split, root)
     mean, std = MEAN_STD[dataset]
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)   # (N, 1, 28, 28)
@@ -265,9 +474,26 @@ def load(dataset: str = "mnist", split: str = "train", root: Path | str | None =
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by a random whole number of pixels in [-max_shift, max_shift] on
     each axis, filling with the background value (the image's minimum). A light augmentation
-    for training baselines: (B, C, H, W) -> (B, C, H, W), a new tensor."""
-    if max_shift < 0:
-        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    for training baselines: (B, C, H, W) -> (B, C, H, W), a new tensor.
+
+    Args:
+        images: (B, C, H, W), non-empty, finite; not modified.
+        max_shift: an int >= 0 (0 returns a copy).
+        generator: a CPU ``torch.Generator`` (needed when ``max_shift > 0``).
+
+    Raises:
+        TypeError: a non-tensor ``images``, a non-int ``max_shift``, or a missing generator.
+        ValueError: ``images`` not 4-D, empty or not finite, or ``max_shift`` < 0.
+    """
+    _check_type(images, "images", torch.Tensor, "a (B, C, H, W) tensor")
+    if images.dim() != 4 or images.numel() == 0:
+        raise ValueError(f"images must be a non-empty (B, C, H, W) tensor, got shape {tuple(images.shape)}")
+    if images.is_floating_point() and not torch.isfinite(images).all():
+        raise ValueError("images contains NaN or inf; the shift's background value would be garbage")
+    _check_int(max_shift, "max_shift", 0)
+    if max_shift:
+        _check_type(generator, "generator", torch.Generator,
+                    "a torch.Generator when max_shift > 0 (torch.Generator().manual_seed(0))")
     if max_shift == 0:
         return images.clone()
     B, C, H, W = images.shape
@@ -283,22 +509,11 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     return torch.stack(channels, dim=1)
 
 
-def batches(split: ImageSplit, batch_size: int, shuffle: bool = False,
-            generator: torch.Generator | None = None,
-            max_shift: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels)`` mini-batches as slices of the in-memory tensors.
-
-    Args:
-        batch_size: examples per batch (the last batch may be smaller).
-        shuffle: visit examples in a random order drawn from ``generator``.
-        generator: a seeded ``torch.Generator`` (CPU); needed for ``shuffle`` or ``max_shift``.
-        max_shift: if > 0, augment with :func:`random_shift` by up to this many pixels.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if (shuffle or max_shift) and generator is None:
-        raise ValueError("generator is required when shuffle=True or max_shift > 0; "
-                         "pass torch.Generator().manual_seed(0)")
+def _iterate_batches(split: ImageSplit, batch_size: int, shuffle: bool,
+                     generator: torch.Generator | None,
+                     max_shift: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    # The generator behind batches(), kept apart so that batches() checks its arguments when
+    # called: a generator function would only run its checks at the first next().
     n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     order = order.to(split.images.device)
@@ -310,6 +525,34 @@ def batches(split: ImageSplit, batch_size: int, shuffle: bool = False,
         yield x, y
 
 
+def batches(split: ImageSplit, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None,
+            max_shift: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """An iterator of ``(images, labels)`` mini-batches, slices of the in-memory tensors.
+
+    Args:
+        batch_size: examples per batch (the last batch may be smaller).
+        shuffle: visit examples in a random order drawn from ``generator``.
+        generator: a seeded ``torch.Generator`` (CPU); needed for ``shuffle`` or ``max_shift``.
+        max_shift: if > 0, augment with :func:`random_shift` by up to this many pixels.
+
+    Raises (when called, before the first batch):
+        TypeError: ``split`` not an ImageSplit, ``batch_size``/``max_shift`` not ints,
+            ``shuffle`` not a bool, ``generator`` not a torch.Generator.
+        ValueError: ``batch_size`` < 1, ``max_shift`` < 0, or no generator where one is needed.
+    """
+    _check_type(split, "split", ImageSplit, "an ImageSplit (from data.load)")
+    _check_int(batch_size, "batch_size", 1)
+    _check_int(max_shift, "max_shift", 0)
+    _check_type(shuffle, "shuffle", bool, "True or False")
+    if generator is not None:
+        _check_type(generator, "generator", torch.Generator, "a torch.Generator or None")
+    if (shuffle or max_shift) and generator is None:
+        raise ValueError("generator is required when shuffle=True or max_shift > 0; "
+                         "pass torch.Generator().manual_seed(0)")
+    return _iterate_batches(split, batch_size, shuffle, generator, max_shift)
+
+
 def torchvision_dataset(dataset: str = "mnist", split: str = "train", transform=None,
                         target_transform=None, root: Path | str | None = None):
     """The same verified files behind torchvision's ``Dataset`` interface.
@@ -317,7 +560,14 @@ def torchvision_dataset(dataset: str = "mnist", split: str = "train", transform=
     Items are ``(PIL.Image, int)`` like ``torchvision.datasets.MNIST``, so torchvision
     transforms and a ``torch.utils.data.DataLoader`` work unchanged. Slower than
     :func:`batches`; use it to try torchvision augmentations.
+
+    Raises:
+        TypeError: ``transform`` or ``target_transform`` is neither callable nor None.
+        ValueError / DatasetError: as :func:`load_raw`.
     """
+    for name, value in (("transform", transform), ("target_transform", target_transform)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
     from PIL import Image
     from torchvision.datasets import VisionDataset
 

@@ -23,6 +23,7 @@ for pruned models in ``notebooks/01_pruning.ipynb``.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from typing import NamedTuple
 
@@ -33,34 +34,81 @@ NAMED_FORMATS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
 DEFAULT_INDEX_BITS = {"conv": 8, "fc": 5}   # Deep Compression, Sec. 3
 
 
+# ----------------------------------------------------------------------------- argument checks
+
+def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
+    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
+    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_tensor(t: torch.Tensor, name: str = "t") -> None:
+    """A torch.Tensor of finite values: a NaN or inf weight means training went wrong, and its
+    encoding would be garbage that decodes to garbage."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.is_floating_point() or t.is_complex():
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf; only finite values can be encoded "
+                             "(check the model or the step that produced the tensor)")
+
+
+def _check_encoded(encoded, kind: type) -> None:
+    """``encoded`` is the named tuple an ``encode_*`` function returns, with a valid shape."""
+    if not isinstance(encoded, kind):
+        raise TypeError(f"encoded must be a {kind.__name__} (from encode_{kind.__name__.lower()}), "
+                        f"got {type(encoded).__name__}")
+    if not isinstance(encoded.shape, tuple) or any(
+            isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in encoded.shape):
+        raise ValueError(f"encoded.shape must be a tuple of ints >= 0, got {encoded.shape!r}")
+    for field, value in encoded._asdict().items():
+        if field not in ("shape", "index_bits") and not isinstance(value, torch.Tensor):
+            raise TypeError(f"encoded.{field} must be a torch.Tensor, got {type(value).__name__}")
+
+
 def bits_of(number_format: str | int) -> int:
-    """Bits per value of a number format: ``"fp32"`` 32, ``"fp16"``/``"bf16"`` 16, ``"int8"`` 8,
-    ``"intN"`` or ``"uintN"`` N (1 <= N <= 32), or a plain int N."""
-    if isinstance(number_format, bool):
-        raise TypeError("number_format must be a str like 'int8' or an int, got bool")
-    if isinstance(number_format, int):
-        bits = number_format
-    elif isinstance(number_format, str):
+    """Bits per value of a number format.
+
+    ``"fp32"`` 32, ``"fp16"``/``"bf16"`` 16, ``"int8"`` 8, ``"intN"`` or ``"uintN"`` N
+    (1 <= N <= 32), or a plain int N (a number of bits is an int: ``8``, not ``"8"`` or ``8.0``).
+
+    Raises:
+        TypeError: ``number_format`` is neither a str nor an int (a float, NaN, bool...).
+        ValueError: an unknown name, or a bit count outside [1, 32].
+    """
+    if isinstance(number_format, bool) or not isinstance(number_format, (str, numbers.Integral)):
+        raise TypeError(f"number_format must be a str like 'int8' or an int number of bits, "
+                        f"got {type(number_format).__name__} {number_format!r}")
+    if isinstance(number_format, numbers.Integral):
+        bits = int(number_format)
+    else:
         if number_format in NAMED_FORMATS:
             return NAMED_FORMATS[number_format]
         match = re.fullmatch(r"u?int(\d+)", number_format)
         if match is None:
+            hint = f" (a number of bits is an int: {number_format}, or 'int{number_format}')" \
+                if number_format.isdigit() else ""
             raise ValueError(f"number_format must be one of {sorted(NAMED_FORMATS)} or 'intN' "
-                             f"with 1 <= N <= 32, got {number_format!r}")
+                             f"with 1 <= N <= 32, got {number_format!r}{hint}")
         bits = int(match.group(1))
-    else:
-        raise TypeError(f"number_format must be a str or int, got {type(number_format).__name__}")
     if not 1 <= bits <= 32:
         raise ValueError(f"number_format must have 1 to 32 bits, got {bits}")
     return bits
 
 
 def unsigned_int_bits(max_value: int) -> int:
-    """The smallest C unsigned integer width (8, 16 or 32 bits) that holds ``max_value``."""
+    """The smallest C unsigned integer width (8, 16 or 32 bits) that holds ``max_value``.
+
+    Raises:
+        TypeError / ValueError: ``max_value`` is not an int in [0, 2**32 - 1].
+    """
+    _check_int(max_value, "max_value", 0, 2 ** 32 - 1)
     for bits in (8, 16, 32):
         if max_value < 2 ** bits:
             return bits
-    raise ValueError(f"max_value {max_value} does not fit in 32 bits")
 
 
 # ----------------------------------------------------------------------------- bitmask
@@ -72,12 +120,33 @@ class Bitmask(NamedTuple):
 
 
 def encode_bitmask(t: torch.Tensor) -> Bitmask:
+    """Bitmask encoding of the flattened ``t``: a (N,) bool mask of its nonzeros and the (nnz,)
+    nonzero values in order. ``t`` (any shape, finite) is not modified.
+
+    Raises:
+        TypeError: ``t`` is not a tensor. ValueError: ``t`` holds NaN or inf.
+    """
+    _check_tensor(t)
     flat = t.detach().reshape(-1)
     mask = flat != 0
     return Bitmask(mask, flat[mask].clone(), t.shape)
 
 
 def decode_bitmask(encoded: Bitmask) -> torch.Tensor:
+    """The dense tensor of ``encoded.shape`` that :func:`encode_bitmask` encoded.
+
+    Raises:
+        TypeError: ``encoded`` is not a :class:`Bitmask`.
+        ValueError: its mask, values and shape disagree.
+    """
+    _check_encoded(encoded, Bitmask)
+    n = math.prod(encoded.shape)
+    if encoded.mask.dtype != torch.bool or encoded.mask.numel() != n:
+        raise ValueError(f"encoded.mask must be a bool tensor of {n} elements (shape "
+                         f"{tuple(encoded.shape)}), got {encoded.mask.dtype} with {encoded.mask.numel()}")
+    if encoded.values.numel() != int(encoded.mask.sum()):
+        raise ValueError(f"encoded.values must hold one value per True in the mask "
+                         f"({int(encoded.mask.sum())}), got {encoded.values.numel()}")
     flat = torch.zeros(encoded.mask.numel(), dtype=encoded.values.dtype)
     flat[encoded.mask] = encoded.values
     return flat.reshape(encoded.shape)
@@ -94,15 +163,29 @@ class CSR(NamedTuple):
 
 def as_matrix(t: torch.Tensor) -> torch.Tensor:
     """View a tensor as a matrix (shape[0], rest): a conv weight (C_out, C_in, kh, kw) becomes
-    (C_out, C_in*kh*kw), a vector (N,) becomes (1, N)."""
+    (C_out, C_in*kh*kw), a vector (N,) becomes (1, N), a scalar (1, 1).
+
+    Raises:
+        TypeError: ``t`` is not a tensor.
+    """
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
     if t.dim() == 0:
         return t.reshape(1, 1)
     if t.dim() == 1:
         return t.reshape(1, -1)
-    return t.reshape(t.shape[0], -1)
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))      # not -1: ambiguous for 0 rows
 
 
 def encode_csr(t: torch.Tensor) -> CSR:
+    """CSR encoding of ``t`` viewed as a matrix by :func:`as_matrix`: the nonzero values in
+    row-major order, their column indices, and ``rows + 1`` row pointers (as
+    ``torch.Tensor.to_sparse_csr``). ``t`` (any shape, finite) is not modified.
+
+    Raises:
+        TypeError: ``t`` is not a tensor. ValueError: ``t`` holds NaN or inf.
+    """
+    _check_tensor(t)
     M = as_matrix(t.detach())
     rows, cols = M.nonzero(as_tuple=True)        # in row-major order
     counts = torch.bincount(rows, minlength=M.shape[0])
@@ -111,8 +194,26 @@ def encode_csr(t: torch.Tensor) -> CSR:
 
 
 def decode_csr(encoded: CSR) -> torch.Tensor:
+    """The dense tensor of ``encoded.shape`` that :func:`encode_csr` encoded.
+
+    Raises:
+        TypeError: ``encoded`` is not a :class:`CSR`.
+        ValueError: its row pointers, column indices, values and shape disagree.
+    """
+    _check_encoded(encoded, CSR)
+    pointers, cols = encoded.row_pointers, encoded.col_indices
+    expected_rows = encoded.shape[0] if len(encoded.shape) >= 2 else 1      # as in as_matrix
+    if len(pointers) != expected_rows + 1 or pointers[0] != 0 or (pointers.diff() < 0).any():
+        raise ValueError(f"encoded.row_pointers must be {expected_rows + 1} non-decreasing offsets "
+                         f"starting at 0 for shape {tuple(encoded.shape)}, got {pointers.tolist()}")
     n_rows = len(encoded.row_pointers) - 1
     n_cols = math.prod(encoded.shape) // max(1, n_rows)
+    if not len(encoded.values) == len(cols) == int(pointers[-1]):
+        raise ValueError(f"encoded.values and encoded.col_indices must both hold row_pointers[-1] = "
+                         f"{int(pointers[-1])} entries, got {len(encoded.values)} and {len(cols)}")
+    if len(cols) and (cols.min() < 0 or cols.max() >= n_cols):
+        raise ValueError(f"encoded.col_indices must be in [0, {n_cols - 1}], "
+                         f"got {int(cols.min())}..{int(cols.max())}")
     M = torch.zeros(n_rows, n_cols, dtype=encoded.values.dtype)
     rows = torch.repeat_interleave(torch.arange(n_rows), encoded.row_pointers.diff())
     M[rows, encoded.col_indices] = encoded.values
@@ -135,9 +236,17 @@ def encode_relative_index(t: torch.Tensor, index_bits: int) -> RelativeIndex:
     nonzero at position ``p`` is stored as ``(gap = p - cursor, value)``. If the gap exceeds
     ``2**index_bits - 1``, a filler ``(2**index_bits - 1, 0)`` is stored first, which covers
     that many zeros and one more position.
+
+    Args:
+        t: any shape, finite values; not modified.
+        index_bits: bits per gap, an int in [1, 32] (Deep Compression: 8 conv, 5 fc).
+
+    Raises:
+        TypeError: ``t`` is not a tensor, or ``index_bits`` is not an int (2.5, True).
+        ValueError: ``t`` holds NaN or inf, or ``index_bits`` is outside [1, 32].
     """
-    if not 1 <= index_bits <= 32:
-        raise ValueError(f"index_bits must be in [1, 32], got {index_bits}")
+    _check_tensor(t)
+    _check_int(index_bits, "index_bits", 1, 32)
     flat = t.detach().reshape(-1)
     max_gap = 2 ** index_bits - 1
     positions = flat.nonzero(as_tuple=True)[0].tolist()
@@ -156,7 +265,28 @@ def encode_relative_index(t: torch.Tensor, index_bits: int) -> RelativeIndex:
 
 
 def decode_relative_index(encoded: RelativeIndex) -> torch.Tensor:
-    flat = torch.zeros(math.prod(encoded.shape), dtype=encoded.values.dtype)
+    """The dense tensor of ``encoded.shape`` that :func:`encode_relative_index` encoded: entry
+    ``i`` lands ``gaps[i]`` positions after the one before it.
+
+    Raises:
+        TypeError: ``encoded`` is not a :class:`RelativeIndex`, or its ``index_bits`` not an int.
+        ValueError: a gap is negative or too long for ``index_bits``, the entries run past the
+            end of the tensor, or values and gaps differ in number.
+    """
+    _check_encoded(encoded, RelativeIndex)
+    _check_int(encoded.index_bits, "encoded.index_bits", 1, 32)
+    n = math.prod(encoded.shape)
+    gaps = encoded.gaps
+    if len(gaps) != len(encoded.values):
+        raise ValueError(f"encoded.values and encoded.gaps must have one entry each, "
+                         f"got {len(encoded.values)} and {len(gaps)}")
+    if len(gaps) and (gaps.min() < 0 or gaps.max() >= 2 ** encoded.index_bits):
+        raise ValueError(f"encoded.gaps must be in [0, {2 ** encoded.index_bits - 1}] for "
+                         f"index_bits={encoded.index_bits}, got {int(gaps.min())}..{int(gaps.max())}")
+    if int(gaps.sum()) + len(gaps) > n:
+        raise ValueError(f"encoded.gaps run past the end of a tensor of {n} elements "
+                         f"(shape {tuple(encoded.shape)})")
+    flat = torch.zeros(n, dtype=encoded.values.dtype)
     cursor = 0
     for gap, value in zip(encoded.gaps.tolist(), encoded.values.tolist()):
         position = cursor + gap
@@ -168,9 +298,13 @@ def decode_relative_index(encoded: RelativeIndex) -> torch.Tensor:
 def count_relative_index_entries(t: torch.Tensor, index_bits: int) -> int:
     """Number of entries (nonzeros + fillers) :func:`encode_relative_index` would store,
     computed without building the encoding: each gap ``g`` between consecutive nonzeros
-    needs ``g // 2**index_bits`` fillers."""
-    if not 1 <= index_bits <= 32:
-        raise ValueError(f"index_bits must be in [1, 32], got {index_bits}")
+    needs ``g // 2**index_bits`` fillers.
+
+    Raises:
+        TypeError / ValueError: as :func:`encode_relative_index`.
+    """
+    _check_tensor(t)
+    _check_int(index_bits, "index_bits", 1, 32)
     positions = t.detach().reshape(-1).nonzero(as_tuple=True)[0]
     if positions.numel() == 0:
         return 0
@@ -187,12 +321,23 @@ def storage_bits(t: torch.Tensor, number_format: str | int = "fp32", encoding: s
 
     ``index_bits`` only applies to ``relative_index``; by default 8 for tensors of 4 dimensions
     (conv) and 5 otherwise (fully connected), as in Deep Compression.
+
+    Args:
+        t: any shape, finite values.
+        number_format: as :func:`bits_of`.
+        encoding: one of :data:`ENCODINGS`.
+        index_bits: None or an int in [1, 32] (checked whenever given).
+
+    Raises:
+        TypeError: ``t`` is not a tensor, ``number_format`` or ``index_bits`` has a wrong type.
+        ValueError: ``t`` holds NaN or inf, or an argument is out of range / not a choice.
     """
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
+    _check_tensor(t)
     b = bits_of(number_format)
-    if encoding not in ENCODINGS:
+    if not isinstance(encoding, str) or encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    if index_bits is not None:
+        _check_int(index_bits, "index_bits", 1, 32)
     n = t.numel()
     if encoding == "dense":
         return n * b
@@ -211,12 +356,23 @@ def storage_bits(t: torch.Tensor, number_format: str | int = "fp32", encoding: s
 
 def storage_bytes(t: torch.Tensor, number_format: str | int = "fp32", encoding: str = "dense",
                   index_bits: int | None = None) -> int:
-    """:func:`storage_bits` rounded up to whole bytes."""
+    """:func:`storage_bits` rounded up to whole bytes: :math:`\\lceil \\text{bits} / 8 \\rceil`.
+
+    Raises:
+        TypeError / ValueError: as :func:`storage_bits`.
+    """
     return math.ceil(storage_bits(t, number_format, encoding, index_bits) / 8)
 
 
 def best_encoding(t: torch.Tensor, number_format: str | int = "fp32") -> tuple[str, int]:
-    """The encoding that stores ``t`` in the fewest bytes, and that many bytes."""
+    """The encoding that stores ``t`` in the fewest bytes, and that many bytes (ties go to the
+    earlier of :data:`ENCODINGS`).
+
+    Raises:
+        TypeError / ValueError: as :func:`storage_bits`.
+    """
+    _check_tensor(t)
+    bits_of(number_format)
     sizes = {e: storage_bytes(t, number_format, e) for e in ENCODINGS}
     name = min(sizes, key=lambda e: (sizes[e], ENCODINGS.index(e)))
     return name, sizes[name]

@@ -27,6 +27,8 @@ Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import shutil
@@ -64,13 +66,59 @@ ENERGY_PER_MAC_PJ = {
 
 def compute_format(number_format: str | int) -> str:
     """The arithmetic a format runs in: fp32; fp16 (also bf16); int8 for integer codes of 1-8
-    bits (unpacked to int8); int16 for 9-16 bits; fp32 for wider integers."""
+    bits (unpacked to int8); int16 for 9-16 bits; fp32 for wider integers. A plain int N is an
+    N-bit integer code.
+
+    Raises:
+        TypeError / ValueError: as :func:`course_lib.encoding.bits_of` (e.g. ``"8"`` or ``8.0``).
+    """
     bits = bits_of(number_format)
     if isinstance(number_format, str) and not re.fullmatch(r"u?int\d+", number_format):
         return "fp32" if bits == 32 else "fp16"
     if bits <= 8:
         return "int8"
     return "int16" if bits <= 16 else "fp32"
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def _check_int(value: int, name: str, low: int) -> None:
+    """An int (bool is not one) >= ``low``: byte counts, thread counts."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value}")
+
+
+def _check_number(value: float, name: str, low: float, high: float | None = None,
+                  low_open: bool = True) -> None:
+    """A finite real number in ``(low, high]`` (``[low, high]`` with ``low_open=False``)."""
+    allowed = (f"{'>' if low_open else '>='} {low}" if high is None
+               else f"in {'(' if low_open else '['}{low}, {high}]")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number {allowed}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < low or (low_open and value == low) or \
+            (high is not None and value > high):
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value}")
+
+
+def _check_device(device: "Device") -> None:
+    if not isinstance(device, Device):
+        raise TypeError(f"device must be a Device (from hardware.get_device), got {type(device).__name__}")
+
+
+def _check_report(report: ModelReport) -> None:
+    """A :class:`ModelReport` whose format names an arithmetic and whose counts are ints >= 0."""
+    if not isinstance(report, ModelReport):
+        raise TypeError(f"report must be a ModelReport (from measure.report), got {type(report).__name__}")
+    try:
+        compute_format(report.number_format)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"report.number_format must be a format name like 'int8', 'int4' or "
+                         f"'fp16', or an int number of bits, got {report.number_format!r}; "
+                         f"pass one of those to measure.report") from e
+    for name in ("macs", "weight_bytes", "peak_activation_bytes", "activation_traffic_bytes"):
+        _check_int(getattr(report, name), f"report.{name}", 0)
 
 
 @dataclass(frozen=True)
@@ -87,6 +135,11 @@ class Device:
         efficiency: fraction of the peak reached on real layers (calibrated or assumed).
         bandwidth: bytes per second from where the weights live to the cores.
         memory_overhead_bytes / storage_overhead_bytes: taken by the runtime and OS.
+
+    Raises (on construction, also through ``dataclasses.replace``):
+        TypeError / ValueError: a byte count that is not an int >= 0, a clock, bandwidth or MAC
+            rate that is not a finite number > 0 (>= 0 for MACs per cycle), an efficiency
+            outside (0, 1], or a format other than fp32, fp16 and int8.
     """
     name: str
     kind: str
@@ -103,13 +156,37 @@ class Device:
     efficiency_source: str
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        for name in ("name", "kind", "source", "efficiency_source", "notes"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+        for name in ("memory_bytes", "storage_bytes", "memory_overhead_bytes", "storage_overhead_bytes"):
+            _check_int(getattr(self, name), name, 0)
+        if not isinstance(self.weights_in_memory, bool):
+            raise TypeError(f"weights_in_memory must be True or False, got {self.weights_in_memory!r}")
+        _check_number(self.clock_hz, "clock_hz", 0)
+        _check_number(self.efficiency, "efficiency", 0, 1)
+        _check_number(self.bandwidth, "bandwidth", 0)
+        if not isinstance(self.macs_per_cycle, dict) or not self.macs_per_cycle:
+            raise TypeError(f"macs_per_cycle must be a non-empty dict like {{'int8': 2.0}}, "
+                            f"got {self.macs_per_cycle!r}")
+        for fmt, rate in self.macs_per_cycle.items():
+            if fmt not in ENERGY_PER_MAC_PJ:
+                raise ValueError(f"macs_per_cycle keys must be in {tuple(ENERGY_PER_MAC_PJ)}, got {fmt!r}")
+            _check_number(rate, f"macs_per_cycle[{fmt!r}]", 0, low_open=False)
+
     @property
     def formats(self) -> tuple[str, ...]:
         return tuple(self.macs_per_cycle) + (("int16",) if "int8" in self.macs_per_cycle else ())
 
     def macs_per_second(self, number_format: str | int) -> float:
-        """Effective MAC rate for a number format (0 if the device cannot compute in it).
-        int16 runs at half the int8 rate (half as many lanes per SIMD register)."""
+        """Effective MAC rate for a number format (0 if the device cannot compute in it):
+        :math:`f \\cdot m \\cdot \\eta`. int16 runs at half the int8 rate (half as many lanes
+        per SIMD register).
+
+        Raises:
+            TypeError / ValueError: as :func:`compute_format`.
+        """
         fmt = compute_format(number_format)
         if fmt == "int16":
             peak = self.macs_per_cycle.get("int8", 0.0) / 2
@@ -163,6 +240,7 @@ PROFILES: dict[str, Device] = {d.name: d for d in (
 
 
 def device_names() -> list[str]:
+    """The names :func:`get_device` accepts: every profile, then ``"This machine"``."""
     return [*PROFILES, "This machine"]
 
 
@@ -178,12 +256,16 @@ def _median_seconds(fn, repeats: int) -> float:
 
 
 def cpu_clock_hz() -> float:
-    """The CPU clock the operating system reports (Linux ``/proc/cpuinfo``), else 1 GHz."""
+    """The CPU clock the operating system reports (Linux ``/proc/cpuinfo``), else 1 GHz
+    (also when the reported figure is not a positive number)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.lower().startswith("cpu mhz"):
-                    return float(line.split(":")[1]) * 1e6
+                    mhz = float(line.split(":")[1])
+                    if math.isfinite(mhz) and mhz > 0:
+                        return mhz * 1e6
+                    break
     except (OSError, ValueError, IndexError):
         pass
     return 1e9
@@ -193,7 +275,16 @@ def this_machine(threads: int | None = None) -> Device:
     """A profile of the computer running this code, *measured*: the fp32 MAC rate of a
     512x512 matrix product and the bandwidth of a 64 MB copy (medians of 5 runs), with RAM and
     free disk from the operating system. Its ``efficiency`` is 1: the measured rate, divided by
-    the clock, gives ``macs_per_cycle`` directly."""
+    the clock, gives ``macs_per_cycle`` directly.
+
+    Args:
+        threads: CPU threads for the measurement, an int >= 1, or None for torch's current count.
+
+    Raises:
+        TypeError / ValueError: ``threads`` is neither None nor an int >= 1.
+    """
+    if threads is not None:
+        _check_int(threads, "threads", 1)
     n = 512
     a, b = torch.randn(n, n), torch.randn(n, n)
     src = torch.empty(16 * MB)               # 16 M float32 values: 64 MB
@@ -220,7 +311,14 @@ def this_machine(threads: int | None = None) -> Device:
 
 
 def get_device(name: str) -> Device:
-    """A profile by name; ``"This machine"`` is measured on the spot."""
+    """A profile by name; ``"This machine"`` is measured on the spot.
+
+    Raises:
+        TypeError: ``name`` is not a str. ValueError: it is not one of :func:`device_names`.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a device name (a str), one of {device_names()}, "
+                        f"got {type(name).__name__}")
     if name == "This machine":
         return this_machine()
     if name not in PROFILES:
@@ -246,7 +344,14 @@ class LatencyEstimate:
 def estimate_latency(report: ModelReport, device: Device) -> LatencyEstimate:
     """Roofline estimate: the larger of compute time (MACs at the effective rate of the report's
     number format) and memory time (weight bytes + activation traffic over the bandwidth).
-    ``inf`` if the device cannot compute in that format."""
+    ``inf`` if the device cannot compute in that format.
+
+    Raises:
+        TypeError: ``report`` is not a ModelReport or ``device`` not a Device.
+        ValueError: ``report.number_format`` is not a format name (see :func:`compute_format`).
+    """
+    _check_report(report)
+    _check_device(device)
     rate = device.macs_per_second(report.number_format)
     compute = report.macs / rate if rate > 0 else float("inf")
     memory = (report.weight_bytes + report.activation_traffic_bytes) / device.bandwidth
@@ -270,11 +375,13 @@ class Verdict:
 def check_fit(report: ModelReport, device: Device) -> Verdict:
     """Does the model of ``report`` fit ``device``? Storage must hold the weights plus the
     runtime; working memory must hold the peak activations plus the runtime's needs, and the
-    weights too where they are loaded into RAM. The device must compute in the format."""
-    if not isinstance(report, ModelReport):
-        raise TypeError(f"report must be a ModelReport (from measure.report), got {type(report).__name__}")
-    if not isinstance(device, Device):
-        raise TypeError(f"device must be a Device (from hardware.get_device), got {type(device).__name__}")
+    weights too where they are loaded into RAM. The device must compute in the format.
+
+    Raises:
+        TypeError / ValueError: as :func:`estimate_latency`.
+    """
+    _check_report(report)
+    _check_device(device)
     storage_used = report.weight_bytes + device.storage_overhead_bytes
     memory_used = report.peak_activation_bytes + device.memory_overhead_bytes
     if device.weights_in_memory:
@@ -297,8 +404,24 @@ def check_fit(report: ModelReport, device: Device) -> Verdict:
 
 
 def verdict_table(report: ModelReport, devices: list[Device] | None = None) -> list[dict]:
-    """One row per device: fits, used/available memory and storage, estimated latency, reasons."""
+    """One row per device: fits, used/available memory and storage, estimated latency, reasons.
+
+    Args:
+        report: from :func:`course_lib.measure.report`.
+        devices: a non-empty list (or tuple) of :class:`Device`; every profile if None.
+
+    Raises:
+        TypeError: a wrong ``report`` or ``devices`` type, or a non-Device in ``devices``.
+        ValueError: ``devices`` is empty, or ``report.number_format`` is not a format name.
+    """
+    _check_report(report)
     devices = devices if devices is not None else list(PROFILES.values())
+    if not isinstance(devices, (list, tuple)):
+        raise TypeError(f"devices must be a list of Device or None, got {type(devices).__name__}")
+    if not devices:
+        raise ValueError("devices must hold at least one Device (or be None for every profile)")
+    for device in devices:
+        _check_device(device)
     rows = []
     for device in devices:
         v = check_fit(report, device)
@@ -326,8 +449,15 @@ class EnergyEstimate:
 
 def estimate_energy(report: ModelReport, weights_from: str = "dram") -> EnergyEstimate:
     """Horowitz (2014) energy model: each MAC at the format's cost, each weight byte read once
-    from DRAM (or SRAM), each activation byte read or written in SRAM."""
-    if weights_from not in ("dram", "sram"):
+    from DRAM (or SRAM), each activation byte read or written in SRAM.
+
+    Raises:
+        TypeError: ``report`` is not a ModelReport.
+        ValueError: ``weights_from`` is not ``"dram"`` or ``"sram"``, or ``report.number_format``
+            is not a format name.
+    """
+    _check_report(report)
+    if not isinstance(weights_from, str) or weights_from not in ("dram", "sram"):
         raise ValueError(f"weights_from must be 'dram' or 'sram', got {weights_from!r}")
     fmt = compute_format(report.number_format)
     per_mac = ENERGY_PER_MAC_PJ.get(fmt, ENERGY_PER_MAC_PJ["fp32"])
@@ -338,8 +468,27 @@ def estimate_energy(report: ModelReport, weights_from: str = "dram") -> EnergyEs
 
 
 def with_overheads(device: Device, memory_overhead_bytes: int, storage_overhead_bytes: int) -> Device:
-    """A copy of ``device`` with other runtime overheads (to explore what-if scenarios)."""
-    if memory_overhead_bytes < 0 or storage_overhead_bytes < 0:
-        raise ValueError("overheads must be >= 0 bytes")
+    """A copy of ``device`` with other runtime overheads (to explore what-if scenarios);
+    ``device`` itself is unchanged.
+
+    Raises:
+        TypeError: ``device`` is not a Device, or an overhead is not an int (NaN, 1.5, "1 KB").
+        ValueError: an overhead is negative.
+    """
+    _check_device(device)
+    _check_int(memory_overhead_bytes, "memory_overhead_bytes", 0)
+    _check_int(storage_overhead_bytes, "storage_overhead_bytes", 0)
     return replace(device, memory_overhead_bytes=memory_overhead_bytes,
                    storage_overhead_bytes=storage_overhead_bytes)
+
+
+def verdict_lines(verdict: Verdict, kernels: str = "") -> list[str]:
+    """A verdict in words: fits or not, each reason, and the estimated latency (the lines every
+    panel shows). ``kernels`` qualifies the estimate, e.g. ``" with dense kernels"``."""
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"verdict must be a Verdict (from check_fit), got {type(verdict).__name__}")
+    lines = [f"{verdict.device}: {'FITS' if verdict.fits else 'DOES NOT FIT'}"]
+    lines += [f"  - {reason}" for reason in verdict.reasons]
+    lines.append(f"Estimated latency on {verdict.device}: {1000 * verdict.estimate.seconds:,.3f} ms "
+                 f"({verdict.estimate.bound}-bound roofline estimate{kernels}, not a measurement)")
+    return lines

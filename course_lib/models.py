@@ -17,6 +17,8 @@ Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import OrderedDict
 from typing import Callable, Sequence
 
@@ -25,6 +27,26 @@ from torch import nn
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
+SEED_RANGE = (0, 2 ** 32 - 1)     # as course_lib.data.SEED_RANGE
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
+    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
+    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_sizes(sizes: Sequence[int], name: str, count: int | None = None) -> None:
+    """A list or tuple of ints >= 1 (exactly ``count`` of them if given, else at least one)."""
+    what = f"{count} positive ints" if count else "a non-empty list of positive ints"
+    if not isinstance(sizes, (list, tuple)) or not sizes or (count and len(sizes) != count) or \
+            any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in sizes):
+        raise ValueError(f"{name} must be {what}, got {sizes!r}")
 
 
 def mlp(hidden_sizes: Sequence[int], dropout: float = 0.0, in_features: int = 784,
@@ -33,11 +55,20 @@ def mlp(hidden_sizes: Sequence[int], dropout: float = 0.0, in_features: int = 78
 
     Layers are named ``fc1, fc2, ...``; with ``dropout > 0`` a dropout layer follows each hidden
     ReLU (and the input, at 0.2 as in Hinton et al. 2012, when ``dropout`` is set).
+
+    Raises:
+        ValueError: ``hidden_sizes`` is not a non-empty list of ints >= 1 (2.5, True, "300"
+            are not sizes), or ``dropout`` is not a finite number in [0, 1).
+        TypeError: ``dropout`` is not a number.
+        TypeError / ValueError: ``in_features`` or ``num_classes`` is not an int >= 1.
     """
-    if not hidden_sizes or any(int(h) < 1 for h in hidden_sizes):
-        raise ValueError(f"hidden_sizes must be a non-empty list of positive ints, got {hidden_sizes}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    _check_sizes(hidden_sizes, "hidden_sizes")
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+        raise TypeError(f"dropout must be a number in [0, 1), got {type(dropout).__name__} {dropout!r}")
+    if not (math.isfinite(dropout) and 0.0 <= dropout < 1.0):
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    _check_int(in_features, "in_features", 1)
+    _check_int(num_classes, "num_classes", 1)
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     if dropout:
         layers["drop0"] = nn.Dropout(min(dropout, 0.2))
@@ -77,7 +108,12 @@ def kd_teacher() -> nn.Sequential:
 
 
 def kd_student(hidden: int = 800) -> nn.Sequential:
-    """An MLP student 784-hidden-hidden-10 (Hinton et al. 2015 used 800)."""
+    """An MLP student 784-hidden-hidden-10 (Hinton et al. 2015 used 800).
+
+    Raises:
+        TypeError / ValueError: ``hidden`` is not an int >= 1.
+    """
+    _check_int(hidden, "hidden", 1)
     return mlp([hidden, hidden])
 
 
@@ -86,11 +122,13 @@ def small_cnn(widths: Sequence[int] = (32, 64), hidden: int = 128) -> nn.Sequent
 
     Shapes with the default widths: (B,1,28,28) -> (B,32,14,14) -> (B,64,7,7) -> (B,3136)
     -> (B,128) -> (B,10).
+
+    Raises:
+        ValueError: ``widths`` is not two ints >= 1.
+        TypeError / ValueError: ``hidden`` is not an int >= 1.
     """
-    if len(widths) != 2 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must be two positive ints, got {widths}")
-    if hidden < 1:
-        raise ValueError(f"hidden must be >= 1, got {hidden}")
+    _check_sizes(widths, "widths", count=2)
+    _check_int(hidden, "hidden", 1)
     c1, c2 = widths
     return nn.Sequential(OrderedDict(
         conv1=nn.Conv2d(1, c1, 3, padding=1, bias=False), bn1=nn.BatchNorm2d(c1),
@@ -115,9 +153,19 @@ ARCHITECTURES: dict[str, Callable[[], nn.Sequential]] = {
 
 def build(architecture: str, seed: int = 0) -> nn.Sequential:
     """A freshly initialised network by name, its weights drawn from a generator seeded with
-    ``seed`` (the global RNG is left as it was)."""
-    if architecture not in ARCHITECTURES:
+    ``seed`` (the global RNG is left as it was).
+
+    Args:
+        architecture: one of :data:`ARCHITECTURES` (``"lenet5"``, ...).
+        seed: an int in [0, 2**32 - 1].
+
+    Raises:
+        ValueError: an unknown ``architecture`` (the message lists the choices), or ``seed`` out
+            of range. TypeError: ``seed`` is not an int (1.0, True, None).
+    """
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
+    _check_int(seed, "seed", *SEED_RANGE)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return ARCHITECTURES[architecture]()

@@ -1,5 +1,6 @@
 """Matplotlib figures shared by the notebooks. Each function returns the ``Figure``; the notebook
-shows it. Nothing here computes a result: it draws what ``measure`` and ``hardware`` returned."""
+shows it. Nothing here computes a result: it draws what ``measure`` and ``hardware`` returned.
+Arguments are checked before a figure is created, so a bad call leaves no empty figure behind."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ from .hardware import Verdict
 from .measure import ModelReport, format_bytes
 
 
+def _check_instance(value, name: str, kind: type, expected: str) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+
+
+def _check_str(value, name: str) -> None:
+    _check_instance(value, name, str, "a str")
+
+
 def plot_layer_costs(report: ModelReport) -> Figure:
-    """Parameters and MACs of each layer that has either: where the weights are vs where the work is."""
+    """Parameters and MACs of each layer that has either: where the weights are vs where the work is.
+
+    Raises:
+        TypeError: ``report`` is not a ModelReport (from ``measure.report``).
+    """
+    _check_instance(report, "report", ModelReport, "a ModelReport (from measure.report)")
     layers = [t for t in report.layers if t.parameters or t.macs]
     names = [t.name for t in layers]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
@@ -27,7 +42,14 @@ def plot_layer_costs(report: ModelReport) -> Figure:
 
 
 def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label: str = "memory") -> Figure:
-    """Two bars, used vs available: storage (flash) and working memory (SRAM/RAM)."""
+    """Two bars, used vs available: storage (flash) and working memory (SRAM/RAM).
+
+    Raises:
+        TypeError: ``verdict`` is not a Verdict (from ``hardware.check_fit``), or a label not a str.
+    """
+    _check_instance(verdict, "verdict", Verdict, "a Verdict (from hardware.check_fit)")
+    _check_str(storage_label, "storage_label")
+    _check_str(memory_label, "memory_label")
     fig, ax = plt.subplots(figsize=(7, 1.8))
     rows = [(storage_label, verdict.storage_used, verdict.storage_available),
             (memory_label, verdict.memory_used, verdict.memory_available)]
@@ -50,8 +72,31 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
 def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str], Verdict],
                        title: str = "") -> Figure:
     """A grid of models x devices, green where the model fits, red where it does not,
-    annotated with the estimated latency."""
+    annotated with the estimated latency.
+
+    Args:
+        reports: a non-empty list of ModelReport, one row each.
+        verdicts: ``{(report.name, device name): Verdict}``, one for every report and device.
+
+    Raises:
+        TypeError: a wrong type for ``reports``, ``verdicts`` (or their items) or ``title``.
+        ValueError: ``reports`` or ``verdicts`` is empty, or a (model, device) pair has no verdict.
+    """
+    if not isinstance(reports, (list, tuple)) or not all(isinstance(r, ModelReport) for r in reports):
+        raise TypeError(f"reports must be a list of ModelReport, got {type(reports).__name__}")
+    _check_instance(verdicts, "verdicts", dict, "a dict {(model name, device name): Verdict}")
+    if not reports or not verdicts:
+        raise ValueError("reports and verdicts must each hold at least one item")
+    for key, verdict in verdicts.items():
+        if not (isinstance(key, tuple) and len(key) == 2) or not isinstance(verdict, Verdict):
+            raise TypeError(f"verdicts must map (model name, device name) to a Verdict, got {key!r}: "
+                            f"{type(verdict).__name__}")
+    _check_str(title, "title")
     devices = list(dict.fromkeys(d for _, d in verdicts))
+    missing = [(r.name, d) for r in reports for d in devices if (r.name, d) not in verdicts]
+    if missing:
+        raise ValueError(f"verdicts lacks (model, device) pairs {missing[:3]}; check_fit every "
+                         "report on every device")
     fig, ax = plt.subplots(figsize=(1.6 * len(devices) + 2, 0.6 * len(reports) + 1.2))
     for i, r in enumerate(reports):
         for j, d in enumerate(devices):
@@ -70,7 +115,26 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
 
 
 def plot_history(history: list[dict], title: str = "training") -> Figure:
-    """Training loss and (if recorded) test accuracy per epoch."""
+    """Training loss and (if recorded) test accuracy per epoch.
+
+    Args:
+        history: ``FitResult.history``: a non-empty list of dicts with ``"epoch"`` and
+            ``"train_loss"`` (and ``"test_accuracy"`` in every one, or in none).
+
+    Raises:
+        TypeError: ``history`` is not a list of dicts, or ``title`` not a str.
+        ValueError: ``history`` is empty or a record lacks a key.
+    """
+    if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
+        raise TypeError(f"history must be a list of dicts (FitResult.history), got {type(history).__name__}")
+    if not history:
+        raise ValueError("history is empty; train for at least one epoch (epochs >= 1)")
+    keys = ("epoch", "train_loss") + (("test_accuracy",) if "test_accuracy" in history[0] else ())
+    for i, record in enumerate(history):
+        missing = [k for k in keys if k not in record]
+        if missing:
+            raise ValueError(f"history[{i}] lacks {missing}")
+    _check_str(title, "title")
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")

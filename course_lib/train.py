@@ -11,6 +11,7 @@ Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,15 +23,61 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .data import ImageSplit, batches
+from .data import SEED_RANGE, ImageSplit, batches, check_device
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 
 
+# ----------------------------------------------------------------------------- argument checks
+
+def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
+    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
+    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_real(value: float, name: str, low: float, high: float | None = None,
+                low_open: bool = False) -> None:
+    """A finite real number in ``[low, high)`` (``(low, ...`` with ``low_open``; no upper bound
+    when ``high`` is None). NaN and inf are rejected: an optimizer would turn them into NaN weights."""
+    allowed = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high})"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number in {allowed}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < low or (low_open and value == low) or \
+            (high is not None and value >= high):
+        raise ValueError(f"{name} must be a finite number in {allowed}, got {value}")
+
+
+def _check_instance(value, name: str, kind: type, expected: str, allow_none: bool = False) -> None:
+    if not (isinstance(value, kind) or (allow_none and value is None)):
+        raise TypeError(f"{name} must be {expected}{' or None' if allow_none else ''}, "
+                        f"got {type(value).__name__}")
+
+
+def _check_callable(value, name: str) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable or None, got {type(value).__name__}")
+
+
+def _check_split(split: ImageSplit, name: str, allow_none: bool = False) -> None:
+    """An ImageSplit (from data.load) holding at least one example."""
+    _check_instance(split, name, ImageSplit, "an ImageSplit (from data.load)", allow_none)
+    if split is not None and len(split) == 0:
+        raise ValueError(f"{name} is empty; pass a split with at least one example")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's global generators (call once, at the top of a
-    notebook; library functions take their own seeds instead)."""
+    notebook; library functions take their own seeds instead).
+
+    Raises:
+        TypeError / ValueError: ``seed`` is not an int in [0, 2**32 - 1] (NumPy's limit).
+    """
+    _check_int(seed, "seed", *SEED_RANGE)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -46,7 +93,12 @@ def default_device() -> torch.device:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of a model's first parameter (CPU for a model without parameters)."""
+    """The device of a model's first parameter (CPU for a model without parameters).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
+    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
@@ -66,7 +118,24 @@ class Evaluation:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits (N, classes) of ``model`` in eval mode, computed in batches on the model's device."""
+    """Logits (N, classes) of ``model`` in eval mode, computed in batches on the model's device
+    (its train/eval mode is restored afterwards).
+
+    Args:
+        images: (N, ...) with N >= 1, finite.
+        batch_size: an int >= 1.
+
+    Raises:
+        TypeError: ``model`` not an nn.Module, ``images`` not a tensor, ``batch_size`` not an int.
+        ValueError: ``images`` empty or not finite, ``batch_size`` < 1.
+    """
+    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
+    _check_instance(images, "images", torch.Tensor, "a (N, ...) tensor")
+    if images.dim() == 0 or len(images) == 0:
+        raise ValueError(f"images must hold at least one example (N, ...), got shape {tuple(images.shape)}")
+    if images.is_floating_point() and not torch.isfinite(images).all():
+        raise ValueError("images contains NaN or inf")
+    _check_int(batch_size, "batch_size", 1)
     device = model_device(model)
     was_training = model.training
     model.eval()
@@ -79,11 +148,15 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 100
 
 def evaluate(model: nn.Module, split: ImageSplit, batch_size: int = 1000) -> Evaluation:
     """Top-1 accuracy and mean cross-entropy of ``model`` on ``split`` (eval mode, no grad).
-    The model stays on its device; batches are moved to it."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if len(split) == 0:
-        raise ValueError("split is empty")
+    The model stays on its device; batches are moved to it.
+
+    Raises:
+        TypeError: ``model`` not an nn.Module, ``split`` not an ImageSplit, ``batch_size`` not an int.
+        ValueError: ``split`` empty, ``batch_size`` < 1.
+    """
+    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
+    _check_split(split, "split")
+    _check_int(batch_size, "batch_size", 1)
     logits = predict_logits(model, split.images, batch_size)
     labels = split.labels.to(logits.device)
     loss = F.cross_entropy(logits, labels).item()
@@ -135,18 +208,35 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     Returns:
         A :class:`FitResult` with per-epoch ``train_loss``, ``train_accuracy``, ``lr``,
         ``seconds`` and, with ``test``, ``test_accuracy``.
+
+    Raises (before anything is touched: on error the model is unchanged):
+        TypeError: ``model`` not an nn.Module, ``train``/``test`` not an ImageSplit, a count
+            or rate of the wrong type (``epochs=2.0``, ``lr="0.1"``, ``True``), ``loss_fn`` or
+            ``after_step`` not callable, ``progress`` not a bool.
+        ValueError: ``epochs`` < 0; ``lr`` not finite and > 0; ``weight_decay`` not finite and
+            >= 0; ``momentum`` outside [0, 1); ``batch_size`` < 1; ``max_shift`` < 0; ``seed``
+            outside [0, 2**32 - 1]; an unknown ``optimizer`` or ``lr_schedule``; an empty
+            ``train``/``test``; a ``device`` this machine lacks.
     """
-    if epochs < 0 or int(epochs) != epochs:
-        raise ValueError(f"epochs must be a non-negative int, got {epochs}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if optimizer not in OPTIMIZERS:
+    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
+    _check_split(train, "train")
+    _check_split(test, "test", allow_none=True)
+    _check_int(epochs, "epochs", 0)
+    _check_real(lr, "lr", 0, low_open=True)
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if lr_schedule not in LR_SCHEDULES:
+    if not isinstance(lr_schedule, str) or lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = torch.device(device) if device is not None else model_device(model)
+    _check_int(batch_size, "batch_size", 1)
+    _check_real(weight_decay, "weight_decay", 0)
+    _check_real(momentum, "momentum", 0, 1)
+    _check_int(max_shift, "max_shift", 0)
+    _check_int(seed, "seed", *SEED_RANGE)
+    _check_callable(loss_fn, "loss_fn")
+    _check_callable(after_step, "after_step")
+    _check_instance(progress, "progress", bool, "True or False")
+    _check_instance(description, "description", str, "a str")
+    device = check_device(device) if device is not None else model_device(model)
     model.to(device)
     train_on_device = train.to(device)
     loss_fn = loss_fn or (lambda logits, labels, images: F.cross_entropy(logits, labels))
@@ -199,6 +289,10 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
 def fine_tune(model: nn.Module, train: ImageSplit, epochs: int = 1, *, lr: float = 1e-4,
               **kwargs) -> FitResult:
     """:func:`fit` with fine-tuning defaults: a short run at a learning rate ~10x below the
-    original training's, as when retraining after pruning (Han et al. 2015) or quantization."""
+    original training's, as when retraining after pruning (Han et al. 2015) or quantization.
+
+    Raises:
+        TypeError / ValueError: as :func:`fit`, before the model is touched.
+    """
     kwargs.setdefault("description", "fine-tune")
     return fit(model, train, epochs, lr=lr, **kwargs)

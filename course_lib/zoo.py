@@ -28,6 +28,7 @@ if __name__ == "__main__":
 import argparse
 import json
 import platform
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,27 +117,61 @@ def names() -> list[str]:
 
 
 def _check_name(name: str) -> None:
-    if name not in RECIPES:
+    if not isinstance(name, str) or name not in RECIPES:
         raise ValueError(f"name must be one of {names()}, got {name!r}")
 
 
+def _check_path(path: Path | str, name: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or Path), got {type(path).__name__}")
+    return Path(path)
+
+
 def read_manifest() -> dict:
+    """The manifest as a dict ``{name: record}``; empty if ``manifest.json`` does not exist.
+
+    Raises:
+        CheckpointError: naming manifest.json, if it is not valid JSON or not a JSON object.
+    """
     if not MANIFEST.is_file():
         return {}
-    return json.loads(MANIFEST.read_text())
+    rebuild = "restore it from the repository (git checkout -- course_lib/pretrained)"
+    try:
+        manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{MANIFEST.name} is not valid JSON ({e}); {rebuild}") from e
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{MANIFEST.name} must hold a JSON object {{name: record}}, "
+                              f"got a JSON {type(manifest).__name__}; {rebuild}")
+    return manifest
 
 
 def entry(name: str) -> dict:
-    """The manifest record of a baseline: recipe, sha256, test_error, train_seconds, versions."""
+    """The manifest record of a baseline: recipe, sha256, test_error, train_seconds, versions.
+
+    Raises:
+        ValueError: ``name`` is not one of :func:`names`.
+        CheckpointError: the manifest is garbled, or the baseline is not built or its record
+            is not a JSON object.
+    """
     _check_name(name)
     record = read_manifest().get(name)
     if record is None:
         raise CheckpointError(f"baseline {name!r} has not been built; "
                               f"run: python -m course_lib.zoo build {name}")
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{MANIFEST.name}: the record of {name!r} must be a JSON object, "
+                              f"got a JSON {type(record).__name__}; rebuild it with: "
+                              f"python -m course_lib.zoo build {name}")
     return record
 
 
 def weights_path(name: str) -> Path:
+    """Where a baseline's ``<name>.safetensors`` lives (it may not exist yet).
+
+    Raises:
+        ValueError: ``name`` is not one of :func:`names`.
+    """
     _check_name(name)
     return PRETRAINED_DIR / f"{name}.safetensors"
 
@@ -145,10 +180,16 @@ def verify(name: str) -> Path:
     """Check a baseline's file against the SHA-256 in the manifest; return its path.
 
     Raises:
-        CheckpointError: naming the file, if it is missing, truncated or altered.
+        ValueError: ``name`` is not one of :func:`names`.
+        CheckpointError: naming the file, if it is missing, truncated or altered; naming the
+            model, if its manifest record has no valid ``sha256``.
     """
     path = weights_path(name)
-    expected = entry(name)["sha256"]
+    expected = entry(name).get("sha256")
+    if not isinstance(expected, str) or not re.fullmatch(r"[0-9a-f]{64}", expected):
+        field = "has no 'sha256' field" if expected is None else f"has sha256 {expected!r}, not 64 hex digits"
+        raise CheckpointError(f"{MANIFEST.name}: the record of {name!r} {field}; rebuild it with: "
+                              f"python -m course_lib.zoo build {name}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path.name} is missing; "
                               f"rebuild it with: python -m course_lib.zoo build {name}")
@@ -161,8 +202,13 @@ def verify(name: str) -> Path:
 
 
 def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, turning a parse failure into a :class:`CheckpointError`."""
-    path = Path(path)
+    """Read a safetensors file into ``{parameter name: tensor}`` (CPU), without running code.
+
+    Raises:
+        TypeError: ``path`` is not a str or Path.
+        CheckpointError: the file is missing or cannot be parsed.
+    """
+    path = _check_path(path)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -170,19 +216,32 @@ def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
 
 
 def load(name: str, device: torch.device | str = "cpu") -> nn.Sequential:
-    """A pretrained baseline in eval mode, after checking its SHA-256."""
+    """A pretrained baseline in eval mode on ``device``, after checking its SHA-256.
+
+    Raises:
+        ValueError / TypeError: an unknown ``name``, or a ``device`` this machine lacks.
+        CheckpointError: the file is missing, corrupted or unreadable (named as such), or its
+            tensors do not fit the architecture.
+    """
+    _check_name(name)
+    device = data.check_device(device)
     path = verify(name)
     model = models.build(RECIPES[name].architecture)
+    state = load_state_dict(path)      # a read failure stays a "could not be read" CheckpointError
     try:
-        model.load_state_dict(load_state_dict(path))
-    except RuntimeError as e:
+        model.load_state_dict(state)
+    except RuntimeError as e:          # only load_state_dict's own missing/unexpected/size errors
         raise CheckpointError(f"checkpoint {path.name} does not fit architecture "
                               f"{RECIPES[name].architecture!r}: {e}") from e
     return model.to(device).eval()
 
 
 def dataset_of(name: str) -> str:
-    """The dataset a baseline was trained on (``"mnist"`` or ``"fashion-mnist"``)."""
+    """The dataset a baseline was trained on (``"mnist"`` or ``"fashion-mnist"``).
+
+    Raises:
+        ValueError: ``name`` is not one of :func:`names`.
+    """
     _check_name(name)
     return RECIPES[name].dataset
 
@@ -220,8 +279,15 @@ def build_baseline(name: str, progress: bool = True) -> dict:
     the math library may split its sums differently when the machine is busy, and the file
     would change from run to run. So the same machine gives the same file. Returns the
     manifest record, with the test error measured on the saved model.
+
+    Raises:
+        ValueError: ``name`` is not one of :func:`names`. TypeError: ``progress`` not a bool.
+        CheckpointError: the existing manifest is garbled (checked before training).
     """
     _check_name(name)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    read_manifest()
     recipe = RECIPES[name]
     start = time.perf_counter()
     with torch_threads(BUILD_THREADS):
@@ -259,6 +325,15 @@ def build_baseline(name: str, progress: bool = True) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: ``list``, ``verify`` or ``build NAME... | --all``; returns the exit code.
+
+    Raises:
+        TypeError: ``argv`` is neither None nor a list of str.
+        SystemExit: on a bad command line (argparse's usage message).
+    """
+    if argv is not None and (not isinstance(argv, (list, tuple)) or
+                             not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str or None, got {argv!r}")
     parser = argparse.ArgumentParser(prog="python -m course_lib.zoo",
                                      description="List, verify or rebuild the pretrained baselines.")
     sub = parser.add_subparsers(dest="command", required=True)

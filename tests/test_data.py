@@ -125,5 +125,149 @@ def test_torchvision_dataset_interface():
 
 def test_subset_bounds(mnist_test):
     assert len(mnist_test.subset(10)) == 10
-    with pytest.raises(ValueError, match="n must be in"):
+    with pytest.raises(ValueError, match=r"n must be an int in \[1, 10000\], got 0"):
         mnist_test.subset(0)
+
+
+# ----------------------------------------------------------------------------- bad files
+
+def _replace_listed_file(folder, name, content):
+    """Write ``content`` to ``folder/name`` and list its new SHA-256 in ``SHA256SUMS``, so that
+    the checksum check passes and the check behind it is the one tested."""
+    (folder / name).write_bytes(content)
+    digest = data.sha256_of_file(folder / name)
+    sums = folder / "SHA256SUMS"
+    lines = [f"{digest}  {name}" if line.endswith(f" {name}") else line
+             for line in sums.read_text().splitlines()]
+    sums.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("garbled_line", [
+    "not-a-checksum  t10k-labels-idx1-ubyte.gz",
+    "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
+    "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b  two  names",
+    "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd0045579  short.gz",
+])
+def test_garbled_checksum_line_is_named_with_its_number(dataset_copy, garbled_line):
+    sums = dataset_copy / "mnist" / "SHA256SUMS"
+    lines = sums.read_text().splitlines()
+    lines[1] = garbled_line
+    sums.write_text("\n".join(lines) + "\n")
+    with pytest.raises(data.DatasetError, match=r"mnist/SHA256SUMS line 2 is not '<64 hex digits>  <file name>'"):
+        data.load("mnist", "test", root=dataset_copy)
+
+
+def test_checksum_list_that_is_not_text_is_named(dataset_copy):
+    (dataset_copy / "mnist" / "SHA256SUMS").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(data.DatasetError, match="mnist/SHA256SUMS could not be read as text"):
+        data.read_checksums(dataset_copy / "mnist")
+
+
+@pytest.mark.parametrize("damage", ["crc", "truncated"])
+def test_gzip_stream_that_fails_its_check_is_named(dataset_copy, damage):
+    name = "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray((dataset_copy / "mnist" / name).read_bytes())
+    if damage == "crc":
+        raw[-8] ^= 0xFF           # the CRC-32 in the gzip trailer
+    else:
+        raw = raw[:-100]
+    _replace_listed_file(dataset_copy / "mnist", name, bytes(raw))
+    with pytest.raises(data.DatasetError, match=f"mnist/{name} is not a valid gzip stream"):
+        data.load_raw("mnist", "test", root=dataset_copy)
+
+
+def test_label_file_of_another_split_is_rejected_naming_both_files(dataset_copy):
+    folder = dataset_copy / "mnist"
+    _replace_listed_file(folder, "t10k-labels-idx1-ubyte.gz",
+                         (folder / "train-labels-idx1-ubyte.gz").read_bytes())
+    with pytest.raises(data.DatasetError, match=r"mnist/t10k-images-idx3-ubyte.gz holds 10000 images "
+                                                r"but mnist/t10k-labels-idx1-ubyte.gz holds 60000 labels"):
+        data.load("mnist", "test", root=dataset_copy)
+
+
+def test_truncated_idx_header_is_a_dataset_error():
+    with pytest.raises(data.DatasetError, match="truncated header"):
+        data.parse_idx(bytes([0, 0, 8, 3, 0, 0]), "x.idx")
+
+
+# ----------------------------------------------------------------------------- bad arguments
+
+SPLIT = data.ImageSplit(torch.zeros(6, 1, 4, 4), torch.tensor([0, 1, 0, 1, 0, 1]), "tiny", ("a", "b"))
+GEN = torch.Generator().manual_seed(0)
+LABELS = np.repeat(np.arange(3), 4)
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: data.batches(SPLIT, 2.5), TypeError, "batch_size must be an int >= 1, got float 2.5"),
+    (lambda: data.batches(SPLIT, True), TypeError, "batch_size must be an int >= 1, got bool"),
+    (lambda: data.batches(SPLIT, 0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda: data.batches(SPLIT, 2, max_shift=-1, generator=GEN), ValueError, "max_shift must be an int >= 0, got -1"),
+    (lambda: data.batches(SPLIT, 2, max_shift=1.0, generator=GEN), TypeError, "max_shift"),
+    (lambda: data.batches(SPLIT, 2, shuffle=1, generator=GEN), TypeError, "shuffle must be True or False"),
+    (lambda: data.batches(SPLIT, 2, shuffle=True, generator=0), TypeError, "generator must be a torch.Generator"),
+    (lambda: data.batches((SPLIT.images, SPLIT.labels), 2), TypeError, "split must be an ImageSplit"),
+    (lambda: data.random_shift(torch.zeros(1, 4, 4), 1, GEN), ValueError, "images must be a non-empty (B, C, H, W)"),
+    (lambda: data.random_shift(torch.zeros(0, 1, 4, 4), 1, GEN), ValueError, "non-empty"),
+    (lambda: data.random_shift(SPLIT.images.numpy(), 1, GEN), TypeError, "images must be a (B, C, H, W) tensor"),
+    (lambda: data.random_shift(torch.full((1, 1, 2, 2), float("nan")), 1, GEN), ValueError, "NaN or inf"),
+    (lambda: data.random_shift(SPLIT.images, 1.5, GEN), TypeError, "max_shift must be an int >= 0, got float 1.5"),
+    (lambda: data.random_shift(SPLIT.images, 1, None), TypeError, "generator must be a torch.Generator"),
+    (lambda: SPLIT.subset(2.0), TypeError, "n must be an int in [1, 6], got float"),
+    (lambda: SPLIT.subset(7), ValueError, "n must be an int in [1, 6], got 7"),
+    (lambda: SPLIT.to("gpu"), ValueError, "device must name a torch device"),
+    (lambda: SPLIT.to(0.5), TypeError, "device must be a str like 'cpu'"),
+    (lambda: data.stratified_split(LABELS, 0, 0), ValueError, "held_out_per_class must be an int >= 1, got 0"),
+    (lambda: data.stratified_split(LABELS, 1.5, 0), TypeError, "held_out_per_class"),
+    (lambda: data.stratified_split(LABELS, 1, -1), ValueError, "seed must be an int in [0, 4294967295], got -1"),
+    (lambda: data.stratified_split(LABELS, 1, 0.0), TypeError, "seed"),
+    (lambda: data.stratified_split(LABELS, 4, 0), ValueError, "too few to hold out 4"),
+    (lambda: data.stratified_split(LABELS.astype(float), 1, 0), ValueError, "labels must be a non-empty 1-D array of integer"),
+    (lambda: data.stratified_split(np.array([], dtype=int), 1, 0), ValueError, "labels"),
+    (lambda: data.stratified_split(LABELS.reshape(3, 4), 1, 0), ValueError, "labels"),
+    (lambda: data.validation_split_indices(LABELS, per_class=-2), ValueError, "per_class must be an int >= 1, got -2"),
+    (lambda: data.validation_split_indices(LABELS, seed=None), TypeError, "seed"),
+    (lambda: data.fashion_split_indices(LABELS, test_per_class=1.0), TypeError, "test_per_class"),
+    (lambda: data.load("mnist", "test", device="gpu"), ValueError, "device must name a torch device"),
+    (lambda: data.load("mnist", "test", device=None), TypeError, "device must be a str like 'cpu'"),
+    (lambda: data.load(None), ValueError, "dataset must be one of"),
+    (lambda: data.load_raw("mnist", "test", root=3), TypeError, "root must be a folder path"),
+    (lambda: data.load_raw("mnist", "test", root="/no/such/folder"), ValueError, "root must be an existing folder"),
+    (lambda: data.verified_path("mnist", "../fashion-mnist/SHA256SUMS"), ValueError, "filename must be a plain file name"),
+    (lambda: data.parse_idx("not bytes"), TypeError, "raw must be the bytes of an IDX file"),
+    (lambda: data.torchvision_dataset("mnist", "test", transform="ToTensor"), TypeError, "transform must be callable"),
+    (lambda: data.ImageSplit(torch.zeros(3, 28, 28), torch.zeros(3, dtype=torch.long), "x", ()), ValueError,
+     "images must be a (N, C, H, W) float tensor"),
+    (lambda: data.ImageSplit(torch.zeros(3, 1, 2, 2), torch.zeros(2, dtype=torch.long), "x", ()), ValueError,
+     "images and labels must agree in N, got 3 images and 2 labels"),
+    (lambda: data.ImageSplit(torch.zeros(3, 1, 2, 2), torch.zeros(3), "x", ()), ValueError, "labels must be a (N,) integer"),
+])
+def test_bad_input_raises_a_named_error(call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_device_is_rejected_before_reading_files(monkeypatch):
+    monkeypatch.setattr(data, "load_raw", lambda *a, **k: pytest.fail("read files before checking device"))
+    with pytest.raises(ValueError, match="device 'cuda' is not available on this machine"):
+        data.load("mnist", "test", device="cuda")
+
+
+def test_nothing_changes_on_error(dataset_copy):
+    images = torch.randn(2, 1, 4, 4)
+    before = images.clone()
+    with pytest.raises(TypeError):
+        data.random_shift(images, 1.5, GEN)
+    assert torch.equal(images, before)
+    state = GEN.get_state()
+    with pytest.raises(ValueError):
+        data.batches(SPLIT, 0, shuffle=True, generator=GEN)
+    assert torch.equal(GEN.get_state(), state)          # no draw from the caller's generator
+    files = {p: p.read_bytes() for p in (dataset_copy / "mnist").iterdir()}
+    sums = dataset_copy / "mnist" / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace("  t10k-images", " t10k-images x"))
+    files[sums] = sums.read_bytes()
+    with pytest.raises(data.DatasetError):
+        data.load("mnist", "test", root=dataset_copy)
+    assert {p: p.read_bytes() for p in (dataset_copy / "mnist").iterdir()} == files

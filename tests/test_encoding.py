@@ -102,3 +102,90 @@ def test_bad_arguments_are_named():
         encoding.encode_relative_index(t, 0)
     with pytest.raises(TypeError, match="torch.Tensor"):
         encoding.storage_bits([1.0], "fp32")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+T = torch.tensor([[0.0, 5.0, 0.0, 0.0], [1.0, 0.0, 0.0, 2.0]])
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: encoding.bits_of(8.0), TypeError, "number_format must be a str like 'int8' or an int"),
+    (lambda: encoding.bits_of(float("nan")), TypeError, "got float nan"),
+    (lambda: encoding.bits_of(True), TypeError, "got bool"),
+    (lambda: encoding.bits_of(None), TypeError, "number_format"),
+    (lambda: encoding.bits_of("8"), ValueError, "a number of bits is an int: 8, or 'int8'"),
+    (lambda: encoding.bits_of(33), ValueError, "1 to 32 bits, got 33"),
+    (lambda: encoding.unsigned_int_bits(-1), ValueError, "max_value must be an int in [0, 4294967295], got -1"),
+    (lambda: encoding.unsigned_int_bits(2 ** 32), ValueError, "max_value"),
+    (lambda: encoding.unsigned_int_bits(3.0), TypeError, "max_value"),
+    (lambda: encoding.encode_relative_index(T, 2.5), TypeError, "index_bits must be an int in [1, 32], got float 2.5"),
+    (lambda: encoding.encode_relative_index(T, float("nan")), TypeError, "index_bits"),
+    (lambda: encoding.encode_relative_index(T, True), TypeError, "index_bits"),
+    (lambda: encoding.encode_relative_index(T, 33), ValueError, "index_bits must be an int in [1, 32], got 33"),
+    (lambda: encoding.count_relative_index_entries(T, 2.5), TypeError, "index_bits"),
+    (lambda: encoding.count_relative_index_entries(T, 0), ValueError, "index_bits"),
+    (lambda: encoding.storage_bits(T, "int8", "relative_index", index_bits=2.5), TypeError, "index_bits"),
+    (lambda: encoding.storage_bits(T, "int8", "relative_index", index_bits=0), ValueError, "index_bits"),
+    (lambda: encoding.storage_bits(T, "int8", "dense", index_bits=-3), ValueError, "index_bits"),
+    (lambda: encoding.storage_bits(T, "int8", None), ValueError, "encoding must be one of"),
+    (lambda: encoding.storage_bits(T, 8.0), TypeError, "number_format"),
+    (lambda: encoding.storage_bytes(T, "fp32", "coo"), ValueError, "encoding"),
+    (lambda: encoding.best_encoding([1.0, 0.0]), TypeError, "t must be a torch.Tensor, got list"),
+    (lambda: encoding.best_encoding(T, "float8"), ValueError, "number_format"),
+    (lambda: encoding.encode_bitmask([0.0, 1.0]), TypeError, "t must be a torch.Tensor, got list"),
+    (lambda: encoding.encode_csr(None), TypeError, "t must be a torch.Tensor"),
+    (lambda: encoding.encode_relative_index(T.numpy(), 2), TypeError, "t must be a torch.Tensor, got ndarray"),
+    (lambda: encoding.as_matrix([[1.0]]), TypeError, "t must be a torch.Tensor"),
+    (lambda: encoding.encode_bitmask(torch.tensor([0.0, float("nan")])), ValueError, "t contains NaN or inf"),
+    (lambda: encoding.encode_csr(torch.tensor([[float("inf")]])), ValueError, "NaN or inf"),
+    (lambda: encoding.encode_relative_index(torch.tensor([-float("inf"), 0.0]), 3), ValueError, "NaN or inf"),
+    (lambda: encoding.storage_bits(torch.tensor([float("nan")])), ValueError, "NaN or inf"),
+    (lambda: encoding.decode_bitmask(encoding.encode_csr(T)), TypeError, "encoded must be a Bitmask"),
+    (lambda: encoding.decode_csr((T, T, T, T.shape)), TypeError, "encoded must be a CSR"),
+    (lambda: encoding.decode_relative_index(None), TypeError, "encoded must be a RelativeIndex"),
+])
+def test_bad_input_raises_a_named_error(call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+def test_decoders_reject_inconsistent_encodings():
+    bitmask = encoding.encode_bitmask(T)
+    with pytest.raises(ValueError, match="encoded.values must hold one value per True"):
+        encoding.decode_bitmask(bitmask._replace(values=bitmask.values[:-1]))
+    with pytest.raises(ValueError, match="encoded.mask"):
+        encoding.decode_bitmask(bitmask._replace(shape=torch.Size([3, 4])))
+    csr = encoding.encode_csr(T)
+    with pytest.raises(ValueError, match=r"encoded.col_indices must be in \[0, 3\]"):
+        encoding.decode_csr(csr._replace(col_indices=csr.col_indices + 4))
+    with pytest.raises(ValueError, match="encoded.row_pointers"):
+        encoding.decode_csr(csr._replace(row_pointers=torch.tensor([0, 3])))
+    with pytest.raises(ValueError, match="entries"):
+        encoding.decode_csr(csr._replace(values=csr.values[:1]))
+    rel = encoding.encode_relative_index(T, 2)
+    with pytest.raises(ValueError, match=r"encoded.gaps must be in \[0, 3\]"):
+        encoding.decode_relative_index(rel._replace(gaps=torch.tensor([1, 2, 4])))
+    with pytest.raises(ValueError, match="run past the end"):
+        encoding.decode_relative_index(rel._replace(gaps=torch.tensor([3, 3, 3])))
+    with pytest.raises(TypeError, match="encoded.index_bits"):
+        encoding.decode_relative_index(rel._replace(index_bits=2.0))
+
+
+@pytest.mark.parametrize("t", [torch.zeros(0), torch.zeros(0, 5), torch.zeros(5, 0), torch.tensor(3.0),
+                               torch.tensor([0, 7, 0], dtype=torch.int8)])
+def test_empty_scalar_and_integer_tensors_round_trip(t):
+    assert torch.equal(encoding.decode_bitmask(encoding.encode_bitmask(t)), t)
+    assert torch.equal(encoding.decode_csr(encoding.encode_csr(t)), t)
+    assert torch.equal(encoding.decode_relative_index(encoding.encode_relative_index(t, 2)), t)
+
+
+def test_a_rejected_tensor_is_left_unchanged():
+    t = torch.tensor([0.0, float("nan"), 2.0])
+    before = t.clone()
+    for call in (encoding.encode_bitmask, encoding.encode_csr, lambda x: encoding.encode_relative_index(x, 2),
+                 encoding.storage_bits):
+        with pytest.raises(ValueError):
+            call(t)
+    assert torch.allclose(t, before, equal_nan=True)

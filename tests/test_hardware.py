@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from torch import nn
 
@@ -76,5 +78,106 @@ def test_bad_arguments_are_named():
         hardware.check_fit(report, "ESP32")
     with pytest.raises(ValueError, match="weights_from"):
         hardware.estimate_energy(report, "flash")
-    with pytest.raises(ValueError, match="overheads"):
+    with pytest.raises(ValueError, match="memory_overhead_bytes"):
         hardware.with_overheads(hardware.PROFILES["ESP32"], -1, 0)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+ESP32 = hardware.PROFILES["ESP32"]
+NANO = hardware.PROFILES["Arduino Nano 33 BLE Sense"]
+
+
+@pytest.fixture(scope="module")
+def lenet5_fp32():
+    return measure.report(models.lenet5(), "lenet5", "fp32")
+
+
+@pytest.mark.parametrize("memory, storage, error, fragment", [
+    (float("nan"), 0, TypeError, "memory_overhead_bytes must be an int >= 0, got float nan"),
+    (0, float("inf"), TypeError, "storage_overhead_bytes must be an int >= 0, got float inf"),
+    (-float("inf"), 0, TypeError, "memory_overhead_bytes"),
+    (1.5, 0, TypeError, "got float 1.5"),
+    ("16 KB", 0, TypeError, "got str '16 KB'"),
+    (None, 0, TypeError, "memory_overhead_bytes"),
+    (True, 0, TypeError, "got bool"),
+    (0, -1, ValueError, "storage_overhead_bytes must be an int >= 0, got -1"),
+])
+def test_with_overheads_rejects_what_is_not_a_byte_count(memory, storage, error, fragment):
+    with pytest.raises(error) as info:
+        hardware.with_overheads(ESP32, memory, storage)
+    assert fragment in str(info.value)
+
+
+def test_nan_overhead_cannot_turn_does_not_fit_into_fits(lenet5_fp32):
+    assert not hardware.check_fit(lenet5_fp32, NANO).fits
+    with pytest.raises(TypeError):
+        hardware.with_overheads(NANO, float("nan"), float("nan"))
+    assert not hardware.check_fit(lenet5_fp32, hardware.with_overheads(NANO, 0, 0)).fits
+
+
+def test_report_number_format_accepts_names_and_ints_and_names_the_field(lenet5_fp32):
+    as_int8 = dataclasses.replace(lenet5_fp32, number_format="int8")
+    as_int = dataclasses.replace(lenet5_fp32, number_format=8)
+    assert hardware.check_fit(as_int, ESP32) == hardware.check_fit(as_int8, ESP32)
+    for bad in ("8", "float8", 8.0, None):
+        with pytest.raises(ValueError, match=r"report.number_format must be a format name .* got"):
+            hardware.check_fit(dataclasses.replace(lenet5_fp32, number_format=bad), ESP32)
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda r: hardware.estimate_latency("lenet5", ESP32), TypeError, "report must be a ModelReport"),
+    (lambda r: hardware.estimate_latency(r, "ESP32"), TypeError, "device must be a Device"),
+    (lambda r: hardware.estimate_latency(dataclasses.replace(r, number_format="8"), ESP32), ValueError,
+     "report.number_format"),
+    (lambda r: hardware.estimate_latency(dataclasses.replace(r, macs=float("nan")), ESP32), TypeError,
+     "report.macs must be an int >= 0"),
+    (lambda r: hardware.check_fit(dataclasses.replace(r, weight_bytes=-1), ESP32), ValueError,
+     "report.weight_bytes must be an int >= 0, got -1"),
+    (lambda r: hardware.estimate_energy(None), TypeError, "report must be a ModelReport"),
+    (lambda r: hardware.estimate_energy(r, None), ValueError, "weights_from must be 'dram' or 'sram', got None"),
+    (lambda r: hardware.estimate_energy(dataclasses.replace(r, number_format="fp8")), ValueError,
+     "report.number_format"),
+    (lambda r: hardware.verdict_table(r, []), ValueError, "devices must hold at least one Device"),
+    (lambda r: hardware.verdict_table(r, ESP32), TypeError, "devices must be a list of Device"),
+    (lambda r: hardware.verdict_table(r, [ESP32, "STM32F746"]), TypeError, "device must be a Device"),
+    (lambda r: hardware.verdict_table("lenet5"), TypeError, "report must be a ModelReport"),
+    (lambda r: hardware.get_device(None), TypeError, "name must be a device name"),
+    (lambda r: hardware.get_device("esp32"), ValueError, "device must be one of"),
+    (lambda r: hardware.this_machine(threads=0), ValueError, "threads must be an int >= 1, got 0"),
+    (lambda r: hardware.this_machine(threads=2.0), TypeError, "threads must be an int >= 1, got float"),
+    (lambda r: hardware.this_machine(threads=True), TypeError, "got bool"),
+    (lambda r: hardware.compute_format("8"), ValueError, "number_format"),
+    (lambda r: hardware.compute_format(float("nan")), TypeError, "number_format"),
+    (lambda r: ESP32.macs_per_second(8.5), TypeError, "number_format"),
+])
+def test_bad_input_raises_a_named_error(lenet5_fp32, call, error, fragment):
+    with pytest.raises(error) as info:
+        call(lenet5_fp32)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("change, error, fragment", [
+    ({"clock_hz": float("nan")}, ValueError, "clock_hz must be a finite number > 0, got nan"),
+    ({"bandwidth": 0}, ValueError, "bandwidth must be a finite number > 0, got 0"),
+    ({"efficiency": 1.5}, ValueError, "efficiency must be a finite number in (0, 1], got 1.5"),
+    ({"memory_bytes": 2.0 ** 20}, TypeError, "memory_bytes must be an int >= 0"),
+    ({"macs_per_cycle": {"int4": 8.0}}, ValueError, "macs_per_cycle keys must be in"),
+    ({"macs_per_cycle": {"int8": float("inf")}}, ValueError, "macs_per_cycle['int8']"),
+    ({"weights_in_memory": 1}, TypeError, "weights_in_memory must be True or False"),
+])
+def test_devices_with_impossible_figures_are_rejected(change, error, fragment):
+    with pytest.raises(error) as info:
+        dataclasses.replace(ESP32, **change)
+    assert fragment in str(info.value)
+
+
+def test_nothing_changes_on_error(lenet5_fp32):
+    before = dataclasses.asdict(ESP32), dataclasses.asdict(lenet5_fp32)
+    profiles = dict(hardware.PROFILES)
+    for call in (lambda: hardware.with_overheads(ESP32, float("nan"), 0),
+                 lambda: hardware.verdict_table(lenet5_fp32, [ESP32, None])):
+        with pytest.raises(TypeError):
+            call()
+    assert (dataclasses.asdict(ESP32), dataclasses.asdict(lenet5_fp32)) == before
+    assert hardware.PROFILES == profiles

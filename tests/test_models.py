@@ -34,3 +34,44 @@ def test_bad_arguments_are_named():
         models.mlp([10], dropout=1.0)
     with pytest.raises(ValueError, match="widths"):
         models.small_cnn(widths=(8,))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: models.build(None), ValueError, "architecture must be one of ['kd_student', 'kd_teacher', "
+                                             "'lenet5', 'lenet_300_100', 'small_cnn'], got None"),
+    (lambda: models.build("LeNet5"), ValueError, "got 'LeNet5'"),
+    (lambda: models.build("lenet5", seed=1.0), TypeError, "seed must be an int in [0, 4294967295], got float 1.0"),
+    (lambda: models.build("lenet5", seed=True), TypeError, "got bool"),
+    (lambda: models.build("lenet5", seed=None), TypeError, "seed"),
+    (lambda: models.build("lenet5", seed=-1), ValueError, "seed must be an int in [0, 4294967295], got -1"),
+    (lambda: models.build("lenet5", seed=2 ** 32), ValueError, "seed"),
+    (lambda: models.mlp([300, 2.5]), ValueError, "hidden_sizes must be a non-empty list of positive ints, got [300, 2.5]"),
+    (lambda: models.mlp([True]), ValueError, "hidden_sizes"),
+    (lambda: models.mlp("300"), ValueError, "hidden_sizes"),
+    (lambda: models.mlp([0]), ValueError, "hidden_sizes"),
+    (lambda: models.mlp([10], dropout=float("nan")), ValueError, "dropout must be a number in [0, 1), got nan"),
+    (lambda: models.mlp([10], dropout=-0.1), ValueError, "dropout"),
+    (lambda: models.mlp([10], dropout="0.5"), TypeError, "dropout must be a number in [0, 1), got str"),
+    (lambda: models.mlp([10], in_features=0), ValueError, "in_features must be an int >= 1, got 0"),
+    (lambda: models.mlp([10], num_classes=10.0), TypeError, "num_classes must be an int >= 1"),
+    (lambda: models.kd_student(0), ValueError, "hidden must be an int >= 1, got 0"),
+    (lambda: models.kd_student(800.0), TypeError, "hidden must be an int >= 1, got float"),
+    (lambda: models.small_cnn(widths=(8, 16, 32)), ValueError, "widths must be 2 positive ints, got (8, 16, 32)"),
+    (lambda: models.small_cnn(widths=(8, 1.5)), ValueError, "widths"),
+    (lambda: models.small_cnn(hidden=-1), ValueError, "hidden must be an int >= 1, got -1"),
+])
+def test_bad_input_raises_a_named_error(call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+def test_nothing_changes_on_error():
+    state = torch.get_rng_state()
+    table = dict(models.ARCHITECTURES)
+    for call in (lambda: models.build("lenet5", seed=float("nan")), lambda: models.build("resnet")):
+        with pytest.raises((TypeError, ValueError)):
+            call()
+    assert torch.equal(torch.get_rng_state(), state) and models.ARCHITECTURES == table

@@ -1,3 +1,4 @@
+import json
 import shutil
 import time
 
@@ -67,3 +68,87 @@ def test_cli_lists_and_verifies(capsys):
     assert zoo.main(["verify"]) == 0
     with pytest.raises(SystemExit):
         zoo.main(["build", "alexnet"])
+
+
+# ----------------------------------------------------------------------------- bad manifest, bad arguments
+
+def _edit_manifest(folder, edit):
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"lenet5": {"sha256": ', "manifest.json is not valid JSON"),
+    ("", "manifest.json is not valid JSON"),
+    ('["lenet5"]', "manifest.json must hold a JSON object {name: record}, got a JSON list"),
+    ("42", "got a JSON int"),
+])
+def test_garbled_manifest_is_named(pretrained_copy, text, fragment):
+    (pretrained_copy / "manifest.json").write_text(text)
+    for call in (zoo.read_manifest, lambda: zoo.entry("lenet5"), lambda: zoo.load("lenet5")):
+        with pytest.raises(zoo.CheckpointError) as info:
+            call()
+        assert fragment in str(info.value)
+
+
+def test_record_without_sha256_names_the_model_and_the_field(pretrained_copy):
+    _edit_manifest(pretrained_copy, lambda m: m["lenet5"].pop("sha256"))
+    with pytest.raises(zoo.CheckpointError, match="the record of 'lenet5' has no 'sha256' field"):
+        zoo.load("lenet5")
+    _edit_manifest(pretrained_copy, lambda m: m["lenet5"].update(sha256="abc"))
+    with pytest.raises(zoo.CheckpointError, match="'lenet5' has sha256 'abc', not 64 hex digits"):
+        zoo.verify("lenet5")
+    _edit_manifest(pretrained_copy, lambda m: m.update(lenet5=[1, 2]))
+    with pytest.raises(zoo.CheckpointError, match="the record of 'lenet5' must be a JSON object"):
+        zoo.entry("lenet5")
+
+
+def _replace_checkpoint(folder, name, content):
+    """Write ``content`` as ``name``'s checkpoint and record its SHA-256, so verify() passes."""
+    (folder / f"{name}.safetensors").write_bytes(content)
+    _edit_manifest(folder, lambda m: m[name].update(sha256=data.sha256_of_file(folder / f"{name}.safetensors")))
+
+
+def test_unreadable_checkpoint_is_not_called_an_architecture_mismatch(pretrained_copy):
+    _replace_checkpoint(pretrained_copy, "lenet5", b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+    with pytest.raises(zoo.CheckpointError) as info:
+        zoo.load("lenet5")
+    assert "lenet5.safetensors could not be read" in str(info.value)
+    assert "does not fit architecture" not in str(info.value)
+
+
+def test_checkpoint_of_another_architecture_is_a_mismatch(pretrained_copy):
+    _replace_checkpoint(pretrained_copy, "lenet5", (pretrained_copy / "lenet_300_100.safetensors").read_bytes())
+    with pytest.raises(zoo.CheckpointError, match="lenet5.safetensors does not fit architecture 'lenet5'"):
+        zoo.load("lenet5")
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: zoo.load(None), ValueError, "name must be one of"),
+    (lambda: zoo.load("lenet5", device="gpu"), ValueError, "device must name a torch device"),
+    (lambda: zoo.load("lenet5", device=1.0), TypeError, "device must be a str like 'cpu'"),
+    (lambda: zoo.entry(["lenet5"]), ValueError, "name must be one of"),
+    (lambda: zoo.weights_path("alexnet"), ValueError, "name must be one of"),
+    (lambda: zoo.verify("alexnet"), ValueError, "name must be one of"),
+    (lambda: zoo.dataset_of(3), ValueError, "name must be one of"),
+    (lambda: zoo.load_state_dict(None), TypeError, "path must be a file path"),
+    (lambda: zoo.build_baseline("alexnet"), ValueError, "name must be one of"),
+    (lambda: zoo.build_baseline("lenet5", progress="no"), TypeError, "progress must be True or False"),
+    (lambda: zoo.main("list"), TypeError, "argv must be a list of str or None"),
+])
+def test_bad_arguments_raise_a_named_error(call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+def test_nothing_changes_on_error(pretrained_copy):
+    _edit_manifest(pretrained_copy, lambda m: m["lenet5"].pop("sha256"))
+    before = {p.name: p.read_bytes() for p in pretrained_copy.iterdir()}
+    for call in (lambda: zoo.load("lenet5"), lambda: zoo.build_baseline("lenet5", progress=0),
+                 lambda: zoo.load("lenet5", device="gpu")):
+        with pytest.raises((zoo.CheckpointError, TypeError, ValueError)):
+            call()
+    assert {p.name: p.read_bytes() for p in pretrained_copy.iterdir()} == before
