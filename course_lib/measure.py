@@ -48,8 +48,10 @@ VIEW_LAYERS = (nn.Flatten, nn.Unflatten)
 
 
 def format_bytes(n: float) -> str:
-    """Bytes for people: ``"56.2 KB"``, ``"1.6 MB"``, ``"4.0 GB"`` (powers of 1024)."""
-    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+    """Bytes for people, in the course's one convention, powers of 1024: ``"56.2 KiB"``
+    (1 KiB = 1,024 bytes), ``"1.6 MiB"``, ``"4.0 GiB"``. (Datasheets write "KB" and "MB" for
+    these same units: a "256 KB" SRAM holds 256 KiB.)"""
+    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
         if abs(n) >= size:
             return f"{n / size:,.1f} {unit}"
     return f"{n:,.0f} B"
@@ -435,8 +437,8 @@ class ModelReport:
         row: dict[str, object] = {
             "model": self.name, "format": self.number_format, "encoding": self.encoding,
             "parameters": self.parameters, "nonzeros": self.nonzeros,
-            "weight KB": round(self.weight_bytes / 1024, 1), "MACs": self.macs,
-            "peak activations KB": round(self.peak_activation_bytes / 1024, 1),
+            "weight KiB": round(self.weight_bytes / 1024, 1), "MACs": self.macs,
+            "peak activations KiB": round(self.peak_activation_bytes / 1024, 1),
         }
         for batch, lat in sorted(self.latency.items()):
             row[f"measured ms (batch {batch})"] = round(1000 * lat.median, 3)

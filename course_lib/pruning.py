@@ -259,14 +259,16 @@ def cubic_sparsity(step: int, total_steps: int, final: float, initial: float = 0
 def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float | dict[str, float],
                     steps: int, epochs_per_step: int, lr: float = 1e-4,
                     validation: ImageSplit | None = None, scope: str = "layer", seed: int = 0,
-                    progress: bool = True, **fit_kwargs) -> tuple[nn.Module, Masks, list[dict]]:
+                    progress: bool = True, schedule: Callable[[int, int, float], float] | None = None,
+                    **fit_kwargs) -> tuple[nn.Module, Masks, list[dict]]:
     """Gradual magnitude pruning with fine-tuning (Han et al. 2015's prune-retrain loop on Zhu &
     Gupta's cubic schedule): at step ``t = 1..steps`` prune a copy of the model to
     ``cubic_sparsity(t)`` of each layer's final sparsity, then fine-tune ``epochs_per_step`` epochs
     with the masks held. Retraining uses a learning rate ``lr`` below the original one, as Han
     et al. do. With ``validation``, each step records its validation accuracy (monitoring uses
-    validation data; the test set only reports the end result). Returns (pruned model, final
-    masks, one record per step)."""
+    validation data; the test set only reports the end result). ``schedule(t, steps, final)``
+    gives step ``t``'s sparsity (default :func:`cubic_sparsity`; a learner's own works too).
+    Returns (pruned model, final masks, one record per step)."""
     _check_model(model)
     _check_split(train, "train")
     if validation is not None:
@@ -280,14 +282,18 @@ def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float |
     targets = _per_layer(model, final_sparsity) if scope == "layer" else final_sparsity
     if scope == "global":
         check_sparsity(targets, "final_sparsity")
+    if schedule is None:
+        schedule = cubic_sparsity
+    elif not callable(schedule):
+        raise TypeError(f"schedule must be callable as schedule(step, total_steps, final), got {schedule!r}")
     current = copy.deepcopy(model)
     history = []
     masks: Masks = {}
     for t in range(1, steps + 1):
         if scope == "layer":
-            step_sparsity = {n: cubic_sparsity(t, steps, s) for n, s in targets.items()}
+            step_sparsity = {n: schedule(t, steps, s) for n, s in targets.items()}
         else:
-            step_sparsity = cubic_sparsity(t, steps, targets)
+            step_sparsity = schedule(t, steps, targets)
         current, masks = prune_weights(current, step_sparsity, scope)
         fine_tune(current, train, epochs_per_step, lr=lr, after_step=masks_hook(masks),
                   seed=seed + t, progress=progress, description=f"prune step {t}/{steps}",

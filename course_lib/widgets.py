@@ -52,8 +52,8 @@ class DevicePanelResult:
         """The panel's text, one line each (also what the tests read)."""
         v, r = self.verdict, self.report
         lines = [f"{r.name} stored as {r.number_format}: {r.parameters:,} parameters, "
-                 f"{r.weight_bytes / 1024:,.1f} KB of weights, {r.macs:,} MACs, "
-                 f"peak activations {r.peak_activation_bytes / 1024:,.1f} KB",
+                 f"{measure.format_bytes(r.weight_bytes)} of weights, {r.macs:,} MACs, "
+                 f"peak activations {measure.format_bytes(r.peak_activation_bytes)}",
                  *verdict_lines(v)]
         if self.measured is not None:
             lines.append(f"Measured here (PyTorch fp32 eager, batch 1, {self.measured.threads} "

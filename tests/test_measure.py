@@ -64,7 +64,7 @@ def test_report_summary_and_latency():
     assert r.parameters == 431_080 and r.weight_bytes == 431_080 and r.macs == 2_293_000
     assert set(r.latency) == {1, 8} and all(l.median > 0 for l in r.latency.values())
     row = r.summary()
-    assert row["weight KB"] == round(431_080 / 1024, 1) and "measured ms (batch 8)" in row
+    assert row["weight KiB"] == round(431_080 / 1024, 1) and "measured ms (batch 8)" in row
 
 
 def test_compare_latency_interleaves_and_restores_threads():
@@ -188,3 +188,9 @@ def test_number_format_is_canonical_and_check_fit_accepts_it():
     assert hardware.check_fit(r, hardware.PROFILES["Arduino Nano 33 BLE Sense"]).fits
     with pytest.raises(ValueError, match="number_format"):
         measure.report(models.lenet5(), number_format="8")
+
+
+def test_format_bytes_uses_one_binary_convention():
+    assert measure.format_bytes(1023) == "1,023 B"
+    assert measure.format_bytes(1024) == "1.0 KiB"
+    assert measure.format_bytes(1_724_320) == "1.6 MiB"          # LeNet-5 in fp32
