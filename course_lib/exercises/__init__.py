@@ -1,24 +1,69 @@
-"""Checkers for learners' own code, and the command that builds the student notebooks.
+"""The notebooks' exercises: a reference and a checker for each, the fallback that keeps a
+notebook running while an exercise is unwritten, and the command that builds the student
+notebooks.
 
-A checker runs the learner's function on small hand-made cases, compares with the reference,
-and returns a :class:`CheckResult` that displays as a pass, or as a fail with a hint. Hints
-come from recognising the *typical* wrong answers (a formula missing its bias, the input size
-used where the output size belongs, bits not converted to bytes...), not just from a mismatch.
+An exercise cell decorates the learner's function with :func:`falls_back_to` and the course's
+reference; while the function's body still raises ``NotImplementedError`` (as in the student
+version), calls return the reference's answer after one printed note, so the rest of the
+notebook runs::
+
+    @exercises.falls_back_to(exercises.magnitude_prune_reference)
+    def magnitude_prune(weight, sparsity):
+        # BEGIN SOLUTION
+        ...
+        # END SOLUTION
+
+    prune_check = exercises.check_magnitude_prune(magnitude_prune)   # tests the learner's code
+
+A checker runs the learner's own code (never the fallback) on small hand-made cases and returns
+a :class:`CheckResult` with one of three statuses:
+
+* ``"pass"``;
+* ``"fail"``, with a hint that names the mistake: checkers recognise the *typical* wrong answers
+  (a formula missing its bias, ``int()`` where ``round()`` belongs, the input modified in place,
+  ``None`` returned, float codes where integers belong...), not just a mismatch;
+* ``"not attempted"``: the learner's code still raises ``NotImplementedError``; the notebook uses
+  the reference.
+
+A check cell asserts with :func:`assert_no_failures` (exercises not attempted are allowed).
 
 Notebooks hold their solutions between ``# BEGIN SOLUTION`` and ``# END SOLUTION``; the student
-version replaces each block with ``raise NotImplementedError`` and clears all outputs::
+version replaces a block inside a function with ``raise NotImplementedError``, removes a block
+outside any function (e.g. solution-only asserts), and clears all outputs::
 
     python -m course_lib.exercises student notebooks --out student
 """
 
-from .checking import CheckResult
+from .checking import (FAIL, NOT_ATTEMPTED, PASS, CheckResult, assert_no_failures, call_learner_function,
+                       check_returned, check_unchanged, falls_back_to, learner_code)
 from .efficiency import check_conv_cost, check_storage_bytes, conv_cost_reference, storage_bytes_reference
-from .pruning import check_magnitude_prune, check_select_channels
-from .quantization import check_kmeans_quantize, check_linear_quantize
-from .student import (BEGIN, END, build_student_notebooks, count_solution_blocks, main, strip_solutions,
-                      student_notebook)
+from .channels import (check_remove_channels, check_select_channels, remove_channels_reference,
+                       select_channels_reference)
+from .codebook import check_kmeans_quantize, kmeans_quantize_reference
+from .mixed_precision import check_choose_bits, choose_bits_reference
+from .pruning import (check_choose_sparsities, check_cubic_sparsity, check_magnitude_prune,
+                      choose_sparsities_reference, cubic_sparsity_reference, magnitude_prune_reference)
+from .quantization import (MinMaxObserverReference, check_integer_linear, check_linear_quantize,
+                           check_minmax_observer, integer_linear_reference, linear_dequantize_reference,
+                           linear_quantize_reference)
+from .student import (BEGIN, END, REMOVED, build_student_notebooks, count_solution_blocks, main,
+                      strip_solutions, student_notebook)
 
-__all__ = ["CheckResult", "check_conv_cost", "check_storage_bytes", "conv_cost_reference",
-           "storage_bytes_reference", "check_magnitude_prune", "check_select_channels",
-           "check_kmeans_quantize", "check_linear_quantize", "BEGIN", "END", "build_student_notebooks",
-           "count_solution_blocks", "main", "strip_solutions", "student_notebook"]
+__all__ = [
+    # the mechanism
+    "CheckResult", "PASS", "FAIL", "NOT_ATTEMPTED", "assert_no_failures", "falls_back_to", "learner_code",
+    "call_learner_function", "check_returned", "check_unchanged",
+    # notebook 00
+    "check_conv_cost", "conv_cost_reference", "check_storage_bytes", "storage_bytes_reference",
+    # notebook 01
+    "check_magnitude_prune", "magnitude_prune_reference", "check_cubic_sparsity", "cubic_sparsity_reference",
+    "check_select_channels", "select_channels_reference", "check_remove_channels", "remove_channels_reference",
+    "check_choose_sparsities", "choose_sparsities_reference",
+    # notebook 02
+    "check_linear_quantize", "linear_quantize_reference", "linear_dequantize_reference",
+    "check_minmax_observer", "MinMaxObserverReference", "check_integer_linear", "integer_linear_reference",
+    "check_kmeans_quantize", "kmeans_quantize_reference", "check_choose_bits", "choose_bits_reference",
+    # student notebooks
+    "BEGIN", "END", "REMOVED", "build_student_notebooks", "count_solution_blocks", "main", "strip_solutions",
+    "student_notebook",
+]

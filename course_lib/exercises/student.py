@@ -1,4 +1,11 @@
-"""The student version of the notebooks: solutions replaced by a stub, outputs cleared."""
+"""The student version of the notebooks: solutions replaced by a stub, outputs cleared.
+
+A ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block inside a function (or method) becomes
+``raise NotImplementedError`` at the block's indentation, so an exercise decorated with
+``falls_back_to`` uses the course's reference until the learner writes it. A block outside any
+function (at the top level of a cell, typically solution-only asserts in a check cell) is
+removed, leaving a comment (and ``pass`` where the enclosing block would be empty).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,34 @@ import re
 from pathlib import Path
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+REMOVED = "# (solution removed in the student version)"
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _inside_function(previous: list[str], indent: str) -> bool:
+    """Whether a line at ``indent`` following ``previous`` lines sits in a ``def`` body: walk up
+    the enclosing lines (each less indented than the last) looking for a ``def``."""
+    width = len(indent)
+    for line in reversed(previous):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if len(_indent(line)) < width:
+            width = len(_indent(line))
+            if re.match(r"(async\s+)?def\s", line.lstrip()):
+                return True
+            if width == 0:
+                return False
+    return False
 
 
 def strip_solutions(source: str, exercise_hint: str = "write your solution here") -> str:
-    """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block of a cell's source with a
-    ``raise NotImplementedError`` at the block's indentation. Raises ValueError on an
-    unbalanced block."""
+    """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block of a cell's source: inside
+    a function, by a ``raise NotImplementedError`` at the block's indentation; outside any
+    function, by the comment ``# (solution removed in the student version)``. Raises ValueError
+    on an unbalanced block."""
     lines = source.split("\n")
     out: list[str] = []
     inside = False
@@ -23,9 +52,14 @@ def strip_solutions(source: str, exercise_hint: str = "write your solution here"
             if inside:
                 raise ValueError("nested '# BEGIN SOLUTION' without '# END SOLUTION'")
             inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}# TODO: {exercise_hint}")
-            out.append(f"{indent}raise NotImplementedError(\"exercise: {exercise_hint}\")")
+            indent = _indent(line)
+            if _inside_function(out, indent):
+                out.append(f"{indent}# TODO: {exercise_hint}")
+                out.append(f"{indent}raise NotImplementedError(\"exercise: {exercise_hint}\")")
+            else:
+                out.append(f"{indent}{REMOVED}")
+                if indent:           # e.g. the body of a top-level `if` or `for`: keep it valid
+                    out.append(f"{indent}pass")
         elif stripped == END:
             if not inside:
                 raise ValueError("'# END SOLUTION' without '# BEGIN SOLUTION'")
