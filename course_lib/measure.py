@@ -31,6 +31,8 @@ hardware verdicts and the widgets all read. Taught in ``notebooks/00_efficiency_
 
 from __future__ import annotations
 
+import math
+import numbers
 import statistics
 import time
 from contextlib import contextmanager
@@ -47,14 +49,23 @@ IN_PLACE_LAYERS = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout
 VIEW_LAYERS = (nn.Flatten, nn.Unflatten)
 
 
-def format_bytes(n: float) -> str:
-    """Bytes for people, in the course's one convention, powers of 1024: ``"56.2 KiB"``
-    (1 KiB = 1,024 bytes), ``"1.6 MiB"``, ``"4.0 GiB"``. (Datasheets write "KB" and "MB" for
-    these same units: a "256 KB" SRAM holds 256 KiB.)"""
-    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
-        if abs(n) >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n:,.0f} B"
+def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
+    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
+    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_threads(threads: int | None) -> None:
+    """None (keep torch's setting) or an int >= 1."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be an int >= 1 or None, got {type(threads).__name__} {threads!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be an int >= 1 or None, got {threads}")
 
 
 def _check_model(model: nn.Module) -> None:
@@ -62,14 +73,51 @@ def _check_model(model: nn.Module) -> None:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
+def _check_tensor(t: torch.Tensor, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
 def _check_input_shape(input_shape: tuple[int, ...]) -> None:
-    if not input_shape or any(int(s) < 1 for s in input_shape):
-        raise ValueError(f"input_shape must be a tuple of positive ints (C, H, W), got {input_shape}")
+    """A non-empty tuple (a list or ``torch.Size`` will do) of ints >= 1: one sample's shape."""
+    expected = "a tuple of positive ints like (1, 28, 28) (one sample's shape, no batch dimension)"
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"input_shape must be {expected}, got {type(input_shape).__name__} {input_shape!r}")
+    for s in input_shape:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"input_shape must be {expected}, got {tuple(input_shape)!r} "
+                            f"(holding {type(s).__name__} {s!r})")
+    if not input_shape or any(s < 1 for s in input_shape):
+        raise ValueError(f"input_shape must be {expected}, got {tuple(input_shape)!r}")
+
+
+def format_bytes(n: float) -> str:
+    """Bytes for people, in the course's one convention, powers of 1024: ``"56.2 KiB"``
+    (1 KiB = 1,024 bytes), ``"1.6 MiB"``, ``"4.0 GiB"``. (Datasheets write "KB" and "MB" for
+    these same units: a "256 KB" SRAM holds 256 KiB.) A negative ``n`` (a difference of two
+    sizes) keeps its sign: ``"-2.0 KiB"``.
+
+    Raises:
+        TypeError: ``n`` is not a real number (a str, a tensor, a bool).
+        ValueError: ``n`` is NaN or infinite.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Real):
+        raise TypeError(f"n must be a number of bytes (an int or a float), got {type(n).__name__} {n!r}")
+    if not math.isfinite(n):
+        raise ValueError(f"n must be a finite number of bytes, got {n}")
+    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n:,.0f} B"
 
 
 def format_name(number_format: str | int) -> str:
     """The canonical name of a number format: ``"fp32"``, ``"fp16"``, ``"bf16"`` stay as they are;
-    an int ``n`` or ``"intn"`` becomes ``"int<n>"`` (so ``8`` and ``"int8"`` are one format)."""
+    an int ``n`` or ``"intn"`` becomes ``"int<n>"`` (so ``8`` and ``"int8"`` are one format).
+
+    Raises:
+        TypeError / ValueError: as :func:`course_lib.encoding.bits_of` (``"8"``, ``8.0``, ``"int64"``).
+    """
     bits = bits_of(number_format)
     if isinstance(number_format, str):
         return number_format
@@ -84,7 +132,11 @@ WEIGHT_LAYER_TYPES = (nn.Linear, nn.Conv2d)
 def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The ``Linear`` and ``Conv2d`` layers of a model, by name, in order: the layers whose
     weights pruning and quantization act on. Layers already inside a :class:`CompressedLayer`
-    are not listed (the compressed layer stands for them)."""
+    are not listed (the compressed layer stands for them).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
     _check_model(model)
     inside = [name for name, m in model.named_modules() if isinstance(m, CompressedLayer)]
     return {name: m for name, m in model.named_modules()
@@ -104,6 +156,14 @@ class StoredTensor:
     name: str
     values: torch.Tensor
     bits: int
+
+    def __post_init__(self) -> None:
+        """Raises TypeError / ValueError for a non-str name, non-tensor values, or bits that are
+        not an int in [1, 32] (what :func:`course_lib.encoding.bits_of` can count)."""
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        _check_tensor(self.values, "values")
+        _check_int(self.bits, "bits", 1, 32)
 
 
 class CompressedLayer(nn.Module):
@@ -129,9 +189,11 @@ class CompressedLayer(nn.Module):
         self.layer = layer
 
     def weight_as_computed(self) -> torch.Tensor:
+        """The weight the forward pass multiplies by, of the wrapped layer's weight shape."""
         raise NotImplementedError
 
     def stored_tensors(self) -> list[StoredTensor]:
+        """What a device would store for this layer, each tensor with its bits."""
         raise NotImplementedError
 
     def run_layer(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -141,11 +203,16 @@ class CompressedLayer(nn.Module):
         return self.layer._conv_forward(x, weight, self.layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped layer's operation with :meth:`weight_as_computed` as its weight."""
         return self.run_layer(x, self.weight_as_computed())
 
 
 def compressed_layers(model: nn.Module) -> dict[str, CompressedLayer]:
-    """The :class:`CompressedLayer` s of a model, by name."""
+    """The :class:`CompressedLayer` s of a model, by name, in order.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
     _check_model(model)
     return {name: m for name, m in model.named_modules() if isinstance(m, CompressedLayer)}
 
@@ -160,7 +227,11 @@ def _parameters_outside(model: nn.Module, compressed: dict[str, CompressedLayer]
 
 def count_parameters(model: nn.Module) -> int:
     """Number of weights and biases the model computes with; a compressed layer counts those of
-    the layer it stands for (its codebook or scales are storage, counted in bytes)."""
+    the layer it stands for (its codebook or scales are storage, counted in bytes).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
     _check_model(model)
     compressed = compressed_layers(model)
     return (sum(p.numel() for p in _parameters_outside(model, compressed))
@@ -168,7 +239,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_nonzero(model: nn.Module) -> int:
-    """Nonzero weights and biases, a compressed layer's weight counted as computed."""
+    """Nonzero weights and biases, a compressed layer's weight counted as computed (so
+    :math:`1 - \\text{nonzeros} / \\text{parameters}` is the model's sparsity).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
     _check_model(model)
     compressed = compressed_layers(model)
     total = sum(int(torch.count_nonzero(p)) for p in _parameters_outside(model, compressed))
@@ -180,13 +256,25 @@ def count_nonzero(model: nn.Module) -> int:
 
 
 def _check_encoding(encoding: str) -> None:
-    if encoding not in (*ENCODINGS, "best"):
+    if not isinstance(encoding, str) or encoding not in (*ENCODINGS, "best"):
         raise ValueError(f"encoding must be one of {(*ENCODINGS, 'best')}, got {encoding!r}")
 
 
 def tensor_bytes(t: torch.Tensor, number_format: str | int, encoding: str = "dense") -> int:
     """Bytes of one stored tensor: 2+ dimensions in ``encoding`` (``"best"``: its smallest
-    one), vectors dense."""
+    one), vectors dense. ``t`` is not modified.
+
+    Args:
+        t: any shape, finite values.
+        number_format: as :func:`course_lib.encoding.bits_of` (``"fp32"``, ``"int8"``, ``4``).
+        encoding: one of :data:`course_lib.encoding.ENCODINGS`, or ``"best"``.
+
+    Raises:
+        TypeError: ``t`` is not a tensor, or ``number_format`` has a wrong type.
+        ValueError: ``t`` holds NaN or inf, or an unknown format or encoding.
+    """
+    _check_tensor(t, "t")
+    bits_of(number_format)
     _check_encoding(encoding)
     t = t.detach().cpu()
     if t.dim() < 2 or encoding == "dense":
@@ -199,10 +287,20 @@ def tensor_bytes(t: torch.Tensor, number_format: str | int, encoding: str = "den
 def weight_bytes(model: nn.Module, number_format: str | int = "fp32", encoding: str = "dense") -> int:
     """Bytes to store the model: each compressed layer's :class:`StoredTensor` s at their own
     bits, every other parameter in ``number_format``; tensors of 2+ dimensions in ``encoding``
-    (or, with ``encoding="best"``, each in its smallest one), vectors dense."""
+    (or, with ``encoding="best"``, each in its smallest one), vectors dense.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, or ``number_format`` has a wrong type.
+        ValueError: an unknown format or encoding, or a parameter holding NaN or inf (its
+            bytes in a sparse encoding would be meaningless).
+    """
     _check_model(model)
     bits_of(number_format)
     _check_encoding(encoding)
+    for name, p in model.named_parameters():
+        if p.is_floating_point() and not torch.isfinite(p.detach()).all():
+            raise ValueError(f"model parameter {name!r} contains NaN or inf; "
+                             "check the training or compression step that produced it")
     compressed = compressed_layers(model)
     total = sum(tensor_bytes(p, number_format, encoding) for p in _parameters_outside(model, compressed))
     for m in compressed.values():
@@ -225,7 +323,30 @@ class LayerTrace:
 
 
 def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
-    """MACs of one ``Linear`` or ``Conv*d`` layer for one sample, from its output shape."""
+    """MACs of one ``Linear`` or ``Conv*d`` layer for one sample, from its batched output
+    ``(N, ...)``: each output value costs one MAC per input it sums, so a ``Linear`` costs
+    :math:`|y| \\cdot C_{in}` and a convolution :math:`|y| \\cdot (C_{in}/g)\\,k_h k_w`, with
+    :math:`|y|` the output elements of one sample. Any other layer costs 0.
+
+    Raises:
+        TypeError: ``module`` is not an ``nn.Module`` or ``output`` not a tensor.
+        ValueError: ``output`` is not a batch of at least one sample of this layer's output
+            (a ``Linear`` gives ``(N, ..., C_out)``, a ``Conv2d`` ``(N, C_out, H, W)``).
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    _check_tensor(output, "output")
+    if isinstance(module, nn.Linear):
+        fits = output.dim() >= 2 and output.shape[-1] == module.out_features
+        expected = f"(N, ..., {module.out_features})"
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        fits = output.dim() == module.weight.dim() and output.shape[1] == module.out_channels
+        expected = f"(N, {module.out_channels}, {', '.join('...' for _ in module.kernel_size)})"
+    else:
+        return 0
+    if not fits or output.shape[0] < 1:
+        raise ValueError(f"output must be a batch of {type(module).__name__} outputs {expected} with "
+                         f"N >= 1, got shape {tuple(output.shape)}")
     out_per_sample = output[0].numel()
     if isinstance(module, nn.Linear):
         return out_per_sample * module.in_features
@@ -236,7 +357,15 @@ def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
 
 
 def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -> list[LayerTrace]:
-    """Run one zero input of shape ``(1, *input_shape)`` and record every leaf layer."""
+    """Run one zero input of shape ``(1, *input_shape)`` and record every leaf layer: its
+    input and output shapes, :func:`layer_macs`, parameters, and the activation elements live
+    while it runs (input + output; input only for in-place layers; none for views). The model's
+    train/eval mode is restored afterwards.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, or ``input_shape`` not a tuple of ints.
+        ValueError: ``input_shape`` holds a size < 1, or the model cannot run on it.
+    """
     _check_model(model)
     _check_input_shape(input_shape)
     traces: list[LayerTrace] = []
@@ -270,7 +399,7 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+            _run_on_shape(model, torch.zeros(1, *input_shape, device=device), input_shape)
     finally:
         for h in hooks:
             h.remove()
@@ -278,14 +407,39 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
     return traces
 
 
+def _run_on_shape(model: nn.Module, x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """``model(x)``, a shape mismatch reported as a ValueError naming ``input_shape``."""
+    try:
+        return model(x)
+    except NotImplementedError:           # a layer's own gap (an unfinished CompressedLayer), not the shape
+        raise
+    except RuntimeError as e:
+        raise ValueError(f"model cannot run on input_shape {tuple(input_shape)!r} (a batch of shape "
+                         f"{tuple(x.shape)}); give the shape of one sample it takes. Torch said: {e}") from e
+
+
 def count_macs(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -> int:
-    """Multiply-accumulates for one input (see the module docstring for what is counted)."""
+    """Multiply-accumulates for one input of shape ``input_shape``: the sum of
+    :func:`layer_macs` over :func:`trace_layers` (see the module docstring for what is counted).
+
+    Raises:
+        TypeError / ValueError: as :func:`trace_layers`.
+    """
     return sum(t.macs for t in trace_layers(model, input_shape))
 
 
 def peak_activation_bytes(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE,
                           number_format: str | int = "fp32") -> int:
-    """Peak bytes of activations for one input, layer by layer: :math:`\\max_i(|x_i|+|y_i|)`."""
+    """Peak bytes of activations for one input, layer by layer:
+    :math:`\\lceil b \\cdot \\max_i(|x_i|+|y_i|) / 8 \\rceil` with :math:`b` the bits of
+    ``number_format`` (see the module docstring for in-place layers and views).
+
+    Raises:
+        TypeError / ValueError: as :func:`trace_layers`, or a bad ``number_format``
+            (:func:`course_lib.encoding.bits_of`).
+    """
+    _check_model(model)
+    _check_input_shape(input_shape)
     bits = bits_of(number_format)
     peak = max((t.live_elements for t in trace_layers(model, input_shape)), default=0)
     return -(-peak * bits // 8)
@@ -295,28 +449,62 @@ def peak_activation_bytes(model: nn.Module, input_shape: tuple[int, ...] = IMAGE
 
 @dataclass(frozen=True)
 class Latency:
-    """Seconds per call of ``model(x)`` for a batch: median and spread of ``times``."""
+    """Seconds per call of ``model(x)`` for a batch: median and spread of ``times``.
+
+    Raises (on construction):
+        TypeError / ValueError: ``batch_size`` or ``threads`` not an int >= 1, ``device`` not a
+            str, or ``times`` not a non-empty tuple of finite numbers >= 0.
+    """
     batch_size: int
     threads: int
     device: str
     times: tuple[float, ...]
 
+    def __post_init__(self) -> None:
+        _check_int(self.batch_size, "batch_size", 1)
+        _check_int(self.threads, "threads", 1)
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a str like 'cpu', got {type(self.device).__name__}")
+        if not isinstance(self.times, tuple) or not self.times:
+            raise TypeError(f"times must be a non-empty tuple of seconds, got {self.times!r}")
+        for t in self.times:
+            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t >= 0):
+                raise ValueError(f"times must hold finite numbers of seconds >= 0, got {t!r}")
+
     @property
     def median(self) -> float:
+        """Median of ``times``, in seconds per call (per batch)."""
         return statistics.median(self.times)
 
     @property
     def per_sample(self) -> float:
+        """``median / batch_size``: seconds per example."""
         return self.median / self.batch_size
 
     def quantile(self, q: float) -> float:
+        """The ``q``-quantile of ``times`` by rank: :math:`t_{(\\min(n-1, \\lfloor q n \\rfloor))}` of
+        the :math:`n` times sorted ascending, so ``q=0`` is the fastest run, ``q=1`` the slowest.
+
+        Raises:
+            TypeError: ``q`` is not a real number. ValueError: ``q`` is NaN or outside [0, 1].
+        """
+        if isinstance(q, bool) or not isinstance(q, numbers.Real):
+            raise TypeError(f"q must be a number in [0, 1], got {type(q).__name__} {q!r}")
+        if not 0.0 <= q <= 1.0:           # also False for NaN
+            raise ValueError(f"q must be in [0, 1], got {q}")
         ordered = sorted(self.times)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @contextmanager
 def torch_threads(threads: int | None):
-    """Run a block with ``torch.set_num_threads(threads)``, restoring the previous value."""
+    """Run a block with ``torch.set_num_threads(threads)``, restoring the previous value; the
+    block receives the number of threads in use. ``None`` keeps the current setting.
+
+    Raises (on entering the block, before anything changes):
+        TypeError: ``threads`` is neither None nor an int. ValueError: it is < 1.
+    """
+    _check_threads(threads)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -327,14 +515,10 @@ def torch_threads(threads: int | None):
 
 
 def _check_timing_args(batch_size: int, warmup: int, repeats: int, threads: int | None) -> None:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if warmup < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1 or None, got {threads}")
+    _check_int(batch_size, "batch_size", 1)
+    _check_int(warmup, "warmup", 0)
+    _check_int(repeats, "repeats", 1)
+    _check_threads(threads)
 
 
 def _timed_call(model: nn.Module, x: torch.Tensor) -> float:
@@ -355,7 +539,13 @@ def _example_input(model: nn.Module, input_shape, batch_size) -> torch.Tensor:
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE,
                     batch_size: int = 1, warmup: int = 10, repeats: int = 50,
                     threads: int | None = None) -> Latency:
-    """Time ``model(x)`` on a random batch on the model's device, in eval mode, no grad."""
+    """Time ``model(x)`` on a random batch ``(batch_size, *input_shape)`` on the model's
+    device, in eval mode, no grad: ``warmup`` untimed calls, then ``repeats`` timed ones with
+    ``threads`` torch threads (None: torch's current setting). The model's mode is restored.
+
+    Raises:
+        TypeError / ValueError: as :func:`compare_latency`.
+    """
     return compare_latency({"model": model}, input_shape, batch_size, warmup, repeats, threads)["model"]
 
 
@@ -363,11 +553,26 @@ def compare_latency(models: dict[str, nn.Module], input_shape: tuple[int, ...] =
                     batch_size: int = 1, warmup: int = 10, repeats: int = 50,
                     threads: int | None = None) -> dict[str, Latency]:
     """Time several models in one process, their runs interleaved (a, b, a, b, ...) so that a
-    burst of machine noise slows all of them alike. Divide medians for a speedup."""
+    burst of machine noise slows all of them alike. Divide medians for a speedup.
+
+    Each model gets the same random batch ``(batch_size, *input_shape)`` on its own device;
+    ``warmup`` rounds are untimed, ``repeats`` rounds timed, with ``threads`` torch threads
+    (None: torch's current setting). Models run in eval mode under ``torch.inference_mode``;
+    their train/eval modes and the thread count are restored afterwards, also on error.
+
+    Raises:
+        TypeError: ``models`` is not a dict of ``nn.Module``, or an argument has a wrong type
+            (``batch_size=2.0``, ``threads=True``).
+        ValueError: ``models`` is empty, ``batch_size``, ``repeats`` or ``threads`` < 1,
+            ``warmup`` < 0, a bad ``input_shape``, or a model that cannot run on it.
+    """
+    if not isinstance(models, dict):
+        raise TypeError(f"models must be a dict {{name: model}}, got {type(models).__name__}")
     if not models:
-        raise ValueError("models must hold at least one model")
-    for m in models.values():
-        _check_model(m)
+        raise ValueError("models must hold at least one model, got an empty dict")
+    for name, m in models.items():
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"models[{name!r}] must be a torch.nn.Module, got {type(m).__name__}")
     _check_input_shape(input_shape)
     _check_timing_args(batch_size, warmup, repeats, threads)
     inputs = {name: _example_input(m, input_shape, batch_size) for name, m in models.items()}
@@ -376,13 +581,19 @@ def compare_latency(models: dict[str, nn.Module], input_shape: tuple[int, ...] =
     with torch_threads(threads) as used_threads, torch.inference_mode():
         for m in models.values():
             m.eval()
+        running = next(iter(models))
         try:
             for _ in range(warmup):
-                for name, m in models.items():
-                    _timed_call(m, inputs[name])
+                for running, m in models.items():
+                    _timed_call(m, inputs[running])
             for _ in range(repeats):
-                for name, m in models.items():
-                    times[name].append(_timed_call(m, inputs[name]))
+                for running, m in models.items():
+                    times[running].append(_timed_call(m, inputs[running]))
+        except NotImplementedError:
+            raise
+        except RuntimeError as e:
+            raise ValueError(f"model {running!r} cannot run on input_shape {tuple(input_shape)!r} "
+                             f"(a batch of shape {tuple(inputs[running].shape)}). Torch said: {e}") from e
         finally:
             for name, m in models.items():
                 m.train(states[name])
@@ -398,12 +609,20 @@ class Speedup:
 
     @property
     def ratio(self) -> float:
+        """``baseline.median / candidate.median``."""
         return self.baseline.median / self.candidate.median
 
 
-def speedup(baseline: nn.Module, candidate: nn.Module, **timing) -> Speedup:
-    """Median latency of ``baseline`` over that of ``candidate``, measured interleaved."""
-    result = compare_latency({"baseline": baseline, "candidate": candidate}, **timing)
+def speedup(baseline: nn.Module, candidate: nn.Module, *, input_shape: tuple[int, ...] = IMAGE_SHAPE,
+            batch_size: int = 1, warmup: int = 10, repeats: int = 50, threads: int | None = None) -> Speedup:
+    """Median latency of ``baseline`` over that of ``candidate``, measured interleaved by
+    :func:`compare_latency` (same keyword arguments): :math:`t_{baseline} / t_{candidate}`.
+
+    Raises:
+        TypeError / ValueError: as :func:`compare_latency`, naming ``baseline`` or ``candidate``.
+    """
+    result = compare_latency({"baseline": baseline, "candidate": candidate}, input_shape, batch_size,
+                             warmup, repeats, threads)
     return Speedup(result["baseline"], result["candidate"])
 
 
@@ -430,6 +649,7 @@ class ModelReport:
 
     @property
     def sparsity(self) -> float:
+        """Fraction of zeros among the parameters: ``1 - nonzeros / parameters`` (0 if none)."""
         return 1.0 - self.nonzeros / self.parameters if self.parameters else 0.0
 
     def summary(self) -> dict[str, object]:
@@ -448,7 +668,11 @@ class ModelReport:
 def computed_format(model: nn.Module) -> str:
     """The number format a model computes in: ``"int<b>"`` when every weight layer is a
     :class:`CompressedLayer` whose inputs are quantized (``b`` the widest input bits), else
-    ``"fp32"`` (plain layers, or weight-only compression, compute in floating point)."""
+    ``"fp32"`` (plain layers, or weight-only compression, compute in floating point).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
     compressed = compressed_layers(model)
     plain = weight_layers(model)
     bits = [m.activation_bits for m in compressed.values()]
@@ -470,25 +694,51 @@ def report(model: nn.Module, name: str = "model", number_format: str | int | Non
             model whose layers all quantize their inputs to 8 bits). Give one to ask "what if
             this plain model were stored in int8?". Compressed layers always store their
             tensors at their own bits.
+        name: what tables and verdicts call the model (a str).
         encoding: ``"dense"``, a sparse encoding, or ``"best"`` (each tensor in its smallest).
+        input_shape: one sample's shape, no batch dimension, e.g. ``(1, 28, 28)``.
         activation_format: the activations' format; default ``number_format``.
+        latency_batch_sizes: a tuple of ints >= 1; empty: no timing.
+        threads, repeats: as :func:`measure_latency` (checked even when nothing is timed).
 
     Raises:
-        TypeError / ValueError: naming the argument, for a bad model, format, encoding or shape.
+        TypeError / ValueError: naming the argument, for a bad model, name, format, encoding,
+            shape, batch sizes, threads or repeats; all are checked before anything runs.
     """
     _check_model(model)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
     _check_encoding(encoding)
-    number_format = computed_format(model) if number_format is None else format_name(number_format)
-    activation_format = number_format if activation_format is None else format_name(activation_format)
+    _check_input_shape(input_shape)
+    expected = "a tuple of ints >= 1 like (1, 32)"
+    if not isinstance(latency_batch_sizes, (tuple, list)):
+        raise TypeError(f"latency_batch_sizes must be {expected}, got "
+                        f"{type(latency_batch_sizes).__name__} {latency_batch_sizes!r}")
+    if any(isinstance(b, bool) or not isinstance(b, numbers.Integral) for b in latency_batch_sizes):
+        raise TypeError(f"latency_batch_sizes must be {expected}, got {tuple(latency_batch_sizes)!r}")
+    if any(b < 1 for b in latency_batch_sizes):
+        raise ValueError(f"latency_batch_sizes must be {expected}, got {tuple(latency_batch_sizes)!r}")
+    _check_threads(threads)
+    _check_int(repeats, "repeats", 1)
+    if number_format is not None:
+        number_format = format_name(number_format)
+    if activation_format is not None:
+        try:
+            activation_format = format_name(activation_format)
+        except (TypeError, ValueError) as e:        # bits_of names its argument number_format
+            raise type(e)(str(e).replace("number_format", "activation_format", 1)) from None
+    number_format = computed_format(model) if number_format is None else number_format
+    activation_format = number_format if activation_format is None else activation_format
     act_bits = bits_of(activation_format)
     layers = tuple(trace_layers(model, input_shape))
     traffic = sum(t.live_elements for t in layers)
+    stored_bytes = weight_bytes(model, number_format, encoding)      # checks for NaN before timing
     latency = {b: measure_latency(model, input_shape, batch_size=b, threads=threads, repeats=repeats)
                for b in latency_batch_sizes}
     return ModelReport(
         name=name, number_format=number_format, encoding=encoding,
         parameters=count_parameters(model), nonzeros=count_nonzero(model),
-        weight_bytes=weight_bytes(model, number_format, encoding),
+        weight_bytes=stored_bytes,
         macs=sum(t.macs for t in layers),
         peak_activation_bytes=-(-max((t.live_elements for t in layers), default=0) * act_bits // 8),
         activation_traffic_bytes=-(-traffic * act_bits // 8),

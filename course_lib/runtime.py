@@ -16,6 +16,9 @@ Taught in ``notebooks/02_quantization.ipynb``.
 from __future__ import annotations
 
 import copy
+import numbers
+import os
+import shutil
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -25,10 +28,45 @@ import torch
 from torch import nn
 
 from .data import ImageSplit
+from .measure import _check_input_shape, _check_model, _check_threads, _run_on_shape
 from .models import IMAGE_SHAPE
 
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def _check_path(path: Path | str, name: str) -> Path:
+    """A file path (str or Path) whose folder exists, as a Path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or Path), got {type(path).__name__}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"{name} must be in an existing folder, got {str(path)!r}; "
+                         f"create {str(path.parent)!r} first")
+    if path.is_dir():
+        raise ValueError(f"{name} must name a file, got the folder {str(path)!r}")
+    return path
+
+
+def _check_onnx_file(path: Path | str, name: str) -> Path:
+    """An existing file (str or Path), as a Path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or Path), got {type(path).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{name} must be an existing ONNX file, got {str(path)!r}, which "
+                         f"{'is a folder' if path.is_dir() else 'does not exist'}")
+    return path
+
+
+def _check_calibration(calibration: ImageSplit) -> None:
+    if not isinstance(calibration, ImageSplit):
+        raise TypeError(f"calibration must be an ImageSplit (from course_lib.data.load), "
+                        f"got {type(calibration).__name__}")
+    if len(calibration) == 0:
+        raise ValueError("calibration must hold at least one image, got an empty ImageSplit")
 
 
 def cpu_int8_features() -> list[str]:
@@ -43,12 +81,26 @@ def cpu_int8_features() -> list[str]:
 
 
 def export_onnx(model: nn.Module, path: Path | str, input_shape: tuple[int, ...] = IMAGE_SHAPE) -> Path:
-    """Export ``model`` (eval mode, CPU copy) to ONNX with a dynamic batch dimension."""
-    path = Path(path)
+    """Export ``model`` (eval mode, CPU copy) to ONNX with a dynamic batch dimension: input
+    ``"x"`` of shape ``(batch, *input_shape)``, output ``"logits"``. The given model is not
+    changed. Returns ``path`` as a Path.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, ``path`` not a str or Path, or
+            ``input_shape`` not a tuple of ints.
+        ValueError: ``path``'s folder does not exist (or ``path`` is a folder), ``input_shape``
+            holds a size < 1, or the model cannot run on an input of that shape.
+    """
+    _check_model(model)
+    path = _check_path(path, "path")
+    _check_input_shape(input_shape)
     cpu_model = copy.deepcopy(model).cpu().eval()         # the given model is left as it was
+    x = torch.zeros(1, *input_shape)
+    with torch.no_grad():
+        _run_on_shape(cpu_model, x, input_shape)          # a clear error before the exporter's
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(cpu_model, (torch.zeros(1, *input_shape),), str(path), dynamo=False,
+        torch.onnx.export(cpu_model, (x,), str(path), dynamo=False,
                           input_names=["x"], output_names=["logits"],
                           dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
     return path
@@ -57,12 +109,38 @@ def export_onnx(model: nn.Module, path: Path | str, input_shape: tuple[int, ...]
 def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration: ImageSplit,
                        n: int = 1000, per_channel: bool = True) -> Path:
     """ONNX Runtime static quantization in QDQ format: int8 weights (per channel), uint8
-    activations calibrated (min-max) on the first ``n`` images of ``calibration``, after ONNX
-    Runtime's recommended pre-processing (shape inference, graph optimization)."""
+    activations calibrated (min-max) on the first ``n`` images of ``calibration`` (all of them
+    if it holds fewer), after ONNX Runtime's recommended pre-processing (shape inference, graph
+    optimization), written beside ``int8_path`` as ``*.prepared.onnx``. Returns ``int8_path``.
+
+    Args:
+        fp32_path: an existing ONNX file (from :func:`export_onnx`); not modified.
+        int8_path: where to write the quantized model (its folder must exist; not ``fp32_path``).
+        calibration: an :class:`~course_lib.data.ImageSplit` of images the model takes.
+        n: an int >= 1. per_channel: a bool (one weight scale per output channel).
+
+    Raises:
+        TypeError: a path that is not a str or Path, ``calibration`` not an ImageSplit, ``n``
+            not an int, ``per_channel`` not a bool.
+        ValueError: ``fp32_path`` does not exist, ``int8_path``'s folder does not exist or it
+            is ``fp32_path``, ``calibration`` is empty, ``n`` < 1.
+    """
+    fp32_path = _check_onnx_file(fp32_path, "fp32_path")
+    int8_path = _check_path(int8_path, "int8_path")
+    if int8_path.resolve() == fp32_path.resolve():
+        raise ValueError(f"int8_path must differ from fp32_path (the float model would be "
+                         f"overwritten), got {str(int8_path)!r} for both")
+    _check_calibration(calibration)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int >= 1, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n}")
+    if not isinstance(per_channel, bool):
+        raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    images = calibration.images[:n].cpu().numpy()
+    images = calibration.images[:n].detach().float().cpu().numpy()        # (n, C, H, W) float32
 
     class Batches(CalibrationDataReader):
         def __init__(self):
@@ -71,23 +149,38 @@ def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration
         def get_next(self):
             return next(self.chunks, None)
 
-    prepared = Path(int8_path).with_suffix(".prepared.onnx")
+    prepared = int8_path.with_suffix(".prepared.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quant_pre_process(str(fp32_path), str(prepared))     # shape inference and graph cleanup first
         quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
-    return Path(int8_path)
+    return int8_path
 
 
 def ort_session(path: Path | str, threads: int | None = None, optimized_path: Path | str | None = None):
     """An ONNX Runtime CPU session with all graph optimizations; ``optimized_path`` saves the
-    optimized graph (what actually runs)."""
+    optimized graph (what actually runs).
+
+    Args:
+        path: an existing ONNX file.
+        threads: intra-op threads, an int >= 1; None: torch's current thread count.
+        optimized_path: None, or a file path in an existing folder.
+
+    Raises:
+        TypeError: a path that is not a str or Path, or ``threads`` neither None nor an int.
+        ValueError: ``path`` does not exist, ``threads`` < 1, or ``optimized_path``'s folder
+            does not exist.
+    """
+    path = _check_onnx_file(path, "path")
+    _check_threads(threads)
+    if optimized_path is not None:
+        optimized_path = _check_path(optimized_path, "optimized_path")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.intra_op_num_threads = torch.get_num_threads() if threads is None else threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # Idle worker threads would otherwise spin for a while after each call, stealing the cores
@@ -99,24 +192,53 @@ def ort_session(path: Path | str, threads: int | None = None, optimized_path: Pa
 
 
 def int8_op_counts(optimized_path: Path | str) -> Counter:
-    """How many nodes of each integer-kernel type the optimized graph holds."""
-    import onnx
+    """How many nodes of each integer-kernel type (:data:`INT8_OPS`) the graph in
+    ``optimized_path`` holds; types with no node are absent (a Counter reads them as 0).
 
-    graph = onnx.load(str(optimized_path)).graph
+    Raises:
+        TypeError: ``optimized_path`` is not a str or Path.
+        ValueError: the file does not exist or is not an ONNX model.
+    """
+    optimized_path = _check_onnx_file(optimized_path, "optimized_path")
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        graph = onnx.load(str(optimized_path)).graph
+    except DecodeError as e:
+        raise ValueError(f"optimized_path {str(optimized_path)!r} is not an ONNX model ({e})") from e
     return Counter(node.op_type for node in graph.node if node.op_type in INT8_OPS)
 
 
 class OrtModel(nn.Module):
     """An ONNX Runtime session behind the ``nn.Module`` call interface, so the course's
     evaluation and latency tools (``train.evaluate``, ``measure.compare_latency``) time and
-    score it exactly like a PyTorch model. CPU tensors in, CPU tensors out; no training."""
+    score it exactly like a PyTorch model. CPU tensors in, CPU tensors out; no training.
+
+    Raises (on construction):
+        TypeError: ``session`` is not an ``onnxruntime.InferenceSession`` (from :func:`ort_session`).
+    """
 
     def __init__(self, session):
+        import onnxruntime as ort
+
+        if not isinstance(session, ort.InferenceSession):
+            raise TypeError(f"session must be an onnxruntime.InferenceSession (from ort_session), "
+                            f"got {type(session).__name__}")
         super().__init__()
         self.session = session
         self.register_buffer("anchor", torch.zeros(1))   # gives the module a device (CPU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, *input_shape) float32 -> logits (B, classes) float32, on the CPU.
+
+        Raises:
+            TypeError: ``x`` is not a float32 tensor (the exported graph takes float32 only).
+        """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.float32:
+            raise TypeError(f"x must be a float32 tensor, got dtype {x.dtype}; use x.float()")
         logits = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy())})[0]
         return torch.from_numpy(logits)
 
@@ -124,12 +246,37 @@ class OrtModel(nn.Module):
 def deploy_int8(model: nn.Module, calibration: ImageSplit, folder: Path | str,
                 threads: int | None = None) -> tuple[OrtModel, OrtModel, Counter]:
     """Export ``model``, quantize it to int8 with ONNX Runtime, and return
-    ``(fp32 runtime model, int8 runtime model, int8 kernel counts of the optimized graph)``."""
+    ``(fp32 runtime model, int8 runtime model, int8 kernel counts of the optimized graph)``.
+
+    Writes ``model_fp32.onnx``, ``model_int8.onnx`` and ``model_int8_optimized.onnx`` into
+    ``folder`` (created if missing, and removed again if a step fails). The given model is not
+    changed.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, ``calibration`` not an ImageSplit,
+            ``folder`` not a str or Path, ``threads`` neither None nor an int.
+        ValueError: ``calibration`` is empty, ``folder`` is an existing file, ``threads`` < 1
+            (all checked before anything is written), or the model cannot run on a
+            ``(1, 28, 28)`` image.
+    """
+    _check_model(model)
+    _check_calibration(calibration)
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a folder path (str or Path), got {type(folder).__name__}")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"folder must be a folder (created if missing), got the file {str(folder)!r}")
+    _check_threads(threads)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, folder / "model_fp32.onnx")
-    int8 = quantize_onnx_int8(fp32, folder / "model_int8.onnx", calibration)
-    optimized = folder / "model_int8_optimized.onnx"
-    fp32_model = OrtModel(ort_session(fp32, threads))
-    int8_model = OrtModel(ort_session(int8, threads, optimized))
+    try:
+        fp32 = export_onnx(model, folder / "model_fp32.onnx")
+        int8 = quantize_onnx_int8(fp32, folder / "model_int8.onnx", calibration)
+        optimized = folder / "model_int8_optimized.onnx"
+        fp32_model = OrtModel(ort_session(fp32, threads))
+        int8_model = OrtModel(ort_session(int8, threads, optimized))
+    except BaseException:
+        if created:                       # leave no half-written folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return fp32_model, int8_model, int8_op_counts(optimized)

@@ -20,6 +20,21 @@ from .plots import plot_fit_bars
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
 
 
+def _check_choice(name: str, value: str, allowed) -> None:
+    """``value`` is a str among ``allowed`` (TypeError for a non-str, ValueError otherwise)."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {allowed}, got {type(value).__name__} {value!r}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _check_defaults(default_model: str, default_device: str) -> None:
+    """A panel's starting choices, checked before any widget is built."""
+    _check_choice("default_model", default_model, zoo.names())
+    _check_choice("default_device", default_device, hardware.device_names())
+
+
 def _show_on_click(out, compute, failure: str):
     """A button handler: clear ``out``, run ``compute()`` and display what it returns (a list of
     HTML strings and figures), or ``failure`` and the error's message. Never a traceback."""
@@ -43,6 +58,8 @@ def _show_on_click(out, compute, failure: str):
 
 @dataclass(frozen=True)
 class DevicePanelResult:
+    """What the device panel shows: the model's report, its verdict on the device, the device,
+    and the latency measured here (None unless asked for)."""
     report: ModelReport
     verdict: Verdict
     device: hardware.Device
@@ -64,11 +81,22 @@ class DevicePanelResult:
 
 def evaluate_on_device(model_name: str, number_format: str, device_name: str,
                        measure_here: bool = False) -> DevicePanelResult:
-    """Everything the device panel shows, as plain data. Raises ValueError on a bad choice."""
-    if model_name not in zoo.names():
-        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
-    if number_format not in PANEL_FORMATS:
-        raise ValueError(f"number_format must be one of {PANEL_FORMATS}, got {number_format!r}")
+    """Everything the device panel shows, as plain data: the :func:`course_lib.measure.report`
+    of the shipped ``model_name`` stored in ``number_format``, its
+    :func:`course_lib.hardware.check_fit` verdict on ``device_name`` (with the estimated
+    latency), and, if ``measure_here``, its fp32 latency measured on this machine (batch 1).
+
+    Raises:
+        TypeError: a choice that is not a str, or ``measure_here`` not a bool.
+        ValueError: ``model_name`` not one of :func:`course_lib.zoo.names`, ``number_format``
+            not one of :data:`PANEL_FORMATS`, ``device_name`` not one of
+            :func:`course_lib.hardware.device_names`. All are checked before anything runs.
+    """
+    _check_choice("model_name", model_name, zoo.names())
+    _check_choice("number_format", number_format, PANEL_FORMATS)
+    _check_choice("device_name", device_name, hardware.device_names())
+    if not isinstance(measure_here, bool):
+        raise TypeError(f"measure_here must be True or False, got {type(measure_here).__name__} {measure_here!r}")
     device = hardware.get_device(device_name)
     model = zoo.load(model_name)
     report = measure.report(model, model_name, number_format)
@@ -77,7 +105,14 @@ def evaluate_on_device(model_name: str, number_format: str, device_name: str,
 
 
 def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746"):
-    """The interactive panel: model, number format, device, and a button that evaluates."""
+    """The interactive panel: model, number format, device, and a button that evaluates
+    (:func:`evaluate_on_device`); a failure shows a message, not a traceback.
+
+    Raises:
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+            or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
+    """
+    _check_defaults(default_model, default_device)
     import ipywidgets as w
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
@@ -102,7 +137,13 @@ def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746
 
 def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "STM32F746"):
     """The notebook-01 panel over :func:`course_lib.pruning.pruning_experiment`: method,
-    sparsity, device, fine-tuning; runs on the button only."""
+    sparsity, device, fine-tuning; runs on the button only.
+
+    Raises:
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+            or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
+    """
+    _check_defaults(default_model, default_device)
     import ipywidgets as w
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
@@ -127,7 +168,13 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
 
 def quantization_panel(default_model: str = "lenet5", default_device: str = "Arduino Nano 33 BLE Sense"):
     """The notebook-02 panel over :func:`course_lib.quantization.quantization_experiment`: bits,
-    granularity, calibration, device; runs on the button only."""
+    granularity, calibration, device; runs on the button only.
+
+    Raises:
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+            or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
+    """
+    _check_defaults(default_model, default_device)
     import ipywidgets as w
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")

@@ -194,3 +194,135 @@ def test_format_bytes_uses_one_binary_convention():
     assert measure.format_bytes(1023) == "1,023 B"
     assert measure.format_bytes(1024) == "1.0 KiB"
     assert measure.format_bytes(1_724_320) == "1.6 MiB"          # LeNet-5 in fp32
+
+
+# ----------------------------------------------------------------------------- bad input never gives garbage
+
+LENET5 = models.lenet5()
+NAN_MODEL = nn.Sequential(nn.Linear(4, 3))
+with torch.no_grad():
+    NAN_MODEL[0].weight[0, 0] = float("nan")
+TIMES = measure.Latency(1, 1, "cpu", (0.3, 0.1, 0.2))
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: measure.format_bytes("12"), TypeError, "n must be a number of bytes (an int or a float), got str"),
+    (lambda: measure.format_bytes(True), TypeError, "got bool"),
+    (lambda: measure.format_bytes(float("nan")), ValueError, "n must be a finite number of bytes, got nan"),
+    (lambda: measure.format_bytes(float("-inf")), ValueError, "got -inf"),
+    (lambda: measure.format_name(8.0), TypeError, "number_format"),
+    (lambda: measure.format_name("8"), ValueError, "number_format"),
+    (lambda: measure.weight_layers(None), TypeError, "model must be a torch.nn.Module, got NoneType"),
+    (lambda: measure.compressed_layers("lenet5"), TypeError, "model must be a torch.nn.Module, got str"),
+    (lambda: measure.count_nonzero([LENET5]), TypeError, "model must be a torch.nn.Module, got list"),
+    (lambda: measure.computed_format("lenet5"), TypeError, "model must be a torch.nn.Module"),
+    (lambda: measure.tensor_bytes([1.0], "fp32"), TypeError, "t must be a torch.Tensor, got list"),
+    (lambda: measure.tensor_bytes(torch.tensor([[float("nan")]]), "fp32"), ValueError, "NaN or inf"),
+    (lambda: measure.tensor_bytes(torch.ones(2, 2), "fp8"), ValueError, "number_format"),
+    (lambda: measure.tensor_bytes(torch.ones(2, 2), "fp32", None), ValueError, "encoding must be one of"),
+    (lambda: measure.weight_bytes(NAN_MODEL), ValueError, "model parameter '0.weight' contains NaN or inf"),
+    (lambda: measure.weight_bytes(LENET5, 32.0), TypeError, "number_format"),
+    (lambda: measure.trace_layers(LENET5, (1, 2.7, 28)), TypeError,
+     "input_shape must be a tuple of positive ints like (1, 28, 28)"),
+    (lambda: measure.trace_layers(LENET5, (1, 2.7, 28)), TypeError, "holding float 2.7"),
+    (lambda: measure.trace_layers(LENET5, (1, "28", 28)), TypeError, "holding str '28'"),
+    (lambda: measure.trace_layers(LENET5, (1, True, 28)), TypeError, "holding bool"),
+    (lambda: measure.trace_layers(LENET5, "1,28,28"), TypeError, "got str '1,28,28'"),
+    (lambda: measure.trace_layers(LENET5, 28), TypeError, "got int 28"),
+    (lambda: measure.trace_layers(LENET5, ()), ValueError, "got ()"),
+    (lambda: measure.count_macs(LENET5, (1, -28, 28)), ValueError, "got (1, -28, 28)"),
+    (lambda: measure.count_macs(LENET5, (3, 32, 32)), ValueError, "model cannot run on input_shape (3, 32, 32)"),
+    (lambda: measure.count_macs("lenet5"), TypeError, "model must be a torch.nn.Module"),
+    (lambda: measure.peak_activation_bytes(LENET5, (0, 28, 28)), ValueError, "input_shape"),
+    (lambda: measure.peak_activation_bytes(LENET5, number_format=8.0), TypeError, "number_format"),
+    (lambda: measure.layer_macs("fc1", torch.zeros(1, 3)), TypeError, "module must be a torch.nn.Module, got str"),
+    (lambda: measure.layer_macs(nn.Linear(4, 3), [0.0] * 3), TypeError, "output must be a torch.Tensor, got list"),
+    (lambda: measure.layer_macs(nn.Linear(4, 3), torch.zeros(3)), ValueError,
+     "output must be a batch of Linear outputs (N, ..., 3) with N >= 1, got shape (3,)"),
+    (lambda: measure.layer_macs(nn.Linear(4, 3), torch.zeros(1, 5)), ValueError, "got shape (1, 5)"),
+    (lambda: measure.layer_macs(nn.Linear(4, 3), torch.zeros(0, 3)), ValueError, "N >= 1, got shape (0, 3)"),
+    (lambda: measure.layer_macs(nn.Conv2d(1, 2, 3), torch.zeros(2, 5, 5)), ValueError,
+     "Conv2d outputs (N, 2, ..., ...) with N >= 1, got shape (2, 5, 5)"),
+    (lambda: measure.measure_latency(LENET5, batch_size=2.0), TypeError, "batch_size must be an int >= 1, got float 2.0"),
+    (lambda: measure.measure_latency(LENET5, batch_size=True), TypeError, "batch_size must be an int >= 1, got bool"),
+    (lambda: measure.measure_latency(LENET5, batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda: measure.measure_latency(LENET5, warmup=1.5), TypeError, "warmup must be an int >= 0, got float 1.5"),
+    (lambda: measure.measure_latency(LENET5, warmup=-1), ValueError, "warmup must be an int >= 0, got -1"),
+    (lambda: measure.measure_latency(LENET5, repeats=float("nan")), TypeError, "repeats must be an int >= 1, got float"),
+    (lambda: measure.measure_latency(LENET5, repeats=0), ValueError, "repeats must be an int >= 1, got 0"),
+    (lambda: measure.measure_latency(LENET5, threads=2.0), TypeError, "threads must be an int >= 1 or None, got float"),
+    (lambda: measure.measure_latency(LENET5, threads=False), TypeError, "got bool"),
+    (lambda: measure.measure_latency(LENET5, threads=0), ValueError, "threads must be an int >= 1 or None, got 0"),
+    (lambda: measure.measure_latency(LENET5, (2.5,)), TypeError, "input_shape"),
+    (lambda: measure.compare_latency([LENET5]), TypeError, "models must be a dict {name: model}, got list"),
+    (lambda: measure.compare_latency({}), ValueError, "models must hold at least one model"),
+    (lambda: measure.compare_latency({"a": "lenet5"}), TypeError, "models['a'] must be a torch.nn.Module, got str"),
+    (lambda: measure.compare_latency({"a": LENET5}, (3, 32, 32), warmup=0, repeats=1, threads=1), ValueError,
+     "model 'a' cannot run on input_shape (3, 32, 32)"),
+    (lambda: measure.speedup(LENET5, "small"), TypeError, "models['candidate'] must be a torch.nn.Module"),
+    (lambda: measure.speedup(LENET5, LENET5, batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda: measure.speedup(LENET5, LENET5, repeat=3), TypeError, "repeat"),
+    (lambda: measure.torch_threads(0).__enter__(), ValueError, "threads must be an int >= 1 or None, got 0"),
+    (lambda: measure.torch_threads(1.5).__enter__(), TypeError, "threads must be an int >= 1 or None, got float 1.5"),
+    (lambda: measure.report(LENET5, name=3), TypeError, "name must be a str, got int 3"),
+    (lambda: measure.report(LENET5, latency_batch_sizes=8), TypeError,
+     "latency_batch_sizes must be a tuple of ints >= 1 like (1, 32), got int 8"),
+    (lambda: measure.report(LENET5, latency_batch_sizes=(1, 2.0)), TypeError, "got (1, 2.0)"),
+    (lambda: measure.report(LENET5, latency_batch_sizes=(1, True)), TypeError, "got (1, True)"),
+    (lambda: measure.report(LENET5, latency_batch_sizes=(1, 0)), ValueError, "got (1, 0)"),
+    (lambda: measure.report(LENET5, repeats=0), ValueError, "repeats must be an int >= 1, got 0"),
+    (lambda: measure.report(LENET5, repeats=2.5), TypeError, "repeats must be an int >= 1, got float 2.5"),
+    (lambda: measure.report(LENET5, threads=-1), ValueError, "threads must be an int >= 1 or None, got -1"),
+    (lambda: measure.report(LENET5, activation_format="fp8"), ValueError, "activation_format must be one of"),
+    (lambda: measure.report(LENET5, activation_format=8.0), TypeError, "activation_format must be a str"),
+    (lambda: measure.report(LENET5, input_shape=(1, 28.0, 28)), TypeError, "input_shape"),
+    (lambda: measure.report(LENET5, encoding=None), ValueError, "encoding must be one of"),
+    (lambda: measure.report(NAN_MODEL, input_shape=(4,), latency_batch_sizes=(1,)), ValueError,
+     "'0.weight' contains NaN or inf"),
+    (lambda: TIMES.quantile(1.5), ValueError, "q must be in [0, 1], got 1.5"),
+    (lambda: TIMES.quantile(-0.1), ValueError, "got -0.1"),
+    (lambda: TIMES.quantile(float("nan")), ValueError, "q must be in [0, 1], got nan"),
+    (lambda: TIMES.quantile("0.5"), TypeError, "q must be a number in [0, 1], got str"),
+    (lambda: TIMES.quantile(True), TypeError, "got bool"),
+    (lambda: measure.Latency(0, 1, "cpu", (0.1,)), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda: measure.Latency(1, 1, "cpu", ()), TypeError, "times must be a non-empty tuple"),
+    (lambda: measure.Latency(1, 1, "cpu", (float("nan"),)), ValueError, "times must hold finite numbers"),
+    (lambda: measure.StoredTensor("codes", [1.0], 8), TypeError, "values must be a torch.Tensor, got list"),
+    (lambda: measure.StoredTensor("codes", torch.ones(2), 0), ValueError, "bits must be an int in [1, 32], got 0"),
+    (lambda: measure.StoredTensor("codes", torch.ones(2), 8.0), TypeError, "bits must be an int in [1, 32]"),
+])
+def test_bad_input_raises_a_named_error(call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+def test_good_input_of_the_checked_kinds():
+    assert measure.format_bytes(-2048) == "-2.0 KiB" and measure.format_bytes(0.0) == "0 B"
+    macs = measure.count_macs(LENET5)               # a list or a torch.Size is a shape too
+    assert measure.count_macs(LENET5, [1, 28, 28]) == measure.count_macs(LENET5, torch.Size([1, 28, 28])) == macs
+    assert measure.layer_macs(nn.Linear(4, 3), torch.zeros(2, 3)) == 12           # 3 outputs x 4 inputs
+    assert measure.layer_macs(nn.Conv2d(1, 2, 3), torch.zeros(1, 2, 3, 3)) == 18 * 9
+    assert measure.layer_macs(nn.ReLU(), torch.zeros(1)) == 0
+    assert (TIMES.quantile(0), TIMES.quantile(0.5), TIMES.quantile(1)) == (0.1, 0.2, 0.3)
+    with measure.torch_threads(None) as used:
+        assert used == torch.get_num_threads()
+
+
+def test_nothing_changes_on_error():
+    model = models.build("lenet5", seed=0)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    threads = torch.get_num_threads()
+    with pytest.raises(ValueError, match="input_shape"):
+        measure.compare_latency({"m": model}, (3, 32, 32), warmup=1, repeats=1, threads=1)
+    with pytest.raises(ValueError, match="input_shape"):
+        measure.trace_layers(model, (3, 32, 32))
+    with pytest.raises(ValueError, match="threads"):
+        with measure.torch_threads(0):
+            pass
+    with pytest.raises(TypeError, match="name"):
+        measure.report(model, name=None)
+    assert torch.get_num_threads() == threads and model.training
+    assert all(not m._forward_hooks for m in model.modules())                       # no hook left behind
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

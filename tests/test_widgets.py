@@ -89,3 +89,40 @@ def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, 
     button(panel).click()                # must not raise
     # Outside a kernel, display() prints the widget's repr to stdout.
     assert f"{failure}:</b> boom" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- bad input never gives garbage
+
+from course_lib import hardware, zoo  # noqa: E402
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: widgets.evaluate_on_device(3, "int8", "ESP32"), TypeError, "model_name must be a str, one of"),
+    (lambda: widgets.evaluate_on_device("vgg16", "int8", "ESP32"), ValueError, "model_name must be one of"),
+    (lambda: widgets.evaluate_on_device("lenet5", 8, "ESP32"), TypeError, "number_format must be a str, one of"),
+    (lambda: widgets.evaluate_on_device("lenet5", "int3", "ESP32"), ValueError,
+     "number_format must be one of ('fp32', 'fp16', 'int8', 'int4', 'int2'), got 'int3'"),
+    (lambda: widgets.evaluate_on_device("lenet5", "int8", None), TypeError, "device_name must be a str, one of"),
+    (lambda: widgets.evaluate_on_device("lenet5", "int8", "esp32"), ValueError,
+     "device_name must be one of"),
+    (lambda: widgets.evaluate_on_device("lenet5", "int8", "ESP32", measure_here=1), TypeError,
+     "measure_here must be True or False, got int 1"),
+    (lambda: widgets.evaluate_on_device("lenet5", "int8", "This machine", measure_here="no"), TypeError,
+     "measure_here must be True or False, got str"),
+    (lambda: widgets.device_panel(default_model="vgg16"), ValueError, "default_model must be one of"),
+    (lambda: widgets.device_panel(default_device="toaster"), ValueError,
+     "default_device must be one of"),
+    (lambda: widgets.pruning_panel(default_model=None), TypeError, "default_model must be a str, one of"),
+    (lambda: widgets.pruning_panel(default_device="Arduino"), ValueError, "got 'Arduino'"),
+    (lambda: widgets.quantization_panel(default_device=3), TypeError, "default_device must be a str"),
+    (lambda: widgets.quantization_panel(default_model="LeNet5"), ValueError, "default_model must be one of"),
+])
+def test_bad_input_raises_a_named_error(call, error, fragment, monkeypatch):
+    def nothing_may_run(*args, **kwargs):
+        raise AssertionError("bad input must be rejected before any model or device is loaded")
+
+    monkeypatch.setattr(zoo, "load", nothing_may_run)
+    monkeypatch.setattr(hardware, "this_machine", nothing_may_run)
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value)
