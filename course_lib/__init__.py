@@ -3,6 +3,7 @@
 One module per concern, read bottom-up:
 
 =================  ==========================================================================
+``checks``         argument checks shared by every module (TypeError / ValueError, named)
 ``data``           MNIST / Fashion-MNIST from ``datasets/``, checksum-verified, in memory
 ``models``         LeNet-300-100, LeNet-5, the distillation teacher and students, a small CNN
 ``train``          seeding, device choice, ``fit`` / ``evaluate`` / ``fine_tune``

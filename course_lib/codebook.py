@@ -16,36 +16,25 @@ Taught in ``notebooks/02_quantization.ipynb``.
 from __future__ import annotations
 
 import copy
-import numbers
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .checks import check_finite, check_int, check_model, check_type
 from .measure import CompressedLayer, StoredTensor, weight_layers
-from .quantization import _check_model, _check_weight, _per_layer_bits, check_bits
+from .quantization import _per_layer_bits, check_bits, check_weight
 
 CENTROID_BITS_RANGE = (1, 64)    # bits per stored centroid: fp32 by default, fp64 at most
 
 
-def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
-    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
 def _check_centroids(centroids: torch.Tensor, sorted_ascending: bool = True) -> None:
     """A non-empty 1-D float tensor of finite values, sorted ascending (ties allowed) if asked."""
-    if not isinstance(centroids, torch.Tensor):
-        raise TypeError(f"centroids must be a 1-D float tensor (k,), got {type(centroids).__name__}")
+    check_type(centroids, "centroids", torch.Tensor, "a 1-D float tensor (k,)")
     if centroids.dim() != 1 or centroids.numel() == 0 or not centroids.is_floating_point():
         raise ValueError(f"centroids must be a non-empty 1-D float tensor (k,), got shape "
                          f"{tuple(centroids.shape)} of {centroids.dtype}")
-    if not torch.isfinite(centroids).all():
-        raise ValueError("centroids contains NaN or inf")
+    check_finite(centroids, "centroids")
     if sorted_ascending and (centroids[1:] < centroids[:-1]).any():
         raise ValueError(f"centroids must be sorted ascending, got {centroids.tolist()[:8]}"
                          f"{'...' if len(centroids) > 8 else ''}; pass centroids.sort().values")
@@ -67,8 +56,7 @@ class Codebook(NamedTuple):
                 an index lies outside ``[0, k)`` (a negative one would silently pick from the end).
         """
         _check_centroids(self.centroids, sorted_ascending=False)
-        if not isinstance(self.indices, torch.Tensor):
-            raise TypeError(f"indices must be an integer tensor, got {type(self.indices).__name__}")
+        check_type(self.indices, "indices", torch.Tensor, "an integer tensor")
         if self.indices.is_floating_point() or self.indices.is_complex() or self.indices.dtype == torch.bool:
             raise TypeError(f"indices must hold integer indices, got dtype {self.indices.dtype}")
         k = len(self.centroids)
@@ -93,13 +81,11 @@ def nearest_centroid(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
         ValueError: either is not a 1-D float tensor (``centroids`` non-empty), holds NaN or
             inf, the two are on different devices, or ``centroids`` is not sorted ascending.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a 1-D float tensor (n,), got {type(x).__name__}")
+    check_type(x, "x", torch.Tensor, "a 1-D float tensor (n,)")
     if x.dim() != 1 or not x.is_floating_point():
         raise ValueError(f"x must be a 1-D float tensor (n,), got shape {tuple(x.shape)} of {x.dtype}; "
                          "flatten a weight with w.reshape(-1)")
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains NaN or inf")
+    check_finite(x, "x")
     _check_centroids(centroids)
     if x.device != centroids.device:
         raise ValueError(f"x and centroids must be on one device, got {x.device} and {centroids.device}")
@@ -121,9 +107,9 @@ def kmeans_quantize(w: torch.Tensor, bits: int, iterations: int = 20) -> Codeboo
         ValueError: ``w`` is empty or holds NaN or inf, ``bits`` is outside [1, 16],
             ``iterations`` < 1.
     """
-    _check_weight(w)
+    check_weight(w)
     check_bits(bits)
-    _check_int(iterations, "iterations", 1)
+    check_int(iterations, "iterations", 1)
     x = w.detach().reshape(-1).float()
     k = 2 ** bits
     centroids = torch.linspace(x.min().item(), x.max().item(), k, device=x.device)
@@ -145,9 +131,9 @@ def codebook_storage_bits(numel: int, bits: int, centroid_bits: int = 32) -> int
         TypeError: an argument is not an int (bool is not one).
         ValueError: ``numel`` < 0, ``bits`` outside [1, 16], ``centroid_bits`` outside [1, 64].
     """
-    _check_int(numel, "numel", 0)
+    check_int(numel, "numel", 0)
     check_bits(bits)
-    _check_int(centroid_bits, "centroid_bits", *CENTROID_BITS_RANGE)
+    check_int(centroid_bits, "centroid_bits", *CENTROID_BITS_RANGE)
     return numel * bits + 2 ** bits * centroid_bits
 
 
@@ -164,8 +150,7 @@ class SharedWeights(CompressedLayer):
     """
 
     def __init__(self, layer: nn.Module, bits: int, iterations: int = 20):
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
-            raise TypeError(f"layer must be nn.Linear or nn.Conv2d, got {type(layer).__name__}")
+        check_type(layer, "layer", (nn.Linear, nn.Conv2d), "nn.Linear or nn.Conv2d")
         codebook = kmeans_quantize(layer.weight, bits, iterations)
         super().__init__(copy.deepcopy(layer))
         self.bits = bits
@@ -209,11 +194,11 @@ def kmeans_quantize_model(model: nn.Module, bits: int | dict[str, int], iteratio
             layers or a width outside [1, 16], ``iterations`` < 1, or a weight holds NaN or
             inf (the message names the layer).
     """
-    _check_model(model)
+    check_model(model)
     if isinstance(bits, dict) and not bits:
         raise ValueError(f"bits must name at least one layer of {list(weight_layers(model))}, got {{}}")
     per_layer = _per_layer_bits(model, bits, "bits")
-    _check_int(iterations, "iterations", 1)
+    check_int(iterations, "iterations", 1)
     shared = copy.deepcopy(model)
     for name, b in per_layer.items():
         parent_name, _, child = name.rpartition(".")

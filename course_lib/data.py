@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import numbers
 import os
 import re
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
+
+from .checks import check_choice, check_finite, check_int, check_path, check_type
 
 DATASET_NAMES = ("mnist", "fashion-mnist")
 SPLITS = ("train", "validation", "test")
@@ -73,31 +74,11 @@ class DatasetError(RuntimeError):
 SEED_RANGE = (0, 2 ** 32 - 1)     # what every generator accepts (NumPy's legacy one included)
 
 
-def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
-    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
-def _check_choice(argument: str, value: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{argument} must be one of {allowed}, got {value!r}")
-
-
-def _check_type(value, name: str, kind: type | tuple[type, ...], expected: str) -> None:
-    """``value`` is an instance of ``kind``; ``expected`` says so in words for the message."""
-    if not isinstance(value, kind):
-        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
-
-
 def _check_root(root: Path | str | None) -> Path | None:
     """None, or an existing folder (a str or Path) that holds the dataset folders."""
+    check_type(root, "root", (str, os.PathLike), "a folder path (str or Path)", allow_none=True)
     if root is None:
         return None
-    _check_type(root, "root", (str, os.PathLike), "a folder path (str or Path) or None")
     if not Path(root).is_dir():
         raise ValueError(f"root must be an existing folder holding mnist/ and fashion-mnist/, got {str(root)!r}")
     return Path(root)
@@ -111,7 +92,7 @@ def check_device(device: torch.device | str, name: str = "device") -> torch.devi
         ValueError: it names no torch device (``"gpu"``), or one that is absent here
             (``"cuda"`` without a GPU, ``"cuda:3"`` with one GPU, ``"mps"`` off a Mac).
     """
-    _check_type(device, name, (str, torch.device), "a str like 'cpu' or 'cuda', or a torch.device")
+    check_type(device, name, (str, torch.device), "a str like 'cpu' or 'cuda', or a torch.device")
     try:
         resolved = torch.device(device)
     except RuntimeError as e:
@@ -148,7 +129,7 @@ def sha256_of_file(path: Path | str) -> str:
     Raises:
         TypeError: ``path`` is not a str or Path. OSError: the file cannot be read.
     """
-    _check_type(path, "path", (str, os.PathLike), "a file path (str or Path)")
+    check_path(path, "path")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -164,8 +145,7 @@ def read_checksums(folder: Path | str) -> dict[str, str]:
         TypeError: ``folder`` is not a str or Path.
         DatasetError: the file is missing, not text, or a line is garbled (named by number).
     """
-    _check_type(folder, "folder", (str, os.PathLike), "a folder path (str or Path)")
-    folder = Path(folder)
+    folder = check_path(folder, "folder", "folder")
     sums_file = folder / "SHA256SUMS"
     restore = "restore it from the course repository (git checkout -- datasets)"
     if not sums_file.is_file():
@@ -201,8 +181,8 @@ def verified_path(dataset: str, filename: str, root: Path | None = None) -> Path
             ``root`` that is not a folder.
         DatasetError: if the file is missing, unlisted, or its SHA-256 differs (corruption).
     """
-    _check_type(dataset, "dataset", str, "a dataset folder name (str)")
-    _check_type(filename, "filename", str, "a file name (str)")
+    check_type(dataset, "dataset", str, "a dataset folder name (str)")
+    check_type(filename, "filename", str, "a file name (str)")
     if not filename or Path(filename).name != filename or filename in (".", ".."):
         raise ValueError(f"filename must be a plain file name in the dataset folder, got {filename!r}")
     root = _check_root(root)
@@ -233,8 +213,8 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
         DatasetError: a bad magic number, a truncated header, or a value count that disagrees
             with the header; the message names ``name``.
     """
-    _check_type(raw, "raw", (bytes, bytearray, memoryview), "the bytes of an IDX file")
-    _check_type(name, "name", str, "a str naming the data in messages")
+    check_type(raw, "raw", (bytes, bytearray, memoryview), "the bytes of an IDX file")
+    check_type(name, "name", str, "a str naming the data in messages")
     raw = bytes(raw)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(f"{name} is not an unsigned-byte IDX file (bad magic number)")
@@ -308,8 +288,8 @@ def stratified_split(labels: np.ndarray, held_out_per_class: int, seed: int) -> 
         TypeError / ValueError: labels that are not a non-empty 1-D integer array, or a count
             or seed of the wrong type or range; ValueError if a class is too small.
     """
-    _check_int(held_out_per_class, "held_out_per_class", 1)
-    _check_int(seed, "seed", *SEED_RANGE)
+    check_int(held_out_per_class, "held_out_per_class", 1)
+    check_int(seed, "seed", *SEED_RANGE)
     labels = _as_labels(labels)
     rng = np.random.default_rng(seed)
     kept, held_out = [], []
@@ -331,7 +311,7 @@ def fashion_split_indices(labels: np.ndarray, seed: int = FASHION_SPLIT_SEED,
     Raises:
         TypeError / ValueError: as :func:`stratified_split`, naming ``test_per_class``.
     """
-    _check_int(test_per_class, "test_per_class", 1)
+    check_int(test_per_class, "test_per_class", 1)
     train, test = stratified_split(labels, test_per_class, seed)
     return {"train": train, "test": test}
 
@@ -344,7 +324,7 @@ def validation_split_indices(labels: np.ndarray, seed: int = VALIDATION_SEED,
     Raises:
         TypeError / ValueError: as :func:`stratified_split`, naming ``per_class``.
     """
-    _check_int(per_class, "per_class", 1)
+    check_int(per_class, "per_class", 1)
     train, validation = stratified_split(labels, per_class, seed)
     return {"train": train, "validation": validation}
 
@@ -395,8 +375,8 @@ class ImageSplit:
     classes: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        _check_type(self.images, "images", torch.Tensor, "a (N, C, H, W) float tensor")
-        _check_type(self.labels, "labels", torch.Tensor, "a (N,) int64 tensor")
+        check_type(self.images, "images", torch.Tensor, "a (N, C, H, W) float tensor")
+        check_type(self.labels, "labels", torch.Tensor, "a (N,) int64 tensor")
         if self.images.dim() != 4 or not self.images.is_floating_point():
             raise ValueError(f"images must be a (N, C, H, W) float tensor, got shape "
                              f"{tuple(self.images.shape)} of {self.images.dtype}")
@@ -406,7 +386,7 @@ class ImageSplit:
         if len(self.images) != len(self.labels):
             raise ValueError(f"images and labels must agree in N, got {len(self.images)} images "
                              f"and {len(self.labels)} labels")
-        _check_type(self.name, "name", str, "a str like 'mnist/test'")
+        check_type(self.name, "name", str, "a str like 'mnist/test'")
         if not isinstance(self.classes, tuple) or not all(isinstance(c, str) for c in self.classes):
             raise TypeError(f"classes must be a tuple of class names (str), got {self.classes!r}")
 
@@ -428,8 +408,22 @@ class ImageSplit:
         Raises:
             TypeError / ValueError: ``n`` is not an int in [1, len(self)].
         """
-        _check_int(n, "n", 1, len(self))
+        check_int(n, "n", 1, len(self))
         return ImageSplit(self.images[:n], self.labels[:n], f"{self.name}[:{n}]", self.classes)
+
+
+def check_split(split: ImageSplit, name: str = "split", allow_none: bool = False) -> None:
+    """``split`` is an :class:`ImageSplit` (from :func:`load`) holding at least one example, or
+    None if ``allow_none``: the check of every split that a model is trained, scored or
+    calibrated on.
+
+    Raises:
+        TypeError: not an ImageSplit (e.g. an ``(images, labels)`` tuple).
+        ValueError: an empty split.
+    """
+    check_type(split, name, ImageSplit, "an ImageSplit (from data.load)", allow_none)
+    if split is not None and len(split) == 0:
+        raise ValueError(f"{name} must hold at least one image, got an empty ImageSplit")
 
 
 def load_raw(dataset: str = "mnist", split: str = "train",
@@ -442,8 +436,8 @@ def load_raw(dataset: str = "mnist", split: str = "train",
             or ``root`` not an existing folder. TypeError: ``root`` not a str or Path.
         DatasetError: a file is missing, corrupted, or the files of the split disagree.
     """
-    _check_choice("dataset", dataset, DATASET_NAMES)
-    _check_choice("split", split, SPLITS)
+    check_choice(dataset, "dataset", DATASET_NAMES)
+    check_choice(split, "split", SPLITS)
     root = _check_root(root)
     return _read_split(dataset, split, root)
 
@@ -485,14 +479,13 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
         TypeError: a non-tensor ``images``, a non-int ``max_shift``, or a missing generator.
         ValueError: ``images`` not 4-D, empty or not finite, or ``max_shift`` < 0.
     """
-    _check_type(images, "images", torch.Tensor, "a (B, C, H, W) tensor")
+    check_type(images, "images", torch.Tensor, "a (B, C, H, W) tensor")
     if images.dim() != 4 or images.numel() == 0:
         raise ValueError(f"images must be a non-empty (B, C, H, W) tensor, got shape {tuple(images.shape)}")
-    if images.is_floating_point() and not torch.isfinite(images).all():
-        raise ValueError("images contains NaN or inf; the shift's background value would be garbage")
-    _check_int(max_shift, "max_shift", 0)
+    check_finite(images, "images", "the shift's background value would be garbage")
+    check_int(max_shift, "max_shift", 0)
     if max_shift:
-        _check_type(generator, "generator", torch.Generator,
+        check_type(generator, "generator", torch.Generator,
                     "a torch.Generator when max_shift > 0 (torch.Generator().manual_seed(0))")
     if max_shift == 0:
         return images.clone()
@@ -541,12 +534,12 @@ def batches(split: ImageSplit, batch_size: int, shuffle: bool = False,
             ``shuffle`` not a bool, ``generator`` not a torch.Generator.
         ValueError: ``batch_size`` < 1, ``max_shift`` < 0, or no generator where one is needed.
     """
-    _check_type(split, "split", ImageSplit, "an ImageSplit (from data.load)")
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(max_shift, "max_shift", 0)
-    _check_type(shuffle, "shuffle", bool, "True or False")
+    check_type(split, "split", ImageSplit, "an ImageSplit (from data.load)")
+    check_int(batch_size, "batch_size", 1)
+    check_int(max_shift, "max_shift", 0)
+    check_type(shuffle, "shuffle", bool, "True or False")
     if generator is not None:
-        _check_type(generator, "generator", torch.Generator, "a torch.Generator or None")
+        check_type(generator, "generator", torch.Generator, "a torch.Generator or None")
     if (shuffle or max_shift) and generator is None:
         raise ValueError("generator is required when shuffle=True or max_shift > 0; "
                          "pass torch.Generator().manual_seed(0)")
@@ -565,9 +558,8 @@ def torchvision_dataset(dataset: str = "mnist", split: str = "train", transform=
         TypeError: ``transform`` or ``target_transform`` is neither callable nor None.
         ValueError / DatasetError: as :func:`load_raw`.
     """
-    for name, value in (("transform", transform), ("target_transform", target_transform)):
-        if value is not None and not callable(value):
-            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
+    check_type(transform, "transform", Callable, "callable", allow_none=True)
+    check_type(target_transform, "target_transform", Callable, "callable", allow_none=True)
     from PIL import Image
     from torchvision.datasets import VisionDataset
 

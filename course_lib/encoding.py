@@ -23,11 +23,12 @@ for pruned models in ``notebooks/01_pruning.ipynb``.
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from typing import NamedTuple
 
 import torch
+
+from .checks import check_choice, check_finite, check_int, check_tensor, describe, is_int
 
 ENCODINGS = ("dense", "bitmask", "csr", "relative_index")
 NAMED_FORMATS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
@@ -36,24 +37,12 @@ DEFAULT_INDEX_BITS = {"conv": 8, "fc": 5}   # Deep Compression, Sec. 3
 
 # ----------------------------------------------------------------------------- argument checks
 
-def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
-    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
-def _check_tensor(t: torch.Tensor, name: str = "t") -> None:
+def _check_encodable(t: torch.Tensor) -> None:
     """A torch.Tensor of finite values: a NaN or inf weight means training went wrong, and its
     encoding would be garbage that decodes to garbage."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.is_floating_point() or t.is_complex():
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf; only finite values can be encoded "
-                             "(check the model or the step that produced the tensor)")
+    check_tensor(t, "t")
+    check_finite(t, "t", "only finite values can be encoded (check the model or the step that "
+                         "produced the tensor)")
 
 
 def _check_encoded(encoded, kind: type) -> None:
@@ -61,8 +50,7 @@ def _check_encoded(encoded, kind: type) -> None:
     if not isinstance(encoded, kind):
         raise TypeError(f"encoded must be a {kind.__name__} (from encode_{kind.__name__.lower()}), "
                         f"got {type(encoded).__name__}")
-    if not isinstance(encoded.shape, tuple) or any(
-            isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in encoded.shape):
+    if not isinstance(encoded.shape, tuple) or any(not is_int(d) or d < 0 for d in encoded.shape):
         raise ValueError(f"encoded.shape must be a tuple of ints >= 0, got {encoded.shape!r}")
     for field, value in encoded._asdict().items():
         if field not in ("shape", "index_bits") and not isinstance(value, torch.Tensor):
@@ -79,10 +67,10 @@ def bits_of(number_format: str | int) -> int:
         TypeError: ``number_format`` is neither a str nor an int (a float, NaN, bool...).
         ValueError: an unknown name, or a bit count outside [1, 32].
     """
-    if isinstance(number_format, bool) or not isinstance(number_format, (str, numbers.Integral)):
+    if not (isinstance(number_format, str) or is_int(number_format)):
         raise TypeError(f"number_format must be a str like 'int8' or an int number of bits, "
-                        f"got {type(number_format).__name__} {number_format!r}")
-    if isinstance(number_format, numbers.Integral):
+                        f"got {describe(number_format)}")
+    if is_int(number_format):
         bits = int(number_format)
     else:
         if number_format in NAMED_FORMATS:
@@ -105,7 +93,7 @@ def unsigned_int_bits(max_value: int) -> int:
     Raises:
         TypeError / ValueError: ``max_value`` is not an int in [0, 2**32 - 1].
     """
-    _check_int(max_value, "max_value", 0, 2 ** 32 - 1)
+    check_int(max_value, "max_value", 0, 2 ** 32 - 1)
     for bits in (8, 16, 32):
         if max_value < 2 ** bits:
             return bits
@@ -126,7 +114,7 @@ def encode_bitmask(t: torch.Tensor) -> Bitmask:
     Raises:
         TypeError: ``t`` is not a tensor. ValueError: ``t`` holds NaN or inf.
     """
-    _check_tensor(t)
+    _check_encodable(t)
     flat = t.detach().reshape(-1)
     mask = flat != 0
     return Bitmask(mask, flat[mask].clone(), t.shape)
@@ -185,7 +173,7 @@ def encode_csr(t: torch.Tensor) -> CSR:
     Raises:
         TypeError: ``t`` is not a tensor. ValueError: ``t`` holds NaN or inf.
     """
-    _check_tensor(t)
+    _check_encodable(t)
     M = as_matrix(t.detach())
     rows, cols = M.nonzero(as_tuple=True)        # in row-major order
     counts = torch.bincount(rows, minlength=M.shape[0])
@@ -245,8 +233,8 @@ def encode_relative_index(t: torch.Tensor, index_bits: int) -> RelativeIndex:
         TypeError: ``t`` is not a tensor, or ``index_bits`` is not an int (2.5, True).
         ValueError: ``t`` holds NaN or inf, or ``index_bits`` is outside [1, 32].
     """
-    _check_tensor(t)
-    _check_int(index_bits, "index_bits", 1, 32)
+    _check_encodable(t)
+    check_int(index_bits, "index_bits", 1, 32)
     flat = t.detach().reshape(-1)
     max_gap = 2 ** index_bits - 1
     positions = flat.nonzero(as_tuple=True)[0].tolist()
@@ -274,7 +262,7 @@ def decode_relative_index(encoded: RelativeIndex) -> torch.Tensor:
             end of the tensor, or values and gaps differ in number.
     """
     _check_encoded(encoded, RelativeIndex)
-    _check_int(encoded.index_bits, "encoded.index_bits", 1, 32)
+    check_int(encoded.index_bits, "encoded.index_bits", 1, 32)
     n = math.prod(encoded.shape)
     gaps = encoded.gaps
     if len(gaps) != len(encoded.values):
@@ -303,8 +291,8 @@ def count_relative_index_entries(t: torch.Tensor, index_bits: int) -> int:
     Raises:
         TypeError / ValueError: as :func:`encode_relative_index`.
     """
-    _check_tensor(t)
-    _check_int(index_bits, "index_bits", 1, 32)
+    _check_encodable(t)
+    check_int(index_bits, "index_bits", 1, 32)
     positions = t.detach().reshape(-1).nonzero(as_tuple=True)[0]
     if positions.numel() == 0:
         return 0
@@ -332,12 +320,11 @@ def storage_bits(t: torch.Tensor, number_format: str | int = "fp32", encoding: s
         TypeError: ``t`` is not a tensor, ``number_format`` or ``index_bits`` has a wrong type.
         ValueError: ``t`` holds NaN or inf, or an argument is out of range / not a choice.
     """
-    _check_tensor(t)
+    _check_encodable(t)
     b = bits_of(number_format)
-    if not isinstance(encoding, str) or encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    check_choice(encoding, "encoding", ENCODINGS)
     if index_bits is not None:
-        _check_int(index_bits, "index_bits", 1, 32)
+        check_int(index_bits, "index_bits", 1, 32)
     n = t.numel()
     if encoding == "dense":
         return n * b
@@ -371,7 +358,7 @@ def best_encoding(t: torch.Tensor, number_format: str | int = "fp32") -> tuple[s
     Raises:
         TypeError / ValueError: as :func:`storage_bits`.
     """
-    _check_tensor(t)
+    _check_encodable(t)
     bits_of(number_format)
     sizes = {e: storage_bytes(t, number_format, e) for e in ENCODINGS}
     name = min(sizes, key=lambda e: (sizes[e], ENCODINGS.index(e)))

@@ -28,7 +28,6 @@ Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 import shutil
@@ -38,12 +37,14 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .checks import check_choice, check_int, check_real, check_type
 from .encoding import bits_of
 from .measure import ModelReport, format_bytes, torch_threads
 
-KB = 1024
+KB = 1024           # binary units for memories (a "256 KB" SRAM holds 256 KiB)
 MB = 1024 ** 2
 GB = 1024 ** 3
+GB_DECIMAL = 10 ** 9  # storage media (an SD card, a phone's flash) are sold in decimal gigabytes
 
 # Lai, Suda & Chandra (2018), CMSIS-NN, Sec. 4: CIFAR-10 CNN (conv5x5 3->32, pool, conv5x5 32->32,
 # pool, conv5x5 32->64, pool, fc 1024->10; 'same' padding) on an STM32F746 (Cortex-M7, 216 MHz).
@@ -82,35 +83,13 @@ def compute_format(number_format: str | int) -> str:
 
 # ----------------------------------------------------------------------------- argument checks
 
-def _check_int(value: int, name: str, low: int) -> None:
-    """An int (bool is not one) >= ``low``: byte counts, thread counts."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value}")
-
-
-def _check_number(value: float, name: str, low: float, high: float | None = None,
-                  low_open: bool = True) -> None:
-    """A finite real number in ``(low, high]`` (``[low, high]`` with ``low_open=False``)."""
-    allowed = (f"{'>' if low_open else '>='} {low}" if high is None
-               else f"in {'(' if low_open else '['}{low}, {high}]")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number {allowed}, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < low or (low_open and value == low) or \
-            (high is not None and value > high):
-        raise ValueError(f"{name} must be a finite number {allowed}, got {value}")
-
-
 def _check_device(device: "Device") -> None:
-    if not isinstance(device, Device):
-        raise TypeError(f"device must be a Device (from hardware.get_device), got {type(device).__name__}")
+    check_type(device, "device", Device, "a Device (from hardware.get_device)")
 
 
 def _check_report(report: ModelReport) -> None:
     """A :class:`ModelReport` whose format names an arithmetic and whose counts are ints >= 0."""
-    if not isinstance(report, ModelReport):
-        raise TypeError(f"report must be a ModelReport (from measure.report), got {type(report).__name__}")
+    check_type(report, "report", ModelReport, "a ModelReport (from measure.report)")
     try:
         compute_format(report.number_format)
     except (TypeError, ValueError) as e:
@@ -118,7 +97,7 @@ def _check_report(report: ModelReport) -> None:
                          f"'fp16', or an int number of bits, got {report.number_format!r}; "
                          f"pass one of those to measure.report") from e
     for name in ("macs", "weight_bytes", "peak_activation_bytes", "activation_traffic_bytes"):
-        _check_int(getattr(report, name), f"report.{name}", 0)
+        check_int(getattr(report, name), f"report.{name}", 0)
 
 
 @dataclass(frozen=True)
@@ -158,22 +137,20 @@ class Device:
 
     def __post_init__(self) -> None:
         for name in ("name", "kind", "source", "efficiency_source", "notes"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+            check_type(getattr(self, name), name, str, "a str")
         for name in ("memory_bytes", "storage_bytes", "memory_overhead_bytes", "storage_overhead_bytes"):
-            _check_int(getattr(self, name), name, 0)
-        if not isinstance(self.weights_in_memory, bool):
-            raise TypeError(f"weights_in_memory must be True or False, got {self.weights_in_memory!r}")
-        _check_number(self.clock_hz, "clock_hz", 0)
-        _check_number(self.efficiency, "efficiency", 0, 1)
-        _check_number(self.bandwidth, "bandwidth", 0)
+            check_int(getattr(self, name), name, 0)
+        check_type(self.weights_in_memory, "weights_in_memory", bool, "True or False")
+        check_real(self.clock_hz, "clock_hz", 0, low_open=True)
+        check_real(self.efficiency, "efficiency", 0, 1, low_open=True)
+        check_real(self.bandwidth, "bandwidth", 0, low_open=True)
         if not isinstance(self.macs_per_cycle, dict) or not self.macs_per_cycle:
             raise TypeError(f"macs_per_cycle must be a non-empty dict like {{'int8': 2.0}}, "
                             f"got {self.macs_per_cycle!r}")
         for fmt, rate in self.macs_per_cycle.items():
             if fmt not in ENERGY_PER_MAC_PJ:
                 raise ValueError(f"macs_per_cycle keys must be in {tuple(ENERGY_PER_MAC_PJ)}, got {fmt!r}")
-            _check_number(rate, f"macs_per_cycle[{fmt!r}]", 0, low_open=False)
+            check_real(rate, f"macs_per_cycle[{fmt!r}]", 0)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -222,15 +199,15 @@ PROFILES: dict[str, Device] = {d.name: d for d in (
            "on the common ESP32-WROOM-32 module; one core used for inference",
            "assumed: the Cortex-M efficiency (no published calibration used here)",
            "No int8 SIMD: one MAC per cycle. Part of the 520 KB is reserved by the system."),
-    Device("Raspberry Pi 4", "single-board computer", 4 * GB, 32 * GB, True, 1.5e9,
-           {"int8": 4 * 16.0, "fp32": 4 * 8.0}, 0.25, 4e9, 300 * MB, 4 * GB,
+    Device("Raspberry Pi 4", "single-board computer", 4 * GB, 32 * GB_DECIMAL, True, 1.5e9,
+           {"int8": 4 * 16.0, "fp32": 4 * 8.0}, 0.25, 4e9, 300 * MB, 4 * GB_DECIMAL,
            "Raspberry Pi 4 Model B 4 GB: 4x Cortex-A72 at 1.5 GHz (two 128-bit NEON pipes per "
            "core), LPDDR4-3200 on a 32-bit bus; a 32 GB microSD card",
            "assumed: a quarter of peak, and about a third of the 12.8 GB/s peak bandwidth",
            "No fp16 arithmetic and no int8 dot-product instruction on the A72. "
            "Overheads assumed: 300 MB for the OS and runtime, 4 GB of the card for the OS."),
-    Device("Smartphone (2023 flagship CPU)", "phone", 8 * GB, 128 * GB, True, 2.8e9,
-           {"int8": 4 * 32.0, "fp16": 4 * 16.0, "fp32": 4 * 8.0}, 0.25, 30e9, 2 * GB, 16 * GB,
+    Device("Smartphone (2023 flagship CPU)", "phone", 8 * GB, 128 * GB_DECIMAL, True, 2.8e9,
+           {"int8": 4 * 32.0, "fp16": 4 * 16.0, "fp32": 4 * 8.0}, 0.25, 30e9, 2 * GB, 16 * GB_DECIMAL,
            "A phone like those on Snapdragon 8 Gen 2: 4 performance Armv9 cores near 2.8 GHz "
            "with int8 dot-product (SDOT) and fp16 NEON, LPDDR5X; 8 GB RAM, 128 GB storage; "
            "CPU only (its GPU and NPU are faster still)",
@@ -284,7 +261,7 @@ def this_machine(threads: int | None = None) -> Device:
         TypeError / ValueError: ``threads`` is neither None nor an int >= 1.
     """
     if threads is not None:
-        _check_int(threads, "threads", 1)
+        check_int(threads, "threads", 1)
     n = 512
     a, b = torch.randn(n, n), torch.randn(n, n)
     src = torch.empty(16 * MB)               # 16 M float32 values: 64 MB
@@ -316,13 +293,10 @@ def get_device(name: str) -> Device:
     Raises:
         TypeError: ``name`` is not a str. ValueError: it is not one of :func:`device_names`.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a device name (a str), one of {device_names()}, "
-                        f"got {type(name).__name__}")
+    check_type(name, "name", str, f"a device name (a str), one of {device_names()}")
+    check_choice(name, "device", device_names())
     if name == "This machine":
         return this_machine()
-    if name not in PROFILES:
-        raise ValueError(f"device must be one of {device_names()}, got {name!r}")
     return PROFILES[name]
 
 
@@ -416,8 +390,7 @@ def verdict_table(report: ModelReport, devices: list[Device] | None = None) -> l
     """
     _check_report(report)
     devices = devices if devices is not None else list(PROFILES.values())
-    if not isinstance(devices, (list, tuple)):
-        raise TypeError(f"devices must be a list of Device or None, got {type(devices).__name__}")
+    check_type(devices, "devices", (list, tuple), "a list of Device or None")
     if not devices:
         raise ValueError("devices must hold at least one Device (or be None for every profile)")
     for device in devices:
@@ -476,8 +449,8 @@ def with_overheads(device: Device, memory_overhead_bytes: int, storage_overhead_
         ValueError: an overhead is negative.
     """
     _check_device(device)
-    _check_int(memory_overhead_bytes, "memory_overhead_bytes", 0)
-    _check_int(storage_overhead_bytes, "storage_overhead_bytes", 0)
+    check_int(memory_overhead_bytes, "memory_overhead_bytes", 0)
+    check_int(storage_overhead_bytes, "storage_overhead_bytes", 0)
     return replace(device, memory_overhead_bytes=memory_overhead_bytes,
                    storage_overhead_bytes=storage_overhead_bytes)
 
@@ -485,8 +458,7 @@ def with_overheads(device: Device, memory_overhead_bytes: int, storage_overhead_
 def verdict_lines(verdict: Verdict, kernels: str = "") -> list[str]:
     """A verdict in words: fits or not, each reason, and the estimated latency (the lines every
     panel shows). ``kernels`` qualifies the estimate, e.g. ``" with dense kernels"``."""
-    if not isinstance(verdict, Verdict):
-        raise TypeError(f"verdict must be a Verdict (from check_fit), got {type(verdict).__name__}")
+    check_type(verdict, "verdict", Verdict, "a Verdict (from check_fit)")
     lines = [f"{verdict.device}: {'FITS' if verdict.fits else 'DOES NOT FIT'}"]
     lines += [f"  - {reason}" for reason in verdict.reasons]
     lines.append(f"Estimated latency on {verdict.device}: {1000 * verdict.estimate.seconds:,.3f} ms "

@@ -32,7 +32,6 @@ hardware verdicts and the widgets all read. Taught in ``notebooks/00_efficiency_
 from __future__ import annotations
 
 import math
-import numbers
 import statistics
 import time
 from contextlib import contextmanager
@@ -41,59 +40,39 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .checks import (check_choice, check_finite, check_int, check_model, check_tensor, check_type,
+                     describe, is_int, is_real)
 from .encoding import ENCODINGS, bits_of, storage_bytes
 from .models import IMAGE_SHAPE
 
 IN_PLACE_LAYERS = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity,
                    nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh)
 VIEW_LAYERS = (nn.Flatten, nn.Unflatten)
+ENCODING_CHOICES = (*ENCODINGS, "best")     # "best": each tensor in its smallest encoding
 
 
-def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
-    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
+def check_input_shape(input_shape: tuple[int, ...]) -> None:
+    """``input_shape`` is one sample's shape, no batch dimension: a non-empty tuple (a list or
+    ``torch.Size`` will do) of ints >= 1.
 
-
-def _check_threads(threads: int | None) -> None:
-    """None (keep torch's setting) or an int >= 1."""
-    if threads is None:
-        return
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
-        raise TypeError(f"threads must be an int >= 1 or None, got {type(threads).__name__} {threads!r}")
-    if threads < 1:
-        raise ValueError(f"threads must be an int >= 1 or None, got {threads}")
-
-
-def _check_model(model: nn.Module) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-
-
-def _check_tensor(t: torch.Tensor, name: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-
-
-def _check_input_shape(input_shape: tuple[int, ...]) -> None:
-    """A non-empty tuple (a list or ``torch.Size`` will do) of ints >= 1: one sample's shape."""
+    Raises:
+        TypeError: not a tuple or list, or holding a non-int (``(1, 28.0, 28)``).
+        ValueError: empty, or holding an int < 1.
+    """
     expected = "a tuple of positive ints like (1, 28, 28) (one sample's shape, no batch dimension)"
-    if not isinstance(input_shape, (tuple, list)):
-        raise TypeError(f"input_shape must be {expected}, got {type(input_shape).__name__} {input_shape!r}")
+    check_type(input_shape, "input_shape", (tuple, list), expected)
     for s in input_shape:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+        if not is_int(s):
             raise TypeError(f"input_shape must be {expected}, got {tuple(input_shape)!r} "
-                            f"(holding {type(s).__name__} {s!r})")
+                            f"(holding {describe(s)})")
     if not input_shape or any(s < 1 for s in input_shape):
         raise ValueError(f"input_shape must be {expected}, got {tuple(input_shape)!r}")
 
 
 def format_bytes(n: float) -> str:
     """Bytes for people, in the course's one convention, powers of 1024: ``"56.2 KiB"``
-    (1 KiB = 1,024 bytes), ``"1.6 MiB"``, ``"4.0 GiB"``. (Datasheets write "KB" and "MB" for
+    (1 KiB = 1,024 bytes), ``"1.64 MiB"``, ``"4.00 GiB"`` (two decimals from MiB up, so that
+    1.02 MiB of weights does not read as the 1.00 MiB of flash it overflows). (Datasheets write "KB" and "MB" for
     these same units: a "256 KB" SRAM holds 256 KiB.) A negative ``n`` (a difference of two
     sizes) keeps its sign: ``"-2.0 KiB"``.
 
@@ -101,13 +80,13 @@ def format_bytes(n: float) -> str:
         TypeError: ``n`` is not a real number (a str, a tensor, a bool).
         ValueError: ``n`` is NaN or infinite.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Real):
-        raise TypeError(f"n must be a number of bytes (an int or a float), got {type(n).__name__} {n!r}")
+    if not is_real(n):
+        raise TypeError(f"n must be a number of bytes (an int or a float), got {describe(n)}")
     if not math.isfinite(n):
         raise ValueError(f"n must be a finite number of bytes, got {n}")
-    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+    for unit, size, decimals in (("GiB", 1024 ** 3, 2), ("MiB", 1024 ** 2, 2), ("KiB", 1024, 1)):
         if abs(n) >= size:
-            return f"{n / size:,.1f} {unit}"
+            return f"{n / size:,.{decimals}f} {unit}"
     return f"{n:,.0f} B"
 
 
@@ -137,7 +116,7 @@ def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
     """
-    _check_model(model)
+    check_model(model)
     inside = [name for name, m in model.named_modules() if isinstance(m, CompressedLayer)]
     return {name: m for name, m in model.named_modules()
             if isinstance(m, WEIGHT_LAYER_TYPES)
@@ -160,10 +139,9 @@ class StoredTensor:
     def __post_init__(self) -> None:
         """Raises TypeError / ValueError for a non-str name, non-tensor values, or bits that are
         not an int in [1, 32] (what :func:`course_lib.encoding.bits_of` can count)."""
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
-        _check_tensor(self.values, "values")
-        _check_int(self.bits, "bits", 1, 32)
+        check_type(self.name, "name", str, "a str")
+        check_tensor(self.values, "values")
+        check_int(self.bits, "bits", 1, 32)
 
 
 class CompressedLayer(nn.Module):
@@ -213,7 +191,7 @@ def compressed_layers(model: nn.Module) -> dict[str, CompressedLayer]:
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
     """
-    _check_model(model)
+    check_model(model)
     return {name: m for name, m in model.named_modules() if isinstance(m, CompressedLayer)}
 
 
@@ -232,7 +210,7 @@ def count_parameters(model: nn.Module) -> int:
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
     """
-    _check_model(model)
+    check_model(model)
     compressed = compressed_layers(model)
     return (sum(p.numel() for p in _parameters_outside(model, compressed))
             + sum(p.numel() for m in compressed.values() for p in m.layer.parameters()))
@@ -245,7 +223,7 @@ def count_nonzero(model: nn.Module) -> int:
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
     """
-    _check_model(model)
+    check_model(model)
     compressed = compressed_layers(model)
     total = sum(int(torch.count_nonzero(p)) for p in _parameters_outside(model, compressed))
     for m in compressed.values():
@@ -253,11 +231,6 @@ def count_nonzero(model: nn.Module) -> int:
         if m.layer.bias is not None:
             total += int(torch.count_nonzero(m.layer.bias))
     return total
-
-
-def _check_encoding(encoding: str) -> None:
-    if not isinstance(encoding, str) or encoding not in (*ENCODINGS, "best"):
-        raise ValueError(f"encoding must be one of {(*ENCODINGS, 'best')}, got {encoding!r}")
 
 
 def tensor_bytes(t: torch.Tensor, number_format: str | int, encoding: str = "dense") -> int:
@@ -273,9 +246,9 @@ def tensor_bytes(t: torch.Tensor, number_format: str | int, encoding: str = "den
         TypeError: ``t`` is not a tensor, or ``number_format`` has a wrong type.
         ValueError: ``t`` holds NaN or inf, or an unknown format or encoding.
     """
-    _check_tensor(t, "t")
+    check_tensor(t, "t")
     bits_of(number_format)
-    _check_encoding(encoding)
+    check_choice(encoding, "encoding", ENCODING_CHOICES)
     t = t.detach().cpu()
     if t.dim() < 2 or encoding == "dense":
         return storage_bytes(t, number_format, "dense")
@@ -294,13 +267,11 @@ def weight_bytes(model: nn.Module, number_format: str | int = "fp32", encoding: 
         ValueError: an unknown format or encoding, or a parameter holding NaN or inf (its
             bytes in a sparse encoding would be meaningless).
     """
-    _check_model(model)
+    check_model(model)
     bits_of(number_format)
-    _check_encoding(encoding)
+    check_choice(encoding, "encoding", ENCODING_CHOICES)
     for name, p in model.named_parameters():
-        if p.is_floating_point() and not torch.isfinite(p.detach()).all():
-            raise ValueError(f"model parameter {name!r} contains NaN or inf; "
-                             "check the training or compression step that produced it")
+        check_finite(p, f"model parameter {name!r}", "check the training or compression step that produced it")
     compressed = compressed_layers(model)
     total = sum(tensor_bytes(p, number_format, encoding) for p in _parameters_outside(model, compressed))
     for m in compressed.values():
@@ -333,9 +304,8 @@ def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
         ValueError: ``output`` is not a batch of at least one sample of this layer's output
             (a ``Linear`` gives ``(N, ..., C_out)``, a ``Conv2d`` ``(N, C_out, H, W)``).
     """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    _check_tensor(output, "output")
+    check_model(module, "module")
+    check_tensor(output, "output")
     if isinstance(module, nn.Linear):
         fits = output.dim() >= 2 and output.shape[-1] == module.out_features
         expected = f"(N, ..., {module.out_features})"
@@ -366,8 +336,8 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
         TypeError: ``model`` is not an ``nn.Module``, or ``input_shape`` not a tuple of ints.
         ValueError: ``input_shape`` holds a size < 1, or the model cannot run on it.
     """
-    _check_model(model)
-    _check_input_shape(input_shape)
+    check_model(model)
+    check_input_shape(input_shape)
     traces: list[LayerTrace] = []
     hooks = []
 
@@ -438,8 +408,8 @@ def peak_activation_bytes(model: nn.Module, input_shape: tuple[int, ...] = IMAGE
         TypeError / ValueError: as :func:`trace_layers`, or a bad ``number_format``
             (:func:`course_lib.encoding.bits_of`).
     """
-    _check_model(model)
-    _check_input_shape(input_shape)
+    check_model(model)
+    check_input_shape(input_shape)
     bits = bits_of(number_format)
     peak = max((t.live_elements for t in trace_layers(model, input_shape)), default=0)
     return -(-peak * bits // 8)
@@ -461,14 +431,13 @@ class Latency:
     times: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        _check_int(self.batch_size, "batch_size", 1)
-        _check_int(self.threads, "threads", 1)
-        if not isinstance(self.device, str):
-            raise TypeError(f"device must be a str like 'cpu', got {type(self.device).__name__}")
+        check_int(self.batch_size, "batch_size", 1)
+        check_int(self.threads, "threads", 1)
+        check_type(self.device, "device", str, "a str like 'cpu'")
         if not isinstance(self.times, tuple) or not self.times:
             raise TypeError(f"times must be a non-empty tuple of seconds, got {self.times!r}")
         for t in self.times:
-            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t >= 0):
+            if not is_real(t) or not (math.isfinite(t) and t >= 0):
                 raise ValueError(f"times must hold finite numbers of seconds >= 0, got {t!r}")
 
     @property
@@ -488,8 +457,8 @@ class Latency:
         Raises:
             TypeError: ``q`` is not a real number. ValueError: ``q`` is NaN or outside [0, 1].
         """
-        if isinstance(q, bool) or not isinstance(q, numbers.Real):
-            raise TypeError(f"q must be a number in [0, 1], got {type(q).__name__} {q!r}")
+        if not is_real(q):
+            raise TypeError(f"q must be a number in [0, 1], got {describe(q)}")
         if not 0.0 <= q <= 1.0:           # also False for NaN
             raise ValueError(f"q must be in [0, 1], got {q}")
         ordered = sorted(self.times)
@@ -504,7 +473,7 @@ def torch_threads(threads: int | None):
     Raises (on entering the block, before anything changes):
         TypeError: ``threads`` is neither None nor an int. ValueError: it is < 1.
     """
-    _check_threads(threads)
+    check_int(threads, "threads", 1, allow_none=True)
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -512,13 +481,6 @@ def torch_threads(threads: int | None):
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
-
-
-def _check_timing_args(batch_size: int, warmup: int, repeats: int, threads: int | None) -> None:
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(warmup, "warmup", 0)
-    _check_int(repeats, "repeats", 1)
-    _check_threads(threads)
 
 
 def _timed_call(model: nn.Module, x: torch.Tensor) -> float:
@@ -566,15 +528,16 @@ def compare_latency(models: dict[str, nn.Module], input_shape: tuple[int, ...] =
         ValueError: ``models`` is empty, ``batch_size``, ``repeats`` or ``threads`` < 1,
             ``warmup`` < 0, a bad ``input_shape``, or a model that cannot run on it.
     """
-    if not isinstance(models, dict):
-        raise TypeError(f"models must be a dict {{name: model}}, got {type(models).__name__}")
+    check_type(models, "models", dict, "a dict {name: model}")
     if not models:
         raise ValueError("models must hold at least one model, got an empty dict")
     for name, m in models.items():
-        if not isinstance(m, nn.Module):
-            raise TypeError(f"models[{name!r}] must be a torch.nn.Module, got {type(m).__name__}")
-    _check_input_shape(input_shape)
-    _check_timing_args(batch_size, warmup, repeats, threads)
+        check_model(m, f"models[{name!r}]")
+    check_input_shape(input_shape)
+    check_int(batch_size, "batch_size", 1)
+    check_int(warmup, "warmup", 0)
+    check_int(repeats, "repeats", 1)
+    check_int(threads, "threads", 1, allow_none=True)
     inputs = {name: _example_input(m, input_shape, batch_size) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     states = {name: m.training for name, m in models.items()}
@@ -705,21 +668,18 @@ def report(model: nn.Module, name: str = "model", number_format: str | int | Non
         TypeError / ValueError: naming the argument, for a bad model, name, format, encoding,
             shape, batch sizes, threads or repeats; all are checked before anything runs.
     """
-    _check_model(model)
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
-    _check_encoding(encoding)
-    _check_input_shape(input_shape)
+    check_model(model)
+    check_type(name, "name", str, "a str")
+    check_choice(encoding, "encoding", ENCODING_CHOICES)
+    check_input_shape(input_shape)
     expected = "a tuple of ints >= 1 like (1, 32)"
-    if not isinstance(latency_batch_sizes, (tuple, list)):
-        raise TypeError(f"latency_batch_sizes must be {expected}, got "
-                        f"{type(latency_batch_sizes).__name__} {latency_batch_sizes!r}")
-    if any(isinstance(b, bool) or not isinstance(b, numbers.Integral) for b in latency_batch_sizes):
+    check_type(latency_batch_sizes, "latency_batch_sizes", (tuple, list), expected)
+    if any(not is_int(b) for b in latency_batch_sizes):
         raise TypeError(f"latency_batch_sizes must be {expected}, got {tuple(latency_batch_sizes)!r}")
     if any(b < 1 for b in latency_batch_sizes):
         raise ValueError(f"latency_batch_sizes must be {expected}, got {tuple(latency_batch_sizes)!r}")
-    _check_threads(threads)
-    _check_int(repeats, "repeats", 1)
+    check_int(threads, "threads", 1, allow_none=True)
+    check_int(repeats, "repeats", 1)
     if number_format is not None:
         number_format = format_name(number_format)
     if activation_format is not None:

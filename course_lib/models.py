@@ -18,34 +18,26 @@ Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 from __future__ import annotations
 
 import math
-import numbers
 from collections import OrderedDict
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
+from .checks import check_choice, check_int, describe, is_int, is_real
+from .data import SEED_RANGE
+
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
-SEED_RANGE = (0, 2 ** 32 - 1)     # as course_lib.data.SEED_RANGE
 
 
 # ----------------------------------------------------------------------------- argument checks
-
-def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
-    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
 
 def _check_sizes(sizes: Sequence[int], name: str, count: int | None = None) -> None:
     """A list or tuple of ints >= 1 (exactly ``count`` of them if given, else at least one)."""
     what = f"{count} positive ints" if count else "a non-empty list of positive ints"
     if not isinstance(sizes, (list, tuple)) or not sizes or (count and len(sizes) != count) or \
-            any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in sizes):
+            any(not is_int(h) or h < 1 for h in sizes):
         raise ValueError(f"{name} must be {what}, got {sizes!r}")
 
 
@@ -63,12 +55,12 @@ def mlp(hidden_sizes: Sequence[int], dropout: float = 0.0, in_features: int = 78
         TypeError / ValueError: ``in_features`` or ``num_classes`` is not an int >= 1.
     """
     _check_sizes(hidden_sizes, "hidden_sizes")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-        raise TypeError(f"dropout must be a number in [0, 1), got {type(dropout).__name__} {dropout!r}")
+    if not is_real(dropout):
+        raise TypeError(f"dropout must be a number in [0, 1), got {describe(dropout)}")
     if not (math.isfinite(dropout) and 0.0 <= dropout < 1.0):
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    _check_int(in_features, "in_features", 1)
-    _check_int(num_classes, "num_classes", 1)
+    check_int(in_features, "in_features", 1)
+    check_int(num_classes, "num_classes", 1)
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     if dropout:
         layers["drop0"] = nn.Dropout(min(dropout, 0.2))
@@ -113,7 +105,7 @@ def kd_student(hidden: int = 800) -> nn.Sequential:
     Raises:
         TypeError / ValueError: ``hidden`` is not an int >= 1.
     """
-    _check_int(hidden, "hidden", 1)
+    check_int(hidden, "hidden", 1)
     return mlp([hidden, hidden])
 
 
@@ -128,7 +120,7 @@ def small_cnn(widths: Sequence[int] = (32, 64), hidden: int = 128) -> nn.Sequent
         TypeError / ValueError: ``hidden`` is not an int >= 1.
     """
     _check_sizes(widths, "widths", count=2)
-    _check_int(hidden, "hidden", 1)
+    check_int(hidden, "hidden", 1)
     c1, c2 = widths
     return nn.Sequential(OrderedDict(
         conv1=nn.Conv2d(1, c1, 3, padding=1, bias=False), bn1=nn.BatchNorm2d(c1),
@@ -163,9 +155,8 @@ def build(architecture: str, seed: int = 0) -> nn.Sequential:
         ValueError: an unknown ``architecture`` (the message lists the choices), or ``seed`` out
             of range. TypeError: ``seed`` is not an int (1.0, True, None).
     """
-    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
-    _check_int(seed, "seed", *SEED_RANGE)
+    check_choice(architecture, "architecture", sorted(ARCHITECTURES))
+    check_int(seed, "seed", *SEED_RANGE)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return ARCHITECTURES[architecture]()

@@ -7,17 +7,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from .checks import check_type
 from .hardware import Verdict
 from .measure import ModelReport, format_bytes
-
-
-def _check_instance(value, name: str, kind: type, expected: str) -> None:
-    if not isinstance(value, kind):
-        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
-
-
-def _check_str(value, name: str) -> None:
-    _check_instance(value, name, str, "a str")
 
 
 def plot_layer_costs(report: ModelReport) -> Figure:
@@ -26,7 +18,7 @@ def plot_layer_costs(report: ModelReport) -> Figure:
     Raises:
         TypeError: ``report`` is not a ModelReport (from ``measure.report``).
     """
-    _check_instance(report, "report", ModelReport, "a ModelReport (from measure.report)")
+    check_type(report, "report", ModelReport, "a ModelReport (from measure.report)")
     layers = [t for t in report.layers if t.parameters or t.macs]
     names = [t.name for t in layers]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
@@ -47,9 +39,9 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
     Raises:
         TypeError: ``verdict`` is not a Verdict (from ``hardware.check_fit``), or a label not a str.
     """
-    _check_instance(verdict, "verdict", Verdict, "a Verdict (from hardware.check_fit)")
-    _check_str(storage_label, "storage_label")
-    _check_str(memory_label, "memory_label")
+    check_type(verdict, "verdict", Verdict, "a Verdict (from hardware.check_fit)")
+    check_type(storage_label, "storage_label", str, "a str")
+    check_type(memory_label, "memory_label", str, "a str")
     fig, ax = plt.subplots(figsize=(7, 1.8))
     rows = [(storage_label, verdict.storage_used, verdict.storage_available),
             (memory_label, verdict.memory_used, verdict.memory_available)]
@@ -84,14 +76,14 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
     """
     if not isinstance(reports, (list, tuple)) or not all(isinstance(r, ModelReport) for r in reports):
         raise TypeError(f"reports must be a list of ModelReport, got {type(reports).__name__}")
-    _check_instance(verdicts, "verdicts", dict, "a dict {(model name, device name): Verdict}")
+    check_type(verdicts, "verdicts", dict, "a dict {(model name, device name): Verdict}")
     if not reports or not verdicts:
         raise ValueError("reports and verdicts must each hold at least one item")
     for key, verdict in verdicts.items():
         if not (isinstance(key, tuple) and len(key) == 2) or not isinstance(verdict, Verdict):
             raise TypeError(f"verdicts must map (model name, device name) to a Verdict, got {key!r}: "
                             f"{type(verdict).__name__}")
-    _check_str(title, "title")
+    check_type(title, "title", str, "a str")
     devices = list(dict.fromkeys(d for _, d in verdicts))
     missing = [(r.name, d) for r in reports for d in devices if (r.name, d) not in verdicts]
     if missing:
@@ -134,7 +126,7 @@ def plot_history(history: list[dict], title: str = "training") -> Figure:
         missing = [k for k in keys if k not in record]
         if missing:
             raise ValueError(f"history[{i}] lacks {missing}")
-    _check_str(title, "title")
+    check_type(title, "title", str, "a str")
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")

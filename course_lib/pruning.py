@@ -29,44 +29,35 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from numbers import Real
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import data, hardware, measure, zoo
-from .data import ImageSplit, batches
+from .checks import (check_choice, check_finite, check_int, check_model, check_real, check_tensor, check_type,
+                     describe, is_real)
+from .data import ImageSplit, batches, check_split
 from .measure import WEIGHT_LAYER_TYPES, trace_layers, weight_layers
 from .train import evaluate, fine_tune, model_device
 
 Masks = dict[str, torch.Tensor]          # parameter name ("fc1.weight") -> 0/1 mask of its shape
 CRITERIA = ("l1", "l2", "activation", "taylor")
+SCOPES = ("layer", "global")              # one sparsity per layer, or one global threshold
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> None:
-    """Sparsity is the fraction of zeros (of weights, or of channels): a number in [0, 1)."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(sparsity).__name__} {sparsity!r}")
+    """Sparsity is the fraction of zeros (of weights, or of channels): a number in [0, 1).
+
+    Raises:
+        TypeError: not a real number (a str, a bool). ValueError: NaN, or outside [0, 1).
+    """
+    if not is_real(sparsity):
+        raise TypeError(f"{name} must be a number in [0, 1), got {describe(sparsity)}")
     if not 0.0 <= sparsity < 1.0:       # also False for NaN
         raise ValueError(f"{name} must be in [0, 1), got {sparsity}")
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-
-
-def _check_split(split: object, name: str = "split") -> None:
-    if not isinstance(split, ImageSplit):
-        raise TypeError(f"{name} must be an ImageSplit (from course_lib.data.load), got {type(split).__name__}")
-
-
-def _check_int(value: object, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 # ----------------------------------------------------------------------------- fine-grained primitives
@@ -78,11 +69,9 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     picks them); identical to ``torch.nn.utils.prune.l1_unstructured``'s mask.
     Returns a float tensor of ``weight``'s shape; ``weight`` is not modified.
     """
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
+    check_tensor(weight, "weight")
     check_sparsity(sparsity)
-    if not torch.isfinite(weight.detach()).all():
-        raise ValueError("weight contains NaN or inf; magnitudes would be meaningless")
+    check_finite(weight, "weight", "magnitudes would be meaningless")
     n_prune = round(sparsity * weight.numel())
     mask = torch.ones_like(weight)
     if n_prune:
@@ -93,7 +82,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     """:func:`course_lib.measure.weight_layers`, raising ValueError if there is none."""
-    _check_model(model)
+    check_model(model)
     layers = weight_layers(model)
     if not layers:
         raise ValueError(f"model has no prunable weights (no {[c.__name__ for c in WEIGHT_LAYER_TYPES]} layers)")
@@ -150,9 +139,8 @@ def apply_masks_(model: nn.Module, masks: Masks) -> None:
     """Multiply each masked parameter by its mask, in place. Use it as ``fit``'s ``after_step``
     hook so pruned weights stay zero through fine-tuning. Every mask is checked before any
     parameter changes, so a bad mask leaves the model as it was."""
-    _check_model(model)
-    if not isinstance(masks, dict):
-        raise TypeError(f"masks must be a dict {{parameter name: mask}}, got {type(masks).__name__}")
+    check_model(model)
+    check_type(masks, "masks", dict, "a dict {parameter name: mask}")
     params = dict(model.named_parameters())
     for name, mask in masks.items():
         if name not in params:
@@ -175,8 +163,7 @@ def prune_weights(model: nn.Module, sparsity: float | dict[str, float],
     """Unstructured magnitude pruning of a copy of ``model``: individual weights are zeroed, the
     shapes stay. ``scope="layer"`` (each layer to its sparsity) or ``"global"`` (one threshold;
     ``sparsity`` must then be a float). Returns (pruned copy, masks)."""
-    if not isinstance(scope, str) or scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    check_choice(scope, "scope", SCOPES)
     if scope == "global" and isinstance(sparsity, dict):
         raise ValueError("scope='global' takes one float sparsity, not a dict")
     masks = layerwise_masks(model, sparsity) if scope == "layer" else global_masks(model, sparsity)
@@ -207,7 +194,7 @@ def sensitivity_scan(model: nn.Module, split: ImageSplit, sparsities: Iterable[f
     """Accuracy on ``split`` when each layer alone is magnitude-pruned to each sparsity, without
     retraining (Han et al. 2015, Fig. 6). Returns ``{layer: [(sparsity, accuracy), ...]}``.
     The scan drives choices, so ``split`` is validation data, never the test set."""
-    _check_split(split)
+    check_split(split)
     sparsities = list(sparsities)
     if not sparsities:
         raise ValueError("sparsities must hold at least one sparsity")
@@ -233,11 +220,56 @@ def choose_sparsities(scan: dict[str, list[tuple[float, float]]], baseline_accur
     layers keep more weights. The scan need not be sorted."""
     if not isinstance(scan, dict) or not scan:
         raise TypeError("scan must be a non-empty dict {layer: [(sparsity, accuracy), ...]}")
-    for name, value in (("baseline_accuracy", baseline_accuracy), ("max_drop", max_drop)):
-        if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    check_real(baseline_accuracy, "baseline_accuracy", 0, 1)
+    check_real(max_drop, "max_drop", 0, 1)
     return {name: max([s for s, acc in points if acc >= baseline_accuracy - max_drop], default=0.0)
             for name, points in scan.items()}
+
+
+def sparsities_for_target(scan: dict[str, list[tuple[float, float]]], sizes: dict[str, int],
+                          kept: float) -> dict[str, float]:
+    """Per-layer sparsities that keep at most the fraction ``kept`` of all weights, chosen from a
+    sensitivity scan at the least accuracy cost *per weight removed*: every layer starts at its
+    lowest scanned sparsity; while too many weights remain, the layer whose next scanned step
+    loses the least scan accuracy per weight it removes takes that step (ties: the layer listed
+    first). The same greedy knapsack as :func:`course_lib.quantization.mixed_precision_bits`,
+    with weights in place of bytes. A big layer (LeNet-300-100's fc1) gives up many weights per
+    step, so it is pruned hardest; a small sensitive one (the output layer) keeps more.
+
+    Raises ValueError if even the highest scanned sparsities keep more than ``kept``.
+    """
+    if not isinstance(scan, dict) or not scan:
+        raise TypeError("scan must be a non-empty dict {layer: [(sparsity, accuracy), ...]}")
+    if not isinstance(sizes, dict) or set(sizes) != set(scan):
+        raise ValueError(f"sizes must give the number of weights of each scanned layer {list(scan)}")
+    for layer, n in sizes.items():
+        check_int(n, f"sizes[{layer!r}]", 1)
+    check_real(kept, "kept", 0, 1, low_open=True)
+    points = {layer: sorted(p) for layer, p in scan.items()}        # by sparsity; the scan is not changed
+    for layer, p in points.items():
+        if not p:
+            raise ValueError(f"scan[{layer!r}] holds no (sparsity, accuracy) point")
+        for s, _ in p:
+            check_sparsity(s, f"a sparsity in scan[{layer!r}]")
+    step = {layer: 0 for layer in points}                            # index into each layer's points
+    total = sum(sizes.values())
+
+    def kept_fraction_now() -> float:
+        return sum(sizes[l] * (1 - points[l][i][0]) for l, i in step.items()) / total
+
+    while kept_fraction_now() > kept:
+        best = None
+        for layer, i in step.items():
+            if i + 1 == len(points[layer]):
+                continue
+            (s, acc), (s_next, acc_next) = points[layer][i], points[layer][i + 1]
+            cost = (acc - acc_next) / (sizes[layer] * (s_next - s))
+            if best is None or cost < best[0]:
+                best = (cost, layer)
+        if best is None:
+            raise ValueError(f"the scanned sparsities cannot keep as little as {kept:.4f} of the weights")
+        step[best[1]] += 1
+    return {layer: points[layer][i][0] for layer, i in step.items()}
 
 
 # ----------------------------------------------------------------------------- gradual pruning
@@ -246,11 +278,8 @@ def cubic_sparsity(step: int, total_steps: int, final: float, initial: float = 0
     """Zhu & Gupta (2017), "To prune, or not to prune", Eq. 1:
     :math:`s_t = s_f + (s_i - s_f)(1 - t/n)^3` for :math:`t = 0..n`: prune fast while many
     redundant weights remain, slowly near the end."""
-    for name, value in (("step", step), ("total_steps", total_steps)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if total_steps < 1 or not 0 <= step <= total_steps:
-        raise ValueError(f"step must be in [0, total_steps] with total_steps >= 1, got {step}/{total_steps}")
+    check_int(total_steps, "total_steps", 1)
+    check_int(step, "step", 0, total_steps)
     check_sparsity(final, "final")
     check_sparsity(initial, "initial")
     return final + (initial - final) * (1 - step / total_steps) ** 3
@@ -269,23 +298,22 @@ def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float |
     validation data; the test set only reports the end result). ``schedule(t, steps, final)``
     gives step ``t``'s sparsity (default :func:`cubic_sparsity`; a learner's own works too).
     Returns (pruned model, final masks, one record per step)."""
-    _check_model(model)
-    _check_split(train, "train")
+    check_model(model)
+    check_split(train, "train")
     if validation is not None:
-        _check_split(validation, "validation")
-    _check_int(steps, "steps", 1)
-    _check_int(epochs_per_step, "epochs_per_step", 0)
-    if not isinstance(scope, str) or scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+        check_split(validation, "validation")
+    check_int(steps, "steps", 1)
+    check_int(epochs_per_step, "epochs_per_step", 0)
+    check_choice(scope, "scope", SCOPES)
     if scope == "global" and isinstance(final_sparsity, dict):
         raise ValueError("scope='global' takes one float final_sparsity, not a dict")
     targets = _per_layer(model, final_sparsity) if scope == "layer" else final_sparsity
     if scope == "global":
         check_sparsity(targets, "final_sparsity")
+    check_type(schedule, "schedule", Callable, "callable as schedule(step, total_steps, final)",
+               allow_none=True)
     if schedule is None:
         schedule = cubic_sparsity
-    elif not callable(schedule):
-        raise TypeError(f"schedule must be callable as schedule(step, total_steps, final), got {schedule!r}")
     current = copy.deepcopy(model)
     history = []
     masks: Masks = {}
@@ -312,17 +340,16 @@ def channel_norm(weight: torch.Tensor, p: int = 1) -> torch.Tensor:
     inputs (Li et al. 2017 use p = 1). (C_out, ...) -> (C_out,)."""
     if isinstance(p, bool) or p not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
-    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
-        raise ValueError(f"weight must be a tensor (C_out, ...) of 2+ dimensions, got "
-                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    check_tensor(weight, "weight")
+    if weight.dim() < 2:
+        raise ValueError(f"weight must be a tensor (C_out, ...) of 2+ dimensions, got shape {tuple(weight.shape)}")
     return weight.detach().reshape(weight.shape[0], -1).norm(p=p, dim=1)
 
 
 def _layer(model: nn.Module, layer_name: str) -> nn.Module:
-    _check_model(model)
+    check_model(model)
     layers = prunable_layers(model)
-    if layer_name not in layers:
-        raise ValueError(f"layer_name must be one of {list(layers)}, got {layer_name!r}")
+    check_choice(layer_name, "layer_name", list(layers))
     return layers[layer_name]
 
 
@@ -336,8 +363,8 @@ def activation_importance(model: nn.Module, layer_name: str, split: ImageSplit,
     """Mean absolute output of each channel of ``layer_name`` over ``n`` examples (channels
     that barely respond matter little). Returns (C_out,)."""
     layer = _layer(model, layer_name)
-    _check_split(split)
-    _check_int(n, "n", 1)
+    check_split(split)
+    check_int(n, "n", 1)
     device = model_device(model)
     totals = []
     handle = layer.register_forward_hook(lambda m, i, out: totals.append(_per_channel_mean(out.abs())))
@@ -359,8 +386,8 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
     output ``a`` with its gradient, averaged over positions and examples. Returns (C_out,).
     The model's parameter gradients are left as they were (saved, then restored)."""
     layer = _layer(model, layer_name)
-    _check_split(split)
-    _check_int(n, "n", 1)
+    check_split(split)
+    check_int(n, "n", 1)
     device = model_device(model)
     saved_grads = {name: (None if p.grad is None else p.grad.clone()) for name, p in model.named_parameters()}
     outputs = []
@@ -392,12 +419,11 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
 def select_channels(importance: torch.Tensor, keep: int) -> torch.Tensor:
     """Indices of the ``keep`` most important channels, in increasing order (ties go to the
     earlier channel)."""
-    if not isinstance(importance, torch.Tensor) or importance.dim() != 1:
-        raise ValueError(f"importance must be a vector (C,), got {getattr(importance, 'shape', type(importance).__name__)}")
-    if not torch.isfinite(importance).all():
-        raise ValueError("importance contains NaN or inf")
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= len(importance):
-        raise ValueError(f"keep must be in [1, {len(importance)}], got {keep}")
+    check_tensor(importance, "importance")
+    if importance.dim() != 1:
+        raise ValueError(f"importance must be a vector (C,), got shape {tuple(importance.shape)}")
+    check_finite(importance, "importance")
+    check_int(keep, "keep", 1, len(importance))
     order = torch.argsort(importance, descending=True, stable=True)
     return order[:keep].sort().values
 
@@ -448,8 +474,7 @@ def remove_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
     in the order ``Flatten`` lays them out), else those input columns. Before any fine-tuning the
     result computes exactly what the dense model computes with those channels zeroed.
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be an nn.Sequential (the course's models are), got {type(model).__name__}")
+    check_type(model, "model", nn.Sequential, "an nn.Sequential (the course's models are)")
     layer = _layer(model, layer_name)
     keep = torch.as_tensor(keep)
     if keep.is_floating_point() or keep.dtype == torch.bool:
@@ -500,14 +525,12 @@ def prune_channels(model: nn.Sequential, sparsity: dict[str, float], criterion: 
     ``"taylor"`` (data-driven; need ``split``, training or validation images). Layers are pruned
     in order, each scored on the network as pruned so far, and removed by
     :func:`remove_channels`. Returns a new model; the given one is not changed."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be an nn.Sequential (the course's models are), got {type(model).__name__}")
-    if not isinstance(criterion, str) or criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    check_type(model, "model", nn.Sequential, "an nn.Sequential (the course's models are)")
+    check_choice(criterion, "criterion", CRITERIA)
     if criterion in ("activation", "taylor"):
         if split is None:
             raise ValueError(f"criterion {criterion!r} needs data: pass split=")
-        _check_split(split)
+        check_split(split)
     if not isinstance(sparsity, dict) or not sparsity:
         raise TypeError("sparsity must be a non-empty dict {layer name: fraction of channels removed}")
     layers = prunable_layers(model)
@@ -575,13 +598,11 @@ def pruning_experiment(model_name: str, method: str, sparsity: float, device_nam
     fine-tuning), or ``"channel"``: every hidden layer loses the fraction ``sparsity`` of its
     channels by L1 norm, giving a smaller dense network.
     """
-    if model_name not in zoo.names():
-        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
-    if not isinstance(method, str) or method not in PRUNING_METHODS:
-        raise ValueError(f"method must be one of {PRUNING_METHODS}, got {method!r}")
+    check_choice(model_name, "model_name", zoo.names())
+    check_choice(method, "method", PRUNING_METHODS)
     check_sparsity(sparsity)
-    _check_int(fine_tune_epochs, "fine_tune_epochs", 0)
-    _check_int(fine_tune_examples, "fine_tune_examples", 1)
+    check_int(fine_tune_epochs, "fine_tune_epochs", 0)
+    check_int(fine_tune_examples, "fine_tune_examples", 1)
     device = hardware.get_device(device_name)
     baseline = zoo.load(model_name)
     dataset = zoo.dataset_of(model_name)

@@ -33,14 +33,15 @@ import copy
 import math
 import tempfile
 from dataclasses import dataclass
-from numbers import Real
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from . import data, hardware, measure, runtime, zoo
-from .data import ImageSplit, batches
+from .checks import (check_choice, check_finite, check_int, check_model, check_real, check_tensor, check_type,
+                     describe, is_int, is_real)
+from .data import ImageSplit, batches, check_split
 from .measure import CompressedLayer, StoredTensor, weight_bytes, weight_layers
 from .train import evaluate, model_device
 
@@ -52,34 +53,23 @@ MIN_BITS, MAX_BITS = 1, 16
 
 
 def check_bits(bits: int, name: str = "bits") -> None:
-    """The course's one check of a bit width (codes, codebook indices): an int in [1, 16]."""
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"{name} must be an int in [{MIN_BITS}, {MAX_BITS}], got {type(bits).__name__} {bits!r}")
+    """The course's one check of a bit width (codes, codebook indices): an int in [1, 16].
+
+    Raises:
+        TypeError: not an int (``8.0``, ``True``). ValueError: outside [1, 16].
+    """
+    if not is_int(bits):
+        raise TypeError(f"{name} must be an int in [{MIN_BITS}, {MAX_BITS}], got {describe(bits)}")
     if not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"{name} must be in [{MIN_BITS}, {MAX_BITS}], got {bits}")
 
 
-def _check_tensor(x: object, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-
-
-def _check_finite(x: torch.Tensor, name: str) -> None:
-    _check_tensor(x, name)
+def _check_values(x: torch.Tensor, name: str) -> None:
+    """A non-empty tensor of finite values: data that a range can be calibrated on."""
+    check_tensor(x, name)
     if x.numel() == 0:
         raise ValueError(f"{name} is empty; quantization needs at least one value")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf; clean the data before calibrating")
-
-
-def _check_choice(name: str, value: object, allowed: tuple) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_finite(x, name, "clean the data before calibrating")
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -114,10 +104,8 @@ def choose_qparams(x_min: torch.Tensor | float, x_max: torch.Tensor | float, bit
     ``1e-8`` (a constant tensor still gets a valid scale).
     """
     check_bits(bits)
-    if signed is not None and not isinstance(signed, bool):
-        raise TypeError(f"signed must be a bool or None, got {type(signed).__name__}")
-    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int) or axis < 0):
-        raise ValueError(f"axis must be None or a non-negative int, got {axis!r}")
+    check_type(signed, "signed", bool, "a bool", allow_none=True)
+    check_int(axis, "axis", 0, allow_none=True)
     signed = symmetric if signed is None else signed
     qmin, qmax = integer_range(bits, signed)
     lo, hi = _as_range_tensor(x_min, "x_min"), _as_range_tensor(x_max, "x_max")
@@ -141,8 +129,8 @@ def choose_qparams(x_min: torch.Tensor | float, x_max: torch.Tensor | float, bit
 
 def _as_range_tensor(value: torch.Tensor | float, name: str) -> torch.Tensor:
     """A range bound as a float32 tensor, checked to be real and finite."""
-    if isinstance(value, bool) or not isinstance(value, (Real, torch.Tensor)):
-        raise TypeError(f"{name} must be a real number or a tensor, got {type(value).__name__}")
+    if not (is_real(value) or isinstance(value, torch.Tensor)):
+        raise TypeError(f"{name} must be a real number or a tensor, got {describe(value)}")
     t = torch.as_tensor(value, dtype=torch.float32).detach()
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} must be finite, got {value}; calibrate on data without NaN or inf")
@@ -150,8 +138,7 @@ def _as_range_tensor(value: torch.Tensor | float, name: str) -> torch.Tensor:
 
 
 def _check_qparams(p: object, name: str = "qparams") -> None:
-    if not isinstance(p, QParams):
-        raise TypeError(f"{name} must be a QParams (from choose_qparams), got {type(p).__name__}")
+    check_type(p, name, QParams, "a QParams (from choose_qparams)")
 
 
 def _broadcast(p: QParams, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +158,7 @@ def quantize(x: torch.Tensor, p: QParams) -> torch.Tensor:
     """Integer codes :math:`\\mathrm{clamp}(\\mathrm{round}(x/s) + z, q_{min}, q_{max})` as int64.
     Rounds half to even and multiplies by :math:`1/s`, as PyTorch's kernels do. NaN or inf in
     ``x`` raise ValueError (their codes would be meaningless)."""
-    _check_finite(x, "x")
+    _check_values(x, "x")
     _check_qparams(p, "p")
     scale, zero_point = _broadcast(p, x)
     return torch.clamp(torch.round(x * (1.0 / scale)) + zero_point, p.qmin, p.qmax).to(torch.int64)
@@ -179,7 +166,7 @@ def quantize(x: torch.Tensor, p: QParams) -> torch.Tensor:
 
 def dequantize(q: torch.Tensor, p: QParams) -> torch.Tensor:
     """Real values :math:`s (q - z)` (float32) of integer codes ``q``."""
-    _check_tensor(q, "q")
+    check_tensor(q, "q")
     _check_qparams(p, "p")
     if q.is_floating_point() or q.is_complex():
         raise TypeError(f"q must hold integer codes, got dtype {q.dtype}; use quantize() to get them")
@@ -206,7 +193,7 @@ def fake_quantize(x: torch.Tensor, p: QParams) -> torch.Tensor:
     """:math:`\\hat x = s(\\mathrm{clamp}(\\mathrm{round}(x/s)+z) - z)` in float, differentiable
     with the straight-through estimator. Matches ``torch.fake_quantize_per_tensor_affine`` and
     ``torch.fake_quantize_per_channel_affine`` bit for bit (tested)."""
-    _check_tensor(x, "x")
+    check_tensor(x, "x")
     _check_qparams(p, "p")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
@@ -214,21 +201,24 @@ def fake_quantize(x: torch.Tensor, p: QParams) -> torch.Tensor:
     return _FakeQuantizeSTE.apply(x, scale, zero_point.to(x.dtype), p.qmin, p.qmax)
 
 
-def _check_weight(w: object, name: str = "w") -> None:
-    _check_tensor(w, name)
+def check_weight(w: torch.Tensor, name: str = "w") -> None:
+    """A weight to quantize: a non-empty floating-point tensor (out, ...) of finite values.
+
+    Raises:
+        TypeError: not a tensor, or not floating point. ValueError: empty, 0-D, or NaN / inf.
+    """
+    check_tensor(w, name)
     if w.dim() < 1 or w.numel() == 0:
         raise ValueError(f"{name} must be a non-empty weight tensor (out, ...), got shape {tuple(w.shape)}")
     if not w.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {w.dtype}")
-    if not torch.isfinite(w.detach()).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    check_finite(w, name)
 
 
 def weight_qparams(w: torch.Tensor, bits: int = 8, per_channel: bool = True) -> QParams:
     """Symmetric signed qparams for a weight, one scale per output channel (row) or per tensor."""
-    _check_weight(w)
-    if not isinstance(per_channel, bool):
-        raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+    check_weight(w)
+    check_type(per_channel, "per_channel", bool, "a bool")
     w = w.detach()
     if per_channel:
         flat = w.reshape(w.shape[0], -1)
@@ -243,10 +233,8 @@ def ternary_scales(w: torch.Tensor, threshold_ratio: float = 0.7) -> tuple[torch
     :math:`\\Delta = 0.7 \\cdot \\overline{|W|}` and the scale
     :math:`\\alpha = \\overline{|W_i|}_{|W_i| > \\Delta}`. Returns ``(keep, alpha)``: the 0/1 mask
     of weights above the threshold, (out, rest), and alpha, (out, 1)."""
-    _check_weight(w)
-    if isinstance(threshold_ratio, bool) or not isinstance(threshold_ratio, Real) \
-            or not math.isfinite(threshold_ratio) or threshold_ratio < 0:
-        raise ValueError(f"threshold_ratio must be a finite number >= 0, got {threshold_ratio!r}")
+    check_weight(w)
+    check_real(threshold_ratio, "threshold_ratio", 0)
     flat = w.detach().reshape(w.shape[0], -1)
     delta = threshold_ratio * flat.abs().mean(1, keepdim=True)
     keep = (flat.abs() > delta).to(w.dtype)
@@ -265,7 +253,7 @@ def ternarize(w: torch.Tensor, threshold_ratio: float = 0.7) -> torch.Tensor:
 def binarize(w: torch.Tensor) -> torch.Tensor:
     """Binary weights (XNOR-Net's BWN): :math:`\\alpha\\,\\mathrm{sign}(W)` with
     :math:`\\alpha = \\overline{|W|}` per output channel. A new tensor."""
-    _check_weight(w)
+    check_weight(w)
     flat = w.detach().reshape(w.shape[0], -1)
     alpha = flat.abs().mean(1, keepdim=True)
     return (alpha * torch.where(flat >= 0, 1.0, -1.0)).reshape(w.shape)
@@ -287,7 +275,7 @@ def quantize_weight(w: torch.Tensor, scheme: str = "affine", bits: int = 8,
                     per_channel: bool = True) -> torch.Tensor:
     """The weight as the quantized model sees it, differentiable by the straight-through
     estimator: affine ``bits``-bit fake quantization, or ternary / binary values."""
-    _check_choice("scheme", scheme, WEIGHT_SCHEMES)
+    check_choice(scheme, "scheme", WEIGHT_SCHEMES)
     if scheme == "affine":
         return fake_quantize(w, weight_qparams(w, bits, per_channel))
     low = ternarize(w.detach()) if scheme == "ternary" else binarize(w.detach())
@@ -296,7 +284,7 @@ def quantize_weight(w: torch.Tensor, scheme: str = "affine", bits: int = 8,
 
 def weight_code_bits(scheme: str, bits: int) -> int:
     """Bits per stored weight: ``bits`` for affine codes, 2 for ternary, 1 for binary."""
-    _check_choice("scheme", scheme, WEIGHT_SCHEMES)
+    check_choice(scheme, "scheme", WEIGHT_SCHEMES)
     return {"affine": bits, "ternary": 2, "binary": 1}[scheme]
 
 
@@ -311,14 +299,13 @@ def calibrate_range(x: torch.Tensor, method: str = "minmax", bits: int = 8,
     * ``"mse"``: the extremes shrunk by the factor in [0.3, 1] that minimises the mean squared
       error between ``x`` and its fake-quantized version (clipping traded against rounding).
     """
-    _check_choice("method", method, CALIBRATION_METHODS)
+    check_choice(method, "method", CALIBRATION_METHODS)
     check_bits(bits)
-    _check_finite(x, "calibration data")
+    _check_values(x, "calibration data")
     x = x.detach().reshape(-1).float()
     lo, hi = x.min().item(), x.max().item()
     if method == "percentile":
-        if isinstance(percentile, bool) or not isinstance(percentile, Real) or not 50.0 < percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+        check_real(percentile, "percentile", 50, 100, low_open=True)
         sample = x if x.numel() <= 1_000_000 else x[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]]
         lo = torch.quantile(sample, 1 - percentile / 100).item()
         hi = torch.quantile(sample, percentile / 100).item()
@@ -357,10 +344,9 @@ class FakeQuantized(CompressedLayer):
     def __init__(self, layer: nn.Module, weight_scheme: str = "affine", weight_bits: int = 8,
                  per_channel: bool = True, input_qparams: QParams | None = None):
         super().__init__(layer)
-        _check_choice("weight_scheme", weight_scheme, WEIGHT_SCHEMES)
+        check_choice(weight_scheme, "weight_scheme", WEIGHT_SCHEMES)
         check_bits(weight_bits, "weight_bits")
-        if not isinstance(per_channel, bool):
-            raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+        check_type(per_channel, "per_channel", bool, "a bool")
         if input_qparams is not None:
             _check_qparams(input_qparams, "input_qparams")
             if input_qparams.axis is not None:
@@ -401,21 +387,11 @@ class FakeQuantized(CompressedLayer):
         return f"weights {bits}{' per-channel' if self.per_channel else ''}, inputs {act}"
 
 
-def _check_split(split: object, name: str = "split") -> None:
-    if not isinstance(split, ImageSplit):
-        raise TypeError(f"{name} must be an ImageSplit (from course_lib.data.load), got {type(split).__name__}")
-
-
-def _check_count(n: object, name: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {n!r}")
-
-
 def layer_inputs(model: nn.Module, split: ImageSplit, n: int = 1000) -> dict[str, torch.Tensor]:
     """The inputs each Linear/Conv2d layer receives on the first ``n`` examples (for calibration)."""
-    _check_model(model)
-    _check_split(split)
-    _check_count(n, "n")
+    check_model(model)
+    check_split(split)
+    check_int(n, "n", 1)
     layers = weight_layers(model)
     seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
 
@@ -473,18 +449,17 @@ def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, acti
     Raises:
         TypeError / ValueError: naming the argument; the given model is never changed.
     """
-    _check_model(model)
-    _check_choice("weight_scheme", weight_scheme, WEIGHT_SCHEMES)
-    _check_choice("method", method, CALIBRATION_METHODS)
-    if not isinstance(per_channel, bool):
-        raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+    check_model(model)
+    check_choice(weight_scheme, "weight_scheme", WEIGHT_SCHEMES)
+    check_choice(method, "method", CALIBRATION_METHODS)
+    check_type(per_channel, "per_channel", bool, "a bool")
     bits = _per_layer_bits(model, weight_bits, "weight_bits")
     if activation_bits is not None:
         check_bits(activation_bits, "activation_bits")
         if calibration is None:
             raise ValueError("activation quantization needs calibration data: pass calibration=")
-        _check_split(calibration, "calibration")
-        _check_count(n_calibration, "n_calibration")
+        check_split(calibration, "calibration")
+        check_int(n_calibration, "n_calibration", 1)
     inputs = layer_inputs(model, calibration, n_calibration) if activation_bits is not None else {}
     quantized = copy.deepcopy(model)
     for name, b in bits.items():
@@ -511,7 +486,7 @@ def integer_linear(x_q: torch.Tensor, x_p: QParams, w_q: torch.Tensor, w_p: QPar
     per channel (axis 0) or per tensor; returns (B, out) int64 codes with qparams ``out_p``.
     """
     for t, name in ((x_q, "x_q"), (w_q, "w_q")):
-        _check_tensor(t, name)
+        check_tensor(t, name)
         if t.is_floating_point():
             raise TypeError(f"{name} must hold integer codes, got dtype {t.dtype}")
     for p, name in ((x_p, "x_p"), (w_p, "w_p"), (out_p, "out_p")):
@@ -523,7 +498,7 @@ def integer_linear(x_q: torch.Tensor, x_p: QParams, w_q: torch.Tensor, w_p: QPar
     if w_p.axis not in (None, 0) or (w_p.axis == 0 and w_p.scale.numel() != w_q.shape[0]):
         raise ValueError(f"w_p must be per tensor or per output channel (axis 0, {w_q.shape[0]} scales)")
     if bias is not None:
-        _check_finite(bias, "bias")
+        _check_values(bias, "bias")
         if bias.shape != (w_q.shape[0],):
             raise ValueError(f"bias must have shape ({w_q.shape[0]},), got {tuple(bias.shape)}")
     acc = (x_q - x_p.zero_point).to(torch.int32) @ w_q.to(torch.int32).T        # (B, out) int32
@@ -548,8 +523,7 @@ def _check_sensitivity(sensitivity: object, layers: dict[str, nn.Module]) -> Non
             raise ValueError(f"sensitivity[{layer!r}] must be a non-empty dict {{bits: accuracy}}")
         for b, accuracy in scan.items():
             check_bits(b, f"bits in sensitivity[{layer!r}]")
-            if isinstance(accuracy, bool) or not isinstance(accuracy, Real) or not 0.0 <= accuracy <= 1.0:
-                raise ValueError(f"sensitivity[{layer!r}][{b}] must be an accuracy in [0, 1], got {accuracy!r}")
+            check_real(accuracy, f"sensitivity[{layer!r}][{b}]", 0, 1)
 
 
 def mixed_precision_bits(model: nn.Module, sensitivity: dict[str, dict[int, float]],
@@ -564,12 +538,10 @@ def mixed_precision_bits(model: nn.Module, sensitivity: dict[str, dict[int, floa
     each width come from :func:`course_lib.measure.weight_bytes` (codes, scales and bias), the
     rest of the model's parameters at fp32. Raises ValueError if even the lowest bits do not fit.
     """
-    _check_model(model)
+    check_model(model)
     layers = weight_layers(model)
     _check_sensitivity(sensitivity, layers)
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, Real) or not math.isfinite(budget_bytes) \
-            or budget_bytes <= 0:
-        raise ValueError(f"budget_bytes must be a finite number > 0, got {budget_bytes!r}")
+    check_real(budget_bytes, "budget_bytes", 0, low_open=True)
     # Bytes of each scanned layer at each scanned width, and of everything else at fp32.
     table = {layer: {b: weight_bytes(FakeQuantized(layers[layer], "affine", b)) for b in scan}
              for layer, scan in sensitivity.items()}
@@ -622,8 +594,8 @@ class QuantizationExperiment:
                  f"weights, {self.method} calibration): validation accuracy {100 * self.accuracy:.2f}% "
                  f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
                  f"weights {measure.format_bytes(r.weight_bytes)} (codes, scales, zero-points and "
-                 f"biases), peak activations {measure.format_bytes(r.peak_activation_bytes)}, "
-                 f"computes in {r.number_format}",
+                 f"biases), peak activations {measure.format_bytes(r.peak_activation_bytes)}; "
+                 f"{r.number_format} codes, computed with {hardware.compute_format(r.number_format)} arithmetic",
                  *hardware.verdict_lines(self.verdict)]
         if self.speedup is not None:
             lines.append(f"Measured here with ONNX Runtime, batch {self.speedup.baseline.batch_size}: "
@@ -640,11 +612,10 @@ def quantization_experiment(model_name: str, bits: int, granularity: str, method
     calibrated on 1,000 training images): its validation accuracy, its measured report (so
     bytes and activations are at ``bits``), fit and estimated latency on a device; at 8 bits
     also the measured speed of ONNX Runtime's int8 model against its fp32 one."""
-    if model_name not in zoo.names():
-        raise ValueError(f"model_name must be one of {zoo.names()}, got {model_name!r}")
+    check_choice(model_name, "model_name", zoo.names())
     check_bits(bits)
-    _check_choice("granularity", granularity, GRANULARITIES)
-    _check_choice("method", method, CALIBRATION_METHODS)
+    check_choice(granularity, "granularity", GRANULARITIES)
+    check_choice(method, "method", CALIBRATION_METHODS)
     device = hardware.get_device(device_name)
     baseline = zoo.load(model_name)
     dataset = zoo.dataset_of(model_name)

@@ -16,8 +16,6 @@ Taught in ``notebooks/02_quantization.ipynb``.
 from __future__ import annotations
 
 import copy
-import numbers
-import os
 import shutil
 import warnings
 from collections import Counter
@@ -27,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ImageSplit
-from .measure import _check_input_shape, _check_model, _check_threads, _run_on_shape
+from .checks import check_int, check_model, check_path, check_tensor, check_type
+from .data import ImageSplit, check_split
+from .measure import _run_on_shape, check_input_shape
 from .models import IMAGE_SHAPE
 
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
@@ -39,9 +38,7 @@ INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteg
 
 def _check_path(path: Path | str, name: str) -> Path:
     """A file path (str or Path) whose folder exists, as a Path."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or Path), got {type(path).__name__}")
-    path = Path(path)
+    path = check_path(path, name)
     if not path.parent.is_dir():
         raise ValueError(f"{name} must be in an existing folder, got {str(path)!r}; "
                          f"create {str(path.parent)!r} first")
@@ -52,9 +49,7 @@ def _check_path(path: Path | str, name: str) -> Path:
 
 def _check_onnx_file(path: Path | str, name: str) -> Path:
     """An existing file (str or Path), as a Path."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or Path), got {type(path).__name__}")
-    path = Path(path)
+    path = check_path(path, name)
     if not path.is_file():
         raise ValueError(f"{name} must be an existing ONNX file, got {str(path)!r}, which "
                          f"{'is a folder' if path.is_dir() else 'does not exist'}")
@@ -62,11 +57,9 @@ def _check_onnx_file(path: Path | str, name: str) -> Path:
 
 
 def _check_calibration(calibration: ImageSplit) -> None:
-    if not isinstance(calibration, ImageSplit):
-        raise TypeError(f"calibration must be an ImageSplit (from course_lib.data.load), "
-                        f"got {type(calibration).__name__}")
-    if len(calibration) == 0:
-        raise ValueError("calibration must hold at least one image, got an empty ImageSplit")
+    """:func:`course_lib.data.check_split`, with ``course_lib.data.load`` named in full."""
+    check_type(calibration, "calibration", ImageSplit, "an ImageSplit (from course_lib.data.load)")
+    check_split(calibration, "calibration")
 
 
 def cpu_int8_features() -> list[str]:
@@ -91,9 +84,9 @@ def export_onnx(model: nn.Module, path: Path | str, input_shape: tuple[int, ...]
         ValueError: ``path``'s folder does not exist (or ``path`` is a folder), ``input_shape``
             holds a size < 1, or the model cannot run on an input of that shape.
     """
-    _check_model(model)
+    check_model(model)
     path = _check_path(path, "path")
-    _check_input_shape(input_shape)
+    check_input_shape(input_shape)
     cpu_model = copy.deepcopy(model).cpu().eval()         # the given model is left as it was
     x = torch.zeros(1, *input_shape)
     with torch.no_grad():
@@ -131,12 +124,8 @@ def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration
         raise ValueError(f"int8_path must differ from fp32_path (the float model would be "
                          f"overwritten), got {str(int8_path)!r} for both")
     _check_calibration(calibration)
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be an int >= 1, got {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n}")
-    if not isinstance(per_channel, bool):
-        raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+    check_int(n, "n", 1)
+    check_type(per_channel, "per_channel", bool, "a bool")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -174,7 +163,7 @@ def ort_session(path: Path | str, threads: int | None = None, optimized_path: Pa
             does not exist.
     """
     path = _check_onnx_file(path, "path")
-    _check_threads(threads)
+    check_int(threads, "threads", 1, allow_none=True)
     if optimized_path is not None:
         optimized_path = _check_path(optimized_path, "optimized_path")
     import onnxruntime as ort
@@ -235,8 +224,7 @@ class OrtModel(nn.Module):
         Raises:
             TypeError: ``x`` is not a float32 tensor (the exported graph takes float32 only).
         """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        check_tensor(x, "x")
         if x.dtype != torch.float32:
             raise TypeError(f"x must be a float32 tensor, got dtype {x.dtype}; use x.float()")
         logits = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy())})[0]
@@ -259,14 +247,12 @@ def deploy_int8(model: nn.Module, calibration: ImageSplit, folder: Path | str,
             (all checked before anything is written), or the model cannot run on a
             ``(1, 28, 28)`` image.
     """
-    _check_model(model)
+    check_model(model)
     _check_calibration(calibration)
-    if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(f"folder must be a folder path (str or Path), got {type(folder).__name__}")
-    folder = Path(folder)
+    folder = check_path(folder, "folder", "folder")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder must be a folder (created if missing), got the file {str(folder)!r}")
-    _check_threads(threads)
+    check_int(threads, "threads", 1, allow_none=True)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:

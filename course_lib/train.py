@@ -11,11 +11,10 @@ Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 from __future__ import annotations
 
 import math
-import numbers
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,51 +22,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .data import SEED_RANGE, ImageSplit, batches, check_device
+from .checks import check_choice, check_finite, check_int, check_model, check_real, check_type
+from .data import SEED_RANGE, ImageSplit, batches, check_device, check_split
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
-
-
-# ----------------------------------------------------------------------------- argument checks
-
-def _check_int(value: int, name: str, low: int, high: int | None = None) -> None:
-    """An int (bool is not one) in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
-def _check_real(value: float, name: str, low: float, high: float | None = None,
-                low_open: bool = False) -> None:
-    """A finite real number in ``[low, high)`` (``(low, ...`` with ``low_open``; no upper bound
-    when ``high`` is None). NaN and inf are rejected: an optimizer would turn them into NaN weights."""
-    allowed = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high})"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number in {allowed}, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < low or (low_open and value == low) or \
-            (high is not None and value >= high):
-        raise ValueError(f"{name} must be a finite number in {allowed}, got {value}")
-
-
-def _check_instance(value, name: str, kind: type, expected: str, allow_none: bool = False) -> None:
-    if not (isinstance(value, kind) or (allow_none and value is None)):
-        raise TypeError(f"{name} must be {expected}{' or None' if allow_none else ''}, "
-                        f"got {type(value).__name__}")
-
-
-def _check_callable(value, name: str) -> None:
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a callable or None, got {type(value).__name__}")
-
-
-def _check_split(split: ImageSplit, name: str, allow_none: bool = False) -> None:
-    """An ImageSplit (from data.load) holding at least one example."""
-    _check_instance(split, name, ImageSplit, "an ImageSplit (from data.load)", allow_none)
-    if split is not None and len(split) == 0:
-        raise ValueError(f"{name} is empty; pass a split with at least one example")
 
 
 def seed_everything(seed: int) -> None:
@@ -77,7 +36,7 @@ def seed_everything(seed: int) -> None:
     Raises:
         TypeError / ValueError: ``seed`` is not an int in [0, 2**32 - 1] (NumPy's limit).
     """
-    _check_int(seed, "seed", *SEED_RANGE)
+    check_int(seed, "seed", *SEED_RANGE)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -98,7 +57,7 @@ def model_device(model: nn.Module) -> torch.device:
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
     """
-    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
+    check_model(model)
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
@@ -129,13 +88,12 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 100
         TypeError: ``model`` not an nn.Module, ``images`` not a tensor, ``batch_size`` not an int.
         ValueError: ``images`` empty or not finite, ``batch_size`` < 1.
     """
-    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
-    _check_instance(images, "images", torch.Tensor, "a (N, ...) tensor")
+    check_model(model)
+    check_type(images, "images", torch.Tensor, "a (N, ...) tensor")
     if images.dim() == 0 or len(images) == 0:
         raise ValueError(f"images must hold at least one example (N, ...), got shape {tuple(images.shape)}")
-    if images.is_floating_point() and not torch.isfinite(images).all():
-        raise ValueError("images contains NaN or inf")
-    _check_int(batch_size, "batch_size", 1)
+    check_finite(images, "images")
+    check_int(batch_size, "batch_size", 1)
     device = model_device(model)
     was_training = model.training
     model.eval()
@@ -154,9 +112,9 @@ def evaluate(model: nn.Module, split: ImageSplit, batch_size: int = 1000) -> Eva
         TypeError: ``model`` not an nn.Module, ``split`` not an ImageSplit, ``batch_size`` not an int.
         ValueError: ``split`` empty, ``batch_size`` < 1.
     """
-    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
-    _check_split(split, "split")
-    _check_int(batch_size, "batch_size", 1)
+    check_model(model)
+    check_split(split)
+    check_int(batch_size, "batch_size", 1)
     logits = predict_logits(model, split.images, batch_size)
     labels = split.labels.to(logits.device)
     loss = F.cross_entropy(logits, labels).item()
@@ -218,24 +176,22 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
             outside [0, 2**32 - 1]; an unknown ``optimizer`` or ``lr_schedule``; an empty
             ``train``/``test``; a ``device`` this machine lacks.
     """
-    _check_instance(model, "model", nn.Module, "a torch.nn.Module")
-    _check_split(train, "train")
-    _check_split(test, "test", allow_none=True)
-    _check_int(epochs, "epochs", 0)
-    _check_real(lr, "lr", 0, low_open=True)
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(lr_schedule, str) or lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    _check_int(batch_size, "batch_size", 1)
-    _check_real(weight_decay, "weight_decay", 0)
-    _check_real(momentum, "momentum", 0, 1)
-    _check_int(max_shift, "max_shift", 0)
-    _check_int(seed, "seed", *SEED_RANGE)
-    _check_callable(loss_fn, "loss_fn")
-    _check_callable(after_step, "after_step")
-    _check_instance(progress, "progress", bool, "True or False")
-    _check_instance(description, "description", str, "a str")
+    check_model(model)
+    check_split(train, "train")
+    check_split(test, "test", allow_none=True)
+    check_int(epochs, "epochs", 0)
+    check_real(lr, "lr", 0, math.inf, low_open=True, high_open=True)
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
+    check_int(batch_size, "batch_size", 1)
+    check_real(weight_decay, "weight_decay", 0, math.inf, high_open=True)
+    check_real(momentum, "momentum", 0, 1, high_open=True)
+    check_int(max_shift, "max_shift", 0)
+    check_int(seed, "seed", *SEED_RANGE)
+    check_type(loss_fn, "loss_fn", Callable, "a callable", allow_none=True)
+    check_type(after_step, "after_step", Callable, "a callable", allow_none=True)
+    check_type(progress, "progress", bool, "True or False")
+    check_type(description, "description", str, "a str")
     device = check_device(device) if device is not None else model_device(model)
     model.to(device)
     train_on_device = train.to(device)

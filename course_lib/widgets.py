@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 
 from . import hardware, measure, pruning, quantization, zoo
+from .checks import check_choice, check_type
 from .hardware import Verdict, verdict_lines
 from .measure import Latency, ModelReport
 from .plots import plot_fit_bars
@@ -20,19 +21,17 @@ from .plots import plot_fit_bars
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
 
 
-def _check_choice(name: str, value: str, allowed) -> None:
-    """``value`` is a str among ``allowed`` (TypeError for a non-str, ValueError otherwise)."""
+def _check_dropdown(value: str, name: str, allowed) -> None:
+    """A dropdown's choice: a str (TypeError otherwise) among ``allowed`` (ValueError otherwise)."""
     allowed = tuple(allowed)
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, one of {allowed}, got {type(value).__name__} {value!r}")
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    check_type(value, name, str, f"a str, one of {allowed}")
+    check_choice(value, name, allowed)
 
 
 def _check_defaults(default_model: str, default_device: str) -> None:
     """A panel's starting choices, checked before any widget is built."""
-    _check_choice("default_model", default_model, zoo.names())
-    _check_choice("default_device", default_device, hardware.device_names())
+    _check_dropdown(default_model, "default_model", zoo.names())
+    _check_dropdown(default_device, "default_device", hardware.device_names())
 
 
 def _show_on_click(out, compute, failure: str):
@@ -92,11 +91,10 @@ def evaluate_on_device(model_name: str, number_format: str, device_name: str,
             not one of :data:`PANEL_FORMATS`, ``device_name`` not one of
             :func:`course_lib.hardware.device_names`. All are checked before anything runs.
     """
-    _check_choice("model_name", model_name, zoo.names())
-    _check_choice("number_format", number_format, PANEL_FORMATS)
-    _check_choice("device_name", device_name, hardware.device_names())
-    if not isinstance(measure_here, bool):
-        raise TypeError(f"measure_here must be True or False, got {type(measure_here).__name__} {measure_here!r}")
+    _check_dropdown(model_name, "model_name", zoo.names())
+    _check_dropdown(number_format, "number_format", PANEL_FORMATS)
+    _check_dropdown(device_name, "device_name", hardware.device_names())
+    check_type(measure_here, "measure_here", bool, "True or False")
     device = hardware.get_device(device_name)
     model = zoo.load(model_name)
     report = measure.report(model, model_name, number_format)

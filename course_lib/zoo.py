@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import data, models, train
+from .checks import check_choice, check_path, check_type
 from .measure import torch_threads
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -105,26 +106,15 @@ RECIPES: dict[str, Recipe | PruneRecipe] = {
         "course baseline on the course's seeded Fashion-MNIST split (not the official one)")),
     "lenet5_pruned": PruneRecipe("lenet5", (("conv1", 0.34), ("conv2", 0.88), ("fc1", 0.925),
                                             ("fc2", 0.81)), steps=4, epochs_per_step=3, reference=(
-        "Han et al. 2015, Table 3 (LeNet-5): 0.80% -> 0.77% error, '12x' fewer weights; the "
-        "table's per-layer figures (conv1 66%, conv2 12%, fc1 8%, fc2 19% kept) give 8.43% kept "
-        "(11.9x); this recipe keeps 7.5% of fc1 instead of 8%, so 7.96% in all (12.6x)")),
+        "Han et al. 2015, LeNet-5: 0.80% -> 0.77% error with 12x fewer weights (Table 1); the "
+        "per-layer figures of Table 3 (conv1 66%, conv2 12%, fc1 8%, fc2 19% kept) give 8.43% "
+        "kept (11.9x); this recipe keeps 7.5% of fc1 instead of 8%, so 7.96% in all (12.6x)")),
 }
 
 
 def names() -> list[str]:
     """The names of the shipped baselines."""
     return sorted(RECIPES)
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or name not in RECIPES:
-        raise ValueError(f"name must be one of {names()}, got {name!r}")
-
-
-def _check_path(path: Path | str, name: str = "path") -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or Path), got {type(path).__name__}")
-    return Path(path)
 
 
 def read_manifest() -> dict:
@@ -154,7 +144,7 @@ def entry(name: str) -> dict:
         CheckpointError: the manifest is garbled, or the baseline is not built or its record
             is not a JSON object.
     """
-    _check_name(name)
+    check_choice(name, "name", names())
     record = read_manifest().get(name)
     if record is None:
         raise CheckpointError(f"baseline {name!r} has not been built; "
@@ -172,7 +162,7 @@ def weights_path(name: str) -> Path:
     Raises:
         ValueError: ``name`` is not one of :func:`names`.
     """
-    _check_name(name)
+    check_choice(name, "name", names())
     return PRETRAINED_DIR / f"{name}.safetensors"
 
 
@@ -208,7 +198,7 @@ def load_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
         TypeError: ``path`` is not a str or Path.
         CheckpointError: the file is missing or cannot be parsed.
     """
-    path = _check_path(path)
+    path = check_path(path, "path")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -223,7 +213,7 @@ def load(name: str, device: torch.device | str = "cpu") -> nn.Sequential:
         CheckpointError: the file is missing, corrupted or unreadable (named as such), or its
             tensors do not fit the architecture.
     """
-    _check_name(name)
+    check_choice(name, "name", names())
     device = data.check_device(device)
     path = verify(name)
     model = models.build(RECIPES[name].architecture)
@@ -242,7 +232,7 @@ def dataset_of(name: str) -> str:
     Raises:
         ValueError: ``name`` is not one of :func:`names`.
     """
-    _check_name(name)
+    check_choice(name, "name", names())
     return RECIPES[name].dataset
 
 
@@ -284,9 +274,8 @@ def build_baseline(name: str, progress: bool = True) -> dict:
         ValueError: ``name`` is not one of :func:`names`. TypeError: ``progress`` not a bool.
         CheckpointError: the existing manifest is garbled (checked before training).
     """
-    _check_name(name)
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+    check_choice(name, "name", names())
+    check_type(progress, "progress", bool, "True or False")
     read_manifest()
     recipe = RECIPES[name]
     start = time.perf_counter()

@@ -193,7 +193,8 @@ def test_number_format_is_canonical_and_check_fit_accepts_it():
 def test_format_bytes_uses_one_binary_convention():
     assert measure.format_bytes(1023) == "1,023 B"
     assert measure.format_bytes(1024) == "1.0 KiB"
-    assert measure.format_bytes(1_724_320) == "1.6 MiB"          # LeNet-5 in fp32
+    assert measure.format_bytes(1_724_320) == "1.64 MiB"         # LeNet-5 in fp32
+    assert measure.format_bytes(1_066_440) == "1.02 MiB"         # LeNet-300-100: over a 1 MiB flash
 
 
 # ----------------------------------------------------------------------------- bad input never gives garbage

@@ -214,3 +214,20 @@ def test_taylor_importance_leaves_the_callers_gradients_alone():
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     pruning.taylor_importance(model, "conv1", data.load("mnist", "validation").subset(50))
     assert all(torch.equal(p.grad, grads[n]) for n, p in model.named_parameters())
+
+
+def test_sparsities_for_target_prefers_cheap_weights_and_meets_the_target():
+    scan = {"big": [(0.0, 0.99), (0.5, 0.98), (0.9, 0.97)],      # 1 point per step, 900 weights per step
+            "small": [(0.9, 0.90), (0.0, 0.99), (0.5, 0.985)]}   # unsorted on purpose
+    before = {k: list(v) for k, v in scan.items()}
+    choice = pruning.sparsities_for_target(scan, {"big": 1000, "small": 100}, kept=0.2)
+    # Per weight removed, big's steps cost 2e-5 and 2.5e-5, small's first step 1e-4: big goes to 0.9,
+    # which already keeps (100 + 100) / 1100 <= 0.2, so small is never touched.
+    assert choice == {"big": 0.9, "small": 0.0}
+    assert scan == before
+    with pytest.raises(ValueError, match="cannot keep"):
+        pruning.sparsities_for_target(scan, {"big": 1000, "small": 100}, kept=0.05)
+    with pytest.raises(ValueError, match="kept"):
+        pruning.sparsities_for_target(scan, {"big": 1000, "small": 100}, kept=float("nan"))
+    with pytest.raises(ValueError, match="sizes"):
+        pruning.sparsities_for_target(scan, {"big": 1000}, kept=0.5)
