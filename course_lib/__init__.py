@@ -11,6 +11,7 @@ One module per concern, read bottom-up:
 ``encoding``       number formats and sparse encodings (bitmask, CSR, relative index)
 ``measure``        parameters, bytes, MACs, peak activations, measured latency, ``report``
 ``hardware``       device profiles, fits-on-device verdicts, roofline latency, energy estimates
+``lowrank``        truncated SVD, Tucker-2 / CP / spatial conv factorisations, rank choice, LoRA
 ``plots``          figures shared by the notebooks
 ``widgets``        the ipywidgets panels
 ``exercises``      checkers for learners' code and the student-notebook builder

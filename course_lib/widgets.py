@@ -190,3 +190,41 @@ def quantization_panel(default_model: str = "lenet5", default_device: str = "Ard
 
     button.on_click(_show_on_click(out, compute, "Cannot run"))
     return w.VBox([w.HBox([model, bits]), w.HBox([granularity, method]), w.HBox([device, button]), out])
+
+
+# ----------------------------------------------------------------------------- low-rank (notebook 04)
+
+def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-04 panel over :func:`course_lib.lowrank.lowrank_experiment`: model, layer,
+    rank, device; no training, so an answer comes in about a second, on the button.
+
+    Raises:
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+            or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
+    """
+    _check_defaults(default_model, default_device)
+    import ipywidgets as w
+
+    from . import lowrank
+
+    def layer_names(model_name: str) -> list[str]:
+        return list(measure.weight_layers(zoo.load(model_name)))
+
+    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
+    layer = w.Dropdown(options=layer_names(default_model), description="layer")
+    rank = w.IntSlider(value=20, min=1, max=200, description="rank", continuous_update=False)
+    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    button = w.Button(description="Factorize", button_style="primary", icon="compress")
+    out = w.Output()
+
+    def on_model(change):
+        layer.options = layer_names(change["new"])
+
+    model.observe(on_model, names="value")
+
+    def compute():
+        result = lowrank.lowrank_experiment(model.value, layer.value, rank.value, device.value)
+        return ["<br>".join(result.lines())]
+
+    button.on_click(_show_on_click(out, compute, "Cannot factorize"))
+    return w.VBox([w.HBox([model, layer]), w.HBox([rank, device]), button, out])
