@@ -217,10 +217,20 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
     button = w.Button(description="Factorize", button_style="primary", icon="compress")
     out = w.Output()
 
+    def largest_rank(model_name: str, layer_name: str) -> int:
+        weight = measure.weight_layers(zoo.load(model_name))[layer_name].weight
+        return min(weight.shape[0], weight.shape[1])       # Tucker-2 at (r, r) needs r <= C_in and C_out
+
     def on_model(change):
         layer.options = layer_names(change["new"])
 
+    def on_layer(change):
+        if change["new"] is not None:
+            rank.max = largest_rank(model.value, change["new"])
+
     model.observe(on_model, names="value")
+    layer.observe(on_layer, names="value")
+    rank.max = largest_rank(default_model, layer.value)
 
     def compute():
         result = lowrank.lowrank_experiment(model.value, layer.value, rank.value, device.value)

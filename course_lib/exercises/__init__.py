@@ -40,6 +40,9 @@ from .efficiency import check_conv_cost, check_storage_bytes, conv_cost_referenc
 from .channels import (check_remove_channels, check_select_channels, remove_channels_reference,
                        select_channels_reference)
 from .codebook import check_kmeans_quantize, kmeans_quantize_reference
+from .lowrank import (check_choose_rank, check_factorize_linear, check_lora_forward, check_svd_factors,
+                      check_tucker2, choose_rank_reference, factorize_linear_reference, lora_forward_reference,
+                      svd_factors_reference, tucker2_reference)
 from .mixed_precision import check_choose_bits, choose_bits_reference
 from .pruning import (check_choose_sparsities, check_cubic_sparsity, check_magnitude_prune,
                       choose_sparsities_reference, cubic_sparsity_reference, magnitude_prune_reference)
@@ -63,6 +66,10 @@ __all__ = [
     "check_linear_quantize", "linear_quantize_reference", "linear_dequantize_reference",
     "check_minmax_observer", "MinMaxObserverReference", "check_integer_linear", "integer_linear_reference",
     "check_kmeans_quantize", "kmeans_quantize_reference", "check_choose_bits", "choose_bits_reference",
+    # notebook 04
+    "check_svd_factors", "svd_factors_reference", "check_factorize_linear", "factorize_linear_reference",
+    "check_choose_rank", "choose_rank_reference", "check_tucker2", "tucker2_reference",
+    "check_lora_forward", "lora_forward_reference",
     # student notebooks
     "BEGIN", "END", "REMOVED", "build_student_notebooks", "count_solution_blocks", "main", "strip_solutions",
     "student_notebook",
