@@ -12,7 +12,7 @@ from torch import nn
 
 from course_lib import data, lowrank, measure, models, zoo
 
-tl.set_backend("pytorch")
+# TensorLy's backend is global state: each comparison selects PyTorch inside a context, so other tests are untouched.
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -121,7 +121,8 @@ def test_factorised_linear_is_measured_as_r_times_m_plus_n():
 
 def _tensorly_partial_tucker(K, ranks, iterations):
     """TensorLy's partial Tucker on modes 0 and 1; 0.10 returns ((core, factors), errors)."""
-    result = partial_tucker(K, ranks, modes=[0, 1], init="svd", n_iter_max=iterations, tol=0)
+    with tl.backend_context("pytorch"):
+        result = partial_tucker(K, ranks, modes=[0, 1], init="svd", n_iter_max=iterations, tol=0)
     if isinstance(result[0], tuple):       # TensorLy >= 0.10
         result = result[0]
     core, factors = result
@@ -170,7 +171,8 @@ def test_cp_als_is_within_ten_percent_of_tensorly_parafac(rank):
     ours = float((K - lowrank.cp_reconstruct(factors)).norm())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                      # TensorLy warns when rank > a mode's size
-        theirs = float((K - tl.cp_to_tensor(parafac(K, rank, n_iter_max=100, init="svd"))).norm())
+        with tl.backend_context("pytorch"):
+            theirs = float((K - tl.cp_to_tensor(parafac(K, rank, n_iter_max=100, init="svd"))).norm())
     assert ours <= 1.1 * theirs
     assert ours < float(K.norm())
 
