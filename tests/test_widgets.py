@@ -126,3 +126,19 @@ def test_bad_input_raises_a_named_error(call, error, fragment, monkeypatch):
     with pytest.raises(error) as info:
         call()
     assert fragment in str(info.value)
+
+
+def test_lowrank_panel_follows_the_layer_and_runs_the_experiment(capsys):
+    panel = widgets.lowrank_panel(default_model="lenet_300_100", default_device="ESP32")
+    model, layer = panel.children[0].children
+    rank = panel.children[1].children[0]
+    assert layer.options == ("fc1", "fc2", "fc3") and rank.max == 300      # fc1 is 300 x 784
+    layer.value = "fc2"
+    assert rank.max == 100
+    rank.value = 10
+    panel.children[2].click()
+    assert "fc2 factorised" in capsys.readouterr().out
+    model.value = "lenet5"                                                # the layers follow the model
+    assert layer.options == ("conv1", "conv2", "fc1", "fc2")
+    with pytest.raises(ValueError, match="default_model"):
+        widgets.lowrank_panel(default_model="vgg16")
