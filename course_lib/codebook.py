@@ -162,9 +162,6 @@ class SharedWeights(CompressedLayer):
         """``centroids[indices]``: the weight the forward pass multiplies by."""
         return self.centroids[self.indices]
 
-    def weight(self) -> torch.Tensor:
-        """The shared weight, ``centroids[indices]``."""
-        return self.weight_as_computed()
 
     def stored_tensors(self) -> list[StoredTensor]:
         """The ``bits``-bit indices (as the computed weight, so zeros stay visible), the fp32

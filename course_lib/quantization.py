@@ -360,9 +360,6 @@ class FakeQuantized(CompressedLayer):
     def weight_as_computed(self) -> torch.Tensor:
         return quantize_weight(self.layer.weight, self.weight_scheme, self.weight_bits, self.per_channel)
 
-    def quantized_weight(self) -> torch.Tensor:
-        """The weight the forward pass uses (same as :meth:`weight_as_computed`)."""
-        return self.weight_as_computed()
 
     def stored_tensors(self) -> list[StoredTensor]:
         w = self.layer.weight
