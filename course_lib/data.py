@@ -503,8 +503,8 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
 
 
 def _iterate_batches(split: ImageSplit, batch_size: int, shuffle: bool,
-                     generator: torch.Generator | None,
-                     max_shift: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                     generator: torch.Generator | None, max_shift: int,
+                     with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
     # The generator behind batches(), kept apart so that batches() checks its arguments when
     # called: a generator function would only run its checks at the first next().
     n = len(split)
@@ -515,12 +515,12 @@ def _iterate_batches(split: ImageSplit, batch_size: int, shuffle: bool,
         x, y = split.images[index], split.labels[index]
         if max_shift:
             x = random_shift(x, max_shift, generator)
-        yield x, y
+        yield (x, y, index) if with_index else (x, y)
 
 
 def batches(split: ImageSplit, batch_size: int, shuffle: bool = False,
             generator: torch.Generator | None = None,
-            max_shift: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            max_shift: int = 0, with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
     """An iterator of ``(images, labels)`` mini-batches, slices of the in-memory tensors.
 
     Args:
@@ -528,22 +528,26 @@ def batches(split: ImageSplit, batch_size: int, shuffle: bool = False,
         shuffle: visit examples in a random order drawn from ``generator``.
         generator: a seeded ``torch.Generator`` (CPU); needed for ``shuffle`` or ``max_shift``.
         max_shift: if > 0, augment with :func:`random_shift` by up to this many pixels.
+        with_index: also yield the batch's example indices into ``split``, as
+            ``(images, labels, index)``: how a per-example target computed once (a teacher's
+            logits, in distillation) is looked up for each batch.
 
     Raises (when called, before the first batch):
         TypeError: ``split`` not an ImageSplit, ``batch_size``/``max_shift`` not ints,
-            ``shuffle`` not a bool, ``generator`` not a torch.Generator.
+            ``shuffle``/``with_index`` not a bool, ``generator`` not a torch.Generator.
         ValueError: ``batch_size`` < 1, ``max_shift`` < 0, or no generator where one is needed.
     """
     check_type(split, "split", ImageSplit, "an ImageSplit (from data.load)")
     check_int(batch_size, "batch_size", 1)
     check_int(max_shift, "max_shift", 0)
     check_type(shuffle, "shuffle", bool, "True or False")
+    check_type(with_index, "with_index", bool, "True or False")
     if generator is not None:
         check_type(generator, "generator", torch.Generator, "a torch.Generator or None")
     if (shuffle or max_shift) and generator is None:
         raise ValueError("generator is required when shuffle=True or max_shift > 0; "
                          "pass torch.Generator().manual_seed(0)")
-    return _iterate_batches(split, batch_size, shuffle, generator, max_shift)
+    return _iterate_batches(split, batch_size, shuffle, generator, max_shift, with_index)
 
 
 def torchvision_dataset(dataset: str = "mnist", split: str = "train", transform=None,

@@ -10,7 +10,7 @@ transform can walk the layers in order (conv -> relu -> pool -> ... -> flatten -
 * The knowledge-distillation teacher of Hinton, Vinyals & Dean (2015), "Distilling the Knowledge
   in a Neural Network": 784-1200-1200-10 with dropout, and MLP students of any width.
 * A small CNN with batch norm (conv-bn-relu-pool blocks), for channel pruning across batch-norm
-  boundaries and for Fashion-MNIST.
+  boundaries and for Fashion-MNIST, and a tiny one that fits a microcontroller.
 
 Taught in ``notebooks/00_efficiency_and_hardware.ipynb``.
 """
@@ -133,6 +133,13 @@ def small_cnn(widths: Sequence[int] = (32, 64), hidden: int = 128) -> nn.Sequent
     ))
 
 
+def tiny_cnn() -> nn.Sequential:
+    """The small CNN at widths (8, 16) with a 32-unit classifier: 26,722 parameters (26 KiB in
+    int8) and 307,648 MACs, a student small enough for a microcontroller (the Arduino
+    Nano 33 BLE Sense profile: 256 KB of SRAM, 1 MB of flash)."""
+    return small_cnn((8, 16), 32)
+
+
 # Constructors by name, used by the zoo and the widgets. A constant table, never modified.
 ARCHITECTURES: dict[str, Callable[[], nn.Sequential]] = {
     "lenet_300_100": lenet_300_100,
@@ -140,6 +147,7 @@ ARCHITECTURES: dict[str, Callable[[], nn.Sequential]] = {
     "kd_teacher": kd_teacher,
     "kd_student": kd_student,
     "small_cnn": small_cnn,
+    "tiny_cnn": tiny_cnn,
 }
 
 

@@ -142,7 +142,8 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
         optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
         weight_decay: float = 0.0, momentum: float = 0.9, max_shift: int = 0,
         test: ImageSplit | None = None, seed: int = 0,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        loss_fn: Callable[..., torch.Tensor] | None = None,
+        targets: torch.Tensor | None = None,
         after_step: Callable[[nn.Module], None] | None = None,
         device: torch.device | str | None = None, progress: bool = True,
         description: str = "train") -> FitResult:
@@ -158,6 +159,9 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
             global generator, so seed that too for a fully repeatable run).
         loss_fn: ``loss_fn(logits, labels, images)``; cross-entropy by default. Distillation
             passes a loss that also looks at a teacher's logits for ``images``.
+        targets: a per-example tensor ``(N, ...)`` aligned with ``train`` (a frozen teacher's
+            logits, computed once). With it, ``loss_fn`` is called as
+            ``loss_fn(logits, labels, images, targets[index])`` with the batch's rows.
         after_step: called as ``after_step(model)`` after every optimizer step (e.g. to re-apply
             pruning masks so pruned weights stay zero).
         device: where to train; the model's current device if None.
@@ -170,8 +174,9 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     Raises (before anything is touched: on error the model is unchanged):
         TypeError: ``model`` not an nn.Module, ``train``/``test`` not an ImageSplit, a count
             or rate of the wrong type (``epochs=2.0``, ``lr="0.1"``, ``True``), ``loss_fn`` or
-            ``after_step`` not callable, ``progress`` not a bool.
-        ValueError: ``epochs`` < 0; ``lr`` not finite and > 0; ``weight_decay`` not finite and
+            ``after_step`` not callable, ``targets`` not a tensor, ``progress`` not a bool.
+        ValueError: ``targets`` without one row per training example, not finite, or without
+            a ``loss_fn``; ``epochs`` < 0; ``lr`` not finite and > 0; ``weight_decay`` not finite and
             >= 0; ``momentum`` outside [0, 1); ``batch_size`` < 1; ``max_shift`` < 0; ``seed``
             outside [0, 2**32 - 1]; an unknown ``optimizer`` or ``lr_schedule``; an empty
             ``train``/``test``; a ``device`` this machine lacks.
@@ -190,11 +195,21 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     check_int(seed, "seed", *SEED_RANGE)
     check_type(loss_fn, "loss_fn", Callable, "a callable", allow_none=True)
     check_type(after_step, "after_step", Callable, "a callable", allow_none=True)
+    check_type(targets, "targets", torch.Tensor, "a (N, ...) tensor aligned with train",
+               allow_none=True)
+    if targets is not None:
+        if targets.dim() == 0 or len(targets) != len(train):
+            raise ValueError(f"targets must have one row per training example ({len(train)}), "
+                             f"got shape {tuple(targets.shape)}")
+        if loss_fn is None:
+            raise ValueError("targets need a loss_fn(logits, labels, images, targets) to use them")
+        check_finite(targets, "targets")
     check_type(progress, "progress", bool, "True or False")
     check_type(description, "description", str, "a str")
     device = check_device(device) if device is not None else model_device(model)
     model.to(device)
     train_on_device = train.to(device)
+    targets_on_device = targets.to(device) if targets is not None else None
     loss_fn = loss_fn or (lambda logits, labels, images: F.cross_entropy(logits, labels))
     opt = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
     steps_per_epoch = math.ceil(len(train) / batch_size)
@@ -215,10 +230,13 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         epoch_lr = opt.param_groups[0]["lr"]
-        for x, y in batches(train_on_device, batch_size, shuffle=True, generator=generator,
-                            max_shift=max_shift):
+        for x, y, index in batches(train_on_device, batch_size, shuffle=True, generator=generator,
+                                   max_shift=max_shift, with_index=True):
             logits = model(x)
-            loss = loss_fn(logits, y, x)
+            if targets_on_device is None:
+                loss = loss_fn(logits, y, x)
+            else:
+                loss = loss_fn(logits, y, x, targets_on_device[index])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

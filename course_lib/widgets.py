@@ -238,3 +238,42 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
 
     button.on_click(_show_on_click(out, compute, "Cannot factorize"))
     return w.VBox([w.HBox([model, layer]), w.HBox([rank, device]), button, out])
+
+
+# ----------------------------------------------------------------------------- distillation (notebook 03)
+
+PANEL_TEMPERATURES = (1, 2, 4, 8, 20)
+
+
+def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-03 panel over :func:`course_lib.distillation.distillation_experiment`:
+    student width, temperature, weight, epochs and device; the two short trainings (labels
+    only, distilled) run on the button, never on a slider tick.
+
+    Raises:
+        TypeError / ValueError: ``default_device`` is not one of
+            :func:`course_lib.hardware.device_names`.
+    """
+    _check_dropdown(default_device, "default_device", hardware.device_names())
+    import ipywidgets as w
+
+    from . import distillation
+
+    hidden = w.IntSlider(value=100, min=10, max=800, step=10, description="hidden",
+                         continuous_update=False)
+    temperature = w.SelectionSlider(options=PANEL_TEMPERATURES, value=4, description="T",
+                                    continuous_update=False)
+    weight = w.FloatSlider(value=0.9, min=0.0, max=1.0, step=0.05, description="weight",
+                           continuous_update=False, readout_format=".2f")
+    epochs = w.IntSlider(value=3, min=1, max=10, description="epochs", continuous_update=False)
+    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    button = w.Button(description="Distill", button_style="primary", icon="graduation-cap")
+    out = w.Output()
+
+    def compute():
+        result = distillation.distillation_experiment(hidden.value, temperature.value, weight.value,
+                                                      epochs.value, device.value)
+        return ["<br>".join(result.lines())]
+
+    button.on_click(_show_on_click(out, compute, "Cannot distill"))
+    return w.VBox([w.HBox([hidden, temperature]), w.HBox([weight, epochs]), w.HBox([device, button]), out])

@@ -52,6 +52,12 @@ from .quantization import (MinMaxObserverReference, check_integer_linear, check_
 from .student import (BEGIN, END, REMOVED, build_student_notebooks, count_solution_blocks, main,
                       strip_solutions, student_notebook)
 
+# notebook 03
+from .distillation import (check_choose_bias_shift, check_distillation_loss, check_ensemble_logits,
+                           check_softmax_with_temperature, choose_bias_shift_reference,
+                           distillation_loss_reference, ensemble_logits_reference,
+                           softmax_with_temperature_reference)
+
 __all__ = [
     # the mechanism
     "CheckResult", "PASS", "FAIL", "NOT_ATTEMPTED", "assert_no_failures", "falls_back_to", "learner_code",
@@ -66,6 +72,10 @@ __all__ = [
     "check_linear_quantize", "linear_quantize_reference", "linear_dequantize_reference",
     "check_minmax_observer", "MinMaxObserverReference", "check_integer_linear", "integer_linear_reference",
     "check_kmeans_quantize", "kmeans_quantize_reference", "check_choose_bits", "choose_bits_reference",
+    # notebook 03
+    "check_softmax_with_temperature", "softmax_with_temperature_reference", "check_distillation_loss",
+    "distillation_loss_reference", "check_ensemble_logits", "ensemble_logits_reference",
+    "check_choose_bias_shift", "choose_bias_shift_reference",
     # notebook 04
     "check_svd_factors", "svd_factors_reference", "check_factorize_linear", "factorize_linear_reference",
     "check_choose_rank", "choose_rank_reference", "check_tucker2", "tucker2_reference",
