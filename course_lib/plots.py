@@ -1,27 +1,63 @@
 """Matplotlib figures shared by the notebooks. Each function returns the ``Figure``; the notebook
 shows it. Nothing here computes a result: it draws what ``measure`` and ``hardware`` returned.
-Arguments are checked before a figure is created, so a bad call leaves no empty figure behind."""
+Arguments are checked before a figure is created, so a bad call leaves no empty figure behind.
+
+Two ways to make a figure. In a notebook cell, through pyplot (the default), so that
+``plt.show()`` displays it. In a panel's button callback, with ``pyplot=False``: a bare
+``Figure`` on its own Agg canvas that no global state knows of, turned into PNG bytes by
+:func:`figure_png`. A callback must not touch pyplot: with JupyterLab's "comms over subshells"
+(the default since 4.4, with ipykernel 7) it runs on a second thread while pyplot's display hooks
+may draw the same figure, half-finished, on the first (jupyterlab/jupyterlab#19719)."""
 
 from __future__ import annotations
 
+import io
+
 import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .checks import check_type
 from .hardware import Verdict
 from .measure import ModelReport, format_bytes
 
 
-def plot_layer_costs(report: ModelReport) -> Figure:
+def _new_figure(figsize: tuple[float, float], pyplot: bool) -> Figure:
+    """A figure of ``figsize`` inches: pyplot's (shown by ``plt.show()``), or a bare one on its
+    own Agg canvas, untouched by pyplot's global state (safe on any thread)."""
+    check_type(pyplot, "pyplot", bool, "True or False")
+    if pyplot:
+        return plt.figure(figsize=figsize)
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, cropped as Jupyter's inline backend crops (``bbox_inches="tight"``).
+    Uses only the figure's own canvas, so it is safe in a widget callback on any thread.
+
+    Raises:
+        TypeError: ``fig`` is not a matplotlib Figure.
+    """
+    check_type(fig, "fig", Figure, "a matplotlib Figure")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def plot_layer_costs(report: ModelReport, *, pyplot: bool = True) -> Figure:
     """Parameters and MACs of each layer that has either: where the weights are vs where the work is.
 
     Raises:
-        TypeError: ``report`` is not a ModelReport (from ``measure.report``).
+        TypeError: ``report`` is not a ModelReport (from ``measure.report``), or ``pyplot`` not a bool.
     """
     check_type(report, "report", ModelReport, "a ModelReport (from measure.report)")
     layers = [t for t in report.layers if t.parameters or t.macs]
     names = [t.name for t in layers]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig = _new_figure((10, 3.2), pyplot)
+    axes = fig.subplots(1, 2)
     axes[0].barh(names, [t.parameters for t in layers], color="#4c72b0")
     axes[0].set_title(f"{report.name}: parameters per layer")
     axes[1].barh(names, [t.macs for t in layers], color="#dd8452")
@@ -33,16 +69,20 @@ def plot_layer_costs(report: ModelReport) -> Figure:
     return fig
 
 
-def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label: str = "memory") -> Figure:
-    """Two bars, used vs available: storage (flash) and working memory (SRAM/RAM).
+def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label: str = "memory", *,
+                  pyplot: bool = True) -> Figure:
+    """Two bars, used vs available: storage (flash) and working memory (SRAM/RAM). The device
+    panel draws it with ``pyplot=False`` (see the module's docstring).
 
     Raises:
-        TypeError: ``verdict`` is not a Verdict (from ``hardware.check_fit``), or a label not a str.
+        TypeError: ``verdict`` is not a Verdict (from ``hardware.check_fit``), a label not a str,
+            or ``pyplot`` not a bool.
     """
     check_type(verdict, "verdict", Verdict, "a Verdict (from hardware.check_fit)")
     check_type(storage_label, "storage_label", str, "a str")
     check_type(memory_label, "memory_label", str, "a str")
-    fig, ax = plt.subplots(figsize=(7, 1.8))
+    fig = _new_figure((7, 1.8), pyplot)
+    ax = fig.subplots()
     rows = [(storage_label, verdict.storage_used, verdict.storage_available),
             (memory_label, verdict.memory_used, verdict.memory_available)]
     for i, (_, used, available) in enumerate(rows):
@@ -62,7 +102,7 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
 
 
 def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str], Verdict],
-                       title: str = "") -> Figure:
+                       title: str = "", *, pyplot: bool = True) -> Figure:
     """A grid of models x devices, green where the model fits, red where it does not,
     annotated with the estimated latency.
 
@@ -71,7 +111,7 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
         verdicts: ``{(report.name, device name): Verdict}``, one for every report and device.
 
     Raises:
-        TypeError: a wrong type for ``reports``, ``verdicts`` (or their items) or ``title``.
+        TypeError: a wrong type for ``reports``, ``verdicts`` (or their items), ``title`` or ``pyplot``.
         ValueError: ``reports`` or ``verdicts`` is empty, or a (model, device) pair has no verdict.
     """
     if not isinstance(reports, (list, tuple)) or not all(isinstance(r, ModelReport) for r in reports):
@@ -89,11 +129,12 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
     if missing:
         raise ValueError(f"verdicts lacks (model, device) pairs {missing[:3]}; check_fit every "
                          "report on every device")
-    fig, ax = plt.subplots(figsize=(1.6 * len(devices) + 2, 0.6 * len(reports) + 1.2))
+    fig = _new_figure((1.6 * len(devices) + 2, 0.6 * len(reports) + 1.2), pyplot)
+    ax = fig.subplots()
     for i, r in enumerate(reports):
         for j, d in enumerate(devices):
             v = verdicts[(r.name, d)]
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, color="#b7e4c7" if v.fits else "#f4a6a6"))
+            ax.add_patch(Rectangle((j, i), 1, 1, color="#b7e4c7" if v.fits else "#f4a6a6"))
             ax.text(j + 0.5, i + 0.5, f"{1000 * v.estimate.seconds:.2g} ms*" if v.fits else "no",
                     ha="center", va="center", fontsize=8)
     ax.set_xlim(0, len(devices))
@@ -106,7 +147,7 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
     return fig
 
 
-def plot_history(history: list[dict], title: str = "training") -> Figure:
+def plot_history(history: list[dict], title: str = "training", *, pyplot: bool = True) -> Figure:
     """Training loss and (if recorded) test accuracy per epoch.
 
     Args:
@@ -114,7 +155,7 @@ def plot_history(history: list[dict], title: str = "training") -> Figure:
             ``"train_loss"`` (and ``"test_accuracy"`` in every one, or in none).
 
     Raises:
-        TypeError: ``history`` is not a list of dicts, or ``title`` not a str.
+        TypeError: ``history`` is not a list of dicts, ``title`` not a str, or ``pyplot`` not a bool.
         ValueError: ``history`` is empty or a record lacks a key.
     """
     if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
@@ -128,7 +169,8 @@ def plot_history(history: list[dict], title: str = "training") -> Figure:
             raise ValueError(f"history[{i}] lacks {missing}")
     check_type(title, "title", str, "a str")
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig = _new_figure((6, 3), pyplot)
+    ax = fig.subplots()
     ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
     ax.set_xlabel("epoch")
     ax.set_title(title)

@@ -3,20 +3,22 @@
 The device panel asks: on this device, in this number format, does the model fit, how fast would
 it run (estimated), and how fast does it run here (measured)? Nothing is computed when a
 dropdown changes; the work runs when the button is pressed, and a bad choice shows a message
-instead of a traceback.
+instead of a traceback. After a control changes, a note marks the result shown as stale.
+Every panel is assembled by :func:`_panel`, which holds those rules once.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from . import hardware, measure, pruning, quantization, zoo
 from .checks import check_choice, check_type
 from .hardware import Verdict, verdict_lines
 from .measure import Latency, ModelReport
-from .plots import plot_fit_bars
+from .plots import figure_png, plot_fit_bars
 
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
 
@@ -34,25 +36,66 @@ def _check_defaults(default_model: str, default_device: str) -> None:
     _check_dropdown(default_device, "default_device", hardware.device_names())
 
 
-def _show_on_click(out, compute, failure: str):
-    """A button handler: clear ``out``, run ``compute()`` and display what it returns (a list of
-    HTML strings and figures), or ``failure`` and the error's message. Never a traceback."""
-    import ipywidgets as w
-    from IPython.display import display
+STALE_NOTE = ("<span style='color:#9a6700'>&#9888; Settings changed: the result below is for the "
+              "previous settings. Press <b>{button}</b> to update it.</span>")
+RUNNING_NOTE = "<i>Running&hellip;</i>"
 
-    def handler(_):
-        out.clear_output()
-        with out:
-            try:
-                items = compute()
-            except Exception as e:   # a panel shows a message, never a traceback
-                display(w.HTML(f"<b style='color:#cf222e'>{failure}:</b> {e}"))
-                return
-            for item in items:
-                display(w.HTML(item) if isinstance(item, str) else item)
-                if isinstance(item, plt.Figure):
-                    plt.close(item)
-    return handler
+
+def _as_widget(item):
+    """What a panel shows for one item of its result: an HTML string as an HTML widget, a figure
+    as a PNG image widget (rendered here, on the callback's thread, from the figure alone)."""
+    import ipywidgets as w
+
+    if isinstance(item, str):
+        return w.HTML(item)
+    if isinstance(item, Figure):
+        if item.canvas.manager is not None:      # pyplot's: its display hooks may draw it concurrently
+            raise TypeError("a panel's figure must be drawn with pyplot=False (see course_lib.plots)")
+        return w.Image(value=figure_png(item), format="png")
+    raise TypeError(f"a panel shows HTML strings and figures, got {type(item).__name__}")
+
+
+def _panel(rows: list, button, compute, failure: str):
+    """A panel from its rows of controls (the button among them), then a one-line note and the
+    result. ``compute()`` runs when the button is pressed and returns what to show: HTML strings
+    and figures (drawn with ``pyplot=False``). A failure shows ``failure`` and the error's message,
+    never a traceback. When any control changes after a result is shown, the note says that the
+    result is stale.
+
+    The callbacks only set widget values: no ``display()``, no Output capture, no pyplot. With
+    JupyterLab's comms over subshells they run on another thread than the notebook's cells, and
+    those three are global state shared with that thread."""
+    import ipywidgets as w
+
+    def controls(widget):
+        for child in getattr(widget, "children", ()):
+            yield from controls(child)
+        if isinstance(widget, w.ValueWidget) and widget is not button:
+            yield widget
+
+    note = w.HTML().add_class("course-panel-note")
+    result = w.VBox().add_class("course-panel-result")
+    button.layout.width = "max-content"          # the whole label, never cut to "..."
+
+    def mark_stale(_):
+        if result.children and note.value != RUNNING_NOTE:
+            note.value = STALE_NOTE.format(button=button.description)
+
+    for row in rows:
+        for control in controls(row):
+            control.observe(mark_stale, names="value")
+
+    def run(_):
+        note.value, result.children = RUNNING_NOTE, ()
+        try:
+            shown = tuple(_as_widget(item) for item in compute())
+        except Exception as e:                    # a panel shows a message, never a traceback
+            message = f"<b style='color:#cf222e'>{failure}:</b> {html.escape(str(e), quote=False)}"
+            shown = (w.HTML(message).add_class("course-panel-failure"),)
+        result.children, note.value = shown, ""
+
+    button.on_click(run)
+    return w.VBox([*rows, note, result]).add_class("course-panel")
 
 
 @dataclass(frozen=True)
@@ -118,17 +161,16 @@ def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     measure_here = w.Checkbox(value=True, description="also measure latency here")
     button = w.Button(description="Evaluate", button_style="primary", icon="play")
-    out = w.Output()
 
     def compute():
         result = evaluate_on_device(model.value, fmt.value, device.value, measure_here.value)
         on_mcu = result.device.kind == "microcontroller"
         figure = plot_fit_bars(result.verdict, "flash" if on_mcu else "storage",
-                               "SRAM" if on_mcu else "RAM")
+                               "SRAM" if on_mcu else "RAM", pyplot=False)
         return ["<br>".join(result.lines()), figure]
 
-    button.on_click(_show_on_click(out, compute, "Cannot evaluate"))
-    return w.VBox([w.HBox([model, fmt]), w.HBox([device, measure_here]), button, out])
+    return _panel([w.HBox([model, fmt]), w.HBox([device, measure_here]), button], button, compute,
+                  "Cannot evaluate")
 
 
 # ----------------------------------------------------------------------------- pruning (notebook 01)
@@ -151,15 +193,14 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     epochs = w.IntSlider(value=1, min=0, max=3, description="fine-tune", continuous_update=False)
     button = w.Button(description="Prune and measure", button_style="primary", icon="scissors")
-    out = w.Output()
 
     def compute():
         result = pruning.pruning_experiment(model.value, method.value, sparsity.value, device.value,
                                             epochs.value)
         return ["<br>".join(result.lines())]
 
-    button.on_click(_show_on_click(out, compute, "Cannot run"))
-    return w.VBox([w.HBox([model, method]), w.HBox([sparsity, device]), w.HBox([epochs, button]), out])
+    return _panel([w.HBox([model, method]), w.HBox([sparsity, device]), w.HBox([epochs, button])], button,
+                  compute, "Cannot run")
 
 
 # ----------------------------------------------------------------------------- quantization (notebook 02)
@@ -181,15 +222,14 @@ def quantization_panel(default_model: str = "lenet5", default_device: str = "Ard
     method = w.Dropdown(options=quantization.CALIBRATION_METHODS, value="minmax", description="calibration")
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     button = w.Button(description="Quantize and measure", button_style="primary", icon="compress")
-    out = w.Output()
 
     def compute():
         result = quantization.quantization_experiment(model.value, bits.value, granularity.value,
                                                       method.value, device.value)
         return ["<br>".join(result.lines())]
 
-    button.on_click(_show_on_click(out, compute, "Cannot run"))
-    return w.VBox([w.HBox([model, bits]), w.HBox([granularity, method]), w.HBox([device, button]), out])
+    return _panel([w.HBox([model, bits]), w.HBox([granularity, method]), w.HBox([device, button])], button,
+                  compute, "Cannot run")
 
 
 # ----------------------------------------------------------------------------- low-rank (notebook 04)
@@ -215,14 +255,16 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
     rank = w.IntSlider(value=20, min=1, max=200, description="rank", continuous_update=False)
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     button = w.Button(description="Factorize", button_style="primary", icon="compress")
-    out = w.Output()
 
     def largest_rank(model_name: str, layer_name: str) -> int:
         weight = measure.weight_layers(zoo.load(model_name))[layer_name].weight
         return min(weight.shape[0], weight.shape[1])       # Tucker-2 at (r, r) needs r <= C_in and C_out
 
     def on_model(change):
-        layer.options = layer_names(change["new"])
+        try:
+            layer.options = layer_names(change["new"])
+        except Exception:                          # no such model (or not built): the button says why
+            layer.options = []
 
     def on_layer(change):
         if change["new"] is not None:
@@ -236,8 +278,8 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
         result = lowrank.lowrank_experiment(model.value, layer.value, rank.value, device.value)
         return ["<br>".join(result.lines())]
 
-    button.on_click(_show_on_click(out, compute, "Cannot factorize"))
-    return w.VBox([w.HBox([model, layer]), w.HBox([rank, device]), button, out])
+    return _panel([w.HBox([model, layer]), w.HBox([rank, device]), button], button, compute,
+                  "Cannot factorize")
 
 
 # ----------------------------------------------------------------------------- distillation (notebook 03)
@@ -268,12 +310,11 @@ def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     epochs = w.IntSlider(value=3, min=1, max=10, description="epochs", continuous_update=False)
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     button = w.Button(description="Distill", button_style="primary", icon="graduation-cap")
-    out = w.Output()
 
     def compute():
         result = distillation.distillation_experiment(hidden.value, temperature.value, weight.value,
                                                       epochs.value, device.value)
         return ["<br>".join(result.lines())]
 
-    button.on_click(_show_on_click(out, compute, "Cannot distill"))
-    return w.VBox([w.HBox([hidden, temperature]), w.HBox([weight, epochs]), w.HBox([device, button]), out])
+    return _panel([w.HBox([hidden, temperature]), w.HBox([weight, epochs]), w.HBox([device, button])], button,
+                  compute, "Cannot distill")

@@ -1,6 +1,15 @@
+import threading
+
+import ipywidgets as w
+import matplotlib.pyplot as plt
 import pytest
 
-from course_lib import pruning, quantization, widgets
+from course_lib import distillation, lowrank, plots, pruning, quantization, widgets
+
+
+def shown(panel) -> str:
+    """The text a panel shows in its result area (the last child; the note is the one before)."""
+    return "\n".join(c.value for c in panel.children[-1].children if isinstance(c, w.HTML))
 
 
 def test_panel_result_for_lenet5_on_the_stm32():
@@ -18,11 +27,11 @@ def test_panel_rejects_bad_choices_with_named_errors():
         widgets.evaluate_on_device("lenet5", "int8", "toaster")
 
 
-def test_panel_click_evaluates(capsys):
+def test_panel_click_evaluates():
     panel = widgets.device_panel(default_model="lenet_300_100", default_device="ESP32")
     panel.children[1].children[1].value = False      # no latency measurement
     panel.children[2].click()
-    assert "ESP32: FITS" in capsys.readouterr().out
+    assert "ESP32: FITS" in shown(panel)
 
 
 def test_pruning_experiment_channel_and_global():
@@ -45,13 +54,13 @@ def test_pruning_experiment_rejects_bad_input():
         pruning.pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
 
 
-def test_pruning_panel_click_runs_the_experiment(capsys):
+def test_pruning_panel_click_runs_the_experiment():
     panel = widgets.pruning_panel(default_model="lenet_300_100", default_device="ESP32")
     panel.children[0].children[1].value = "channel"
     panel.children[1].children[0].value = 0.5
     panel.children[2].children[0].value = 0
     panel.children[2].children[1].click()
-    assert "channel pruning at sparsity 0.50" in capsys.readouterr().out
+    assert "channel pruning at sparsity 0.50" in shown(panel)
 
 
 def test_quantization_experiment():
@@ -77,18 +86,19 @@ def test_quantization_experiment():
     (widgets.pruning_panel, pruning, "pruning_experiment", lambda p: p.children[2].children[1], "Cannot run"),
     (widgets.quantization_panel, quantization, "quantization_experiment", lambda p: p.children[2].children[1],
      "Cannot run"),
+    (widgets.lowrank_panel, lowrank, "lowrank_experiment", lambda p: p.children[2], "Cannot factorize"),
+    (widgets.distillation_panel, distillation, "distillation_experiment", lambda p: p.children[2].children[1],
+     "Cannot distill"),
 ])
-def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, button, failure, monkeypatch,
-                                               capsys):
+def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, button, failure, monkeypatch):
     panel = make_panel()
 
     def failing(*args):
-        raise ValueError("boom")
+        raise ValueError("boom <b>")
 
     monkeypatch.setattr(module, computation, failing)
     button(panel).click()                # must not raise
-    # Outside a kernel, display() prints the widget's repr to stdout.
-    assert f"{failure}:</b> boom" in capsys.readouterr().out
+    assert f"{failure}:</b> boom &lt;b&gt;" in shown(panel)     # the message, as text
 
 
 # ----------------------------------------------------------------------------- bad input never gives garbage
@@ -128,7 +138,7 @@ def test_bad_input_raises_a_named_error(call, error, fragment, monkeypatch):
     assert fragment in str(info.value)
 
 
-def test_lowrank_panel_follows_the_layer_and_runs_the_experiment(capsys):
+def test_lowrank_panel_follows_the_layer_and_runs_the_experiment():
     panel = widgets.lowrank_panel(default_model="lenet_300_100", default_device="ESP32")
     model, layer = panel.children[0].children
     rank = panel.children[1].children[0]
@@ -137,8 +147,115 @@ def test_lowrank_panel_follows_the_layer_and_runs_the_experiment(capsys):
     assert rank.max == 100
     rank.value = 10
     panel.children[2].click()
-    assert "fc2 factorised" in capsys.readouterr().out
+    assert "fc2 factorised" in shown(panel)
     model.value = "lenet5"                                                # the layers follow the model
     assert layer.options == ("conv1", "conv2", "fc1", "fc2")
     with pytest.raises(ValueError, match="default_model"):
         widgets.lowrank_panel(default_model="vgg16")
+
+
+# ----------------------------------------------------------------------------- figures, staleness, labels
+
+PANELS = [widgets.device_panel, widgets.pruning_panel, widgets.quantization_panel, widgets.lowrank_panel,
+          widgets.distillation_panel]
+
+
+def controls(panel):
+    """The panel's controls (dropdowns, sliders, checkboxes), in order; not its button or result."""
+    def walk(widget):
+        for child in getattr(widget, "children", ()):
+            yield from walk(child)
+        if isinstance(widget, w.ValueWidget):
+            yield widget
+    return [c for row in panel.children[:-2] for c in walk(row)]
+
+
+def another_value(control):
+    """A valid value other than the control's current one."""
+    if isinstance(control, w.Checkbox):
+        return not control.value
+    if isinstance(control, (w.Dropdown, w.SelectionSlider)):
+        return next(v for _, v in reversed(control._options_full) if v != control.value)
+    return control.max if control.value != control.max else control.min
+
+
+def test_device_panel_shows_its_figure_as_a_png_drawn_without_pyplot(monkeypatch):
+    panel = widgets.device_panel(default_model="lenet5", default_device="STM32F746")
+    panel.children[1].children[1].value = False
+
+    def no_pyplot(*args, **kwargs):
+        raise AssertionError("a panel callback must not touch pyplot")
+
+    for name in ("figure", "subplots", "show", "close", "gcf"):
+        monkeypatch.setattr(plt, name, no_pyplot)
+    panel.children[2].click()
+    monkeypatch.undo()
+    text, image = panel.children[-1].children
+    assert "lenet5 stored as fp32" in text.value and "STM32F746" in text.value
+    assert isinstance(image, w.Image) and image.format == "png" and bytes(image.value).startswith(b"\x89PNG")
+    # The same figure drawn outside the panel, through pyplot as a notebook cell draws it: same pixels.
+    verdict = widgets.evaluate_on_device("lenet5", "fp32", "STM32F746").verdict
+    outside = plots.plot_fit_bars(verdict, "flash", "SRAM")
+    try:
+        assert plots.figure_png(outside) == bytes(image.value)
+    finally:
+        plt.close(outside)
+
+
+def test_a_panel_press_on_another_thread_draws_the_complete_figure():
+    # JupyterLab's comms over subshells deliver the click on a second thread.
+    panel = widgets.device_panel(default_model="lenet_300_100", default_device="ESP32")
+    panel.children[1].children[1].value = False
+    presses = [threading.Thread(target=panel.children[2].click) for _ in range(2)]
+    for t in presses:
+        t.start()
+        t.join()
+    verdict = widgets.evaluate_on_device("lenet_300_100", "fp32", "ESP32").verdict
+    reference = plots.figure_png(plots.plot_fit_bars(verdict, "flash", "SRAM", pyplot=False))
+    assert bytes(panel.children[-1].children[1].value) == reference
+
+
+def test_a_panel_refuses_a_pyplot_figure():
+    fig = plt.figure()
+    try:
+        with pytest.raises(TypeError, match="pyplot=False"):
+            widgets._as_widget(fig)
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("make_panel", PANELS)
+def test_every_control_marks_an_old_result_stale(make_panel):
+    panel = make_panel()
+    note, result = panel.children[-2:]
+    first = controls(panel)[0]
+    first.value = another_value(first)
+    assert note.value == ""                                   # nothing shown yet: nothing is stale
+    result.children = (w.HTML("an old result"),)
+    for control in controls(panel):
+        if isinstance(control, w.Dropdown) and len(control.options) < 2:
+            continue                                          # e.g. the layers of a model not built here
+        note.value = ""
+        control.value = another_value(control)
+        assert "Settings changed" in note.value, control.description
+
+
+def test_a_press_clears_the_stale_note():
+    panel = widgets.device_panel(default_model="lenet_300_100", default_device="ESP32")
+    note, measure_here, fmt = panel.children[-2], panel.children[1].children[1], panel.children[0].children[1]
+    measure_here.value = False
+    panel.children[2].click()
+    assert note.value == "" and "stored as fp32" in shown(panel)
+    fmt.value = "int8"
+    assert "Settings changed" in note.value and "<b>Evaluate</b>" in note.value
+    assert "stored as fp32" in shown(panel)                   # the old result stays, marked stale
+    panel.children[2].click()
+    assert note.value == "" and "stored as int8" in shown(panel)
+
+
+@pytest.mark.parametrize("make_panel", PANELS)
+def test_buttons_are_sized_to_their_label(make_panel):
+    panel = make_panel()
+    buttons = [c for row in panel.children[:-2] for c in [row, *getattr(row, "children", ())]
+               if isinstance(c, w.Button)]
+    assert len(buttons) == 1 and buttons[0].layout.width == "max-content"
