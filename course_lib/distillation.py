@@ -68,8 +68,12 @@ def check_weight(weight: float) -> None:
     check_real(weight, "weight", 0, 1)
 
 
-def _check_logits(logits: torch.Tensor, name: str) -> None:
-    """A (B, C) float tensor of logits, B >= 1, C >= 2, finite."""
+def check_logits(logits: torch.Tensor, name: str) -> None:
+    """``logits`` is a finite (B, C) float tensor with B >= 1 and C >= 2.
+
+    Raises:
+        TypeError: not a tensor. ValueError: another shape or dtype, NaN or inf.
+    """
     check_tensor(logits, name)
     if logits.dim() != 2 or logits.shape[0] == 0 or logits.shape[1] < 2 or \
             not logits.is_floating_point():
@@ -78,9 +82,14 @@ def _check_logits(logits: torch.Tensor, name: str) -> None:
     check_finite(logits, name)
 
 
-def _check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
-    _check_logits(student_logits, "student_logits")
-    _check_logits(teacher_logits, "teacher_logits")
+def check_logit_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    """Student and teacher logits: each as :func:`check_logits`, and of the same shape.
+
+    Raises:
+        TypeError / ValueError: naming ``student_logits`` or ``teacher_logits``.
+    """
+    check_logits(student_logits, "student_logits")
+    check_logits(teacher_logits, "teacher_logits")
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student_logits and teacher_logits must have the same shape (batch, classes), "
                          f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
@@ -107,7 +116,7 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.
         TypeError / ValueError: ``logits`` not a finite (B, C) float tensor; ``temperature``
             not a finite number > 0.
     """
-    _check_logits(logits, "logits")
+    check_logits(logits, "logits")
     check_temperature(temperature)
     return F.softmax(logits / temperature, dim=-1)
 
@@ -119,7 +128,7 @@ def log_softmax_with_temperature(logits: torch.Tensor, temperature: float) -> to
     Raises:
         TypeError / ValueError: as :func:`softmax_with_temperature`.
     """
-    _check_logits(logits, "logits")
+    check_logits(logits, "logits")
     check_temperature(temperature)
     return F.log_softmax(logits / temperature, dim=-1)
 
@@ -138,7 +147,7 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
         TypeError / ValueError: logits that are not finite (B, C) float tensors of the same
             shape; ``temperature`` not a finite number > 0.
     """
-    _check_pair(student_logits, teacher_logits)
+    check_logit_pair(student_logits, teacher_logits)
     check_temperature(temperature)
     log_q = F.log_softmax(student_logits / temperature, dim=-1)
     log_p = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
@@ -164,7 +173,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         TypeError / ValueError: as :func:`soft_target_loss`; ``weight`` outside [0, 1];
             ``labels`` None while ``weight < 1``, or not B class indices in [0, C - 1].
     """
-    _check_pair(student_logits, teacher_logits)
+    check_logit_pair(student_logits, teacher_logits)
     check_temperature(temperature)
     check_weight(weight)
     if labels is None and weight < 1:
@@ -188,7 +197,7 @@ def soft_target_gradient(student_logits: torch.Tensor, teacher_logits: torch.Ten
     Raises:
         TypeError / ValueError: as :func:`soft_target_loss`.
     """
-    _check_pair(student_logits, teacher_logits)
+    check_logit_pair(student_logits, teacher_logits)
     check_temperature(temperature)
     q = F.softmax(student_logits / temperature, dim=-1)
     p = F.softmax(teacher_logits.detach() / temperature, dim=-1)
@@ -206,7 +215,7 @@ def logit_matching_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
     Raises:
         TypeError / ValueError: logits that are not finite (B, C) float tensors of the same shape.
     """
-    _check_pair(student_logits, teacher_logits)
+    check_logit_pair(student_logits, teacher_logits)
     z = student_logits - student_logits.mean(dim=-1, keepdim=True)
     v = teacher_logits.detach() - teacher_logits.detach().mean(dim=-1, keepdim=True)
     classes = student_logits.shape[1]
@@ -319,7 +328,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
         check_model(teacher, "teacher")
         classes = _output_classes(teacher, transfer.images[:1])
     else:
-        _check_logits(teacher_logits, "teacher_logits")
+        check_logits(teacher_logits, "teacher_logits")
         if len(teacher_logits) != len(transfer):
             raise ValueError(f"teacher_logits must have one row per transfer image ({len(transfer)}), "
                              f"got {len(teacher_logits)}")
@@ -421,7 +430,7 @@ def choose_bias_shift(logits: torch.Tensor, labels: torch.Tensor, label: int,
         TypeError / ValueError: ``logits`` not a finite (B, C) float tensor; ``labels`` not B
             class indices; ``label`` not in [0, C - 1]; ``shifts`` empty or not finite numbers.
     """
-    _check_logits(logits, "logits")
+    check_logits(logits, "logits")
     _check_labels(labels, logits)
     check_int(label, "label", 0, logits.shape[1] - 1)
     if not isinstance(shifts, (list, tuple)) or not shifts or \

@@ -318,3 +318,40 @@ def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
 
     return _panel([w.HBox([hidden, temperature]), w.HBox([weight, epochs]), w.HBox([device, button])], button,
                   compute, "Cannot distill")
+
+
+# ----------------------------------------------------------------------------- architecture design (notebook 05)
+
+PANEL_RESOLUTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)
+
+
+def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-05 panel over :func:`course_lib.architectures.architecture_experiment`:
+    block type, width multiplier, resolution multiplier, depth and device; nothing trains, the
+    design is built and measured on the button.
+
+    Raises:
+        TypeError / ValueError: ``default_device`` is not one of
+            :func:`course_lib.hardware.device_names`.
+    """
+    _check_dropdown(default_device, "default_device", hardware.device_names())
+    import ipywidgets as w
+
+    from . import architectures
+
+    block = w.Dropdown(options=architectures.BLOCK_TYPES, value="separable", description="block")
+    width = w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.25, description="width α",
+                          continuous_update=False, readout_format=".2f")
+    resolution = w.SelectionSlider(options=PANEL_RESOLUTIONS, value=1.0, description="resolution ρ",
+                                   continuous_update=False)
+    depth = w.IntSlider(value=1, min=1, max=3, description="depth ×", continuous_update=False)
+    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    button = w.Button(description="Build and measure", button_style="primary", icon="cubes")
+
+    def compute():
+        result = architectures.architecture_experiment(block.value, width.value, resolution.value,
+                                                       device.value, depth.value)
+        return ["<br>".join(result.lines())]
+
+    return _panel([w.HBox([block, width]), w.HBox([resolution, depth]), w.HBox([device, button])], button,
+                  compute, "Cannot build")

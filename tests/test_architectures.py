@@ -477,3 +477,145 @@ def test_a_few_training_steps_lower_the_loss_of_a_residual_network():
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- pictures of blocks
+
+def _all_blocks():
+    return [A.make_block("conv", 8, 16, stride=2), A.make_block("separable", 8, 16, stride=2, se=True),
+            A.make_block("inverted_residual", 8, 8, expansion=4), A.make_block("inverted_residual", 8, 16, 3, 2, 1),
+            A.make_block("residual", 8, 8), A.make_block("residual", 8, 16, stride=2),
+            A.make_block("shuffle", 8, 8, groups=2), A.make_block("shuffle", 8, 24, stride=2, groups=4)]
+
+
+def test_block_diagram_follows_the_blocks_own_layers_and_shapes():
+    for block in _all_blocks():
+        block.train()
+        diagram = A.block_diagram(block, (9, 7))
+        assert block.training                                               # the mode is restored
+        with torch.no_grad():
+            out = block.eval()(torch.zeros(1, diagram.input_shape[0], 9, 7))
+        assert diagram.output_shape == tuple(out.shape[1:])
+        assert diagram.input_shape[1:] == (9, 7)
+        boxes = diagram.main + diagram.after + ((diagram.shortcut,) if diagram.shortcut else ())
+        names = {name.split(".")[-1] for name, _ in block.named_modules()}
+        assert all(b.name in names or b.kind == "identity" for b in boxes), diagram
+    inverted = A.block_diagram(A.make_block("inverted_residual", 8, 8, expansion=4))
+    assert [b.name for b in inverted.main] == ["expand", "depthwise", "project"]
+    assert [b.kind for b in inverted.main] == ["pointwise", "depthwise", "pointwise"]
+    assert "ReLU6" in inverted.main[1].label and "linear" in inverted.main[2].label
+    assert inverted.merge == "add" and inverted.shortcut.kind == "identity"
+    assert inverted.main[0].shape == (32, 14, 14)
+    strided = A.block_diagram(A.make_block("inverted_residual", 8, 16, 3, 2, 4))
+    assert strided.merge is None and strided.shortcut is None
+    shuffle = A.block_diagram(A.make_block("shuffle", 8, 24, stride=2, groups=4))
+    assert shuffle.merge == "concat" and shuffle.shortcut.name == "pool" and shuffle.output_shape == (24, 7, 7)
+    assert [b.kind for b in shuffle.main] == ["grouped", "other", "depthwise", "grouped"]
+    residual = A.block_diagram(A.make_block("residual", 8, 16, stride=2))
+    assert residual.shortcut.name == "shortcut" and [b.name for b in residual.after] == ["relu"]
+    assert A.block_diagram(A.make_block("conv", 8, 16)).merge is None
+
+
+def test_plot_block_draws_one_box_per_layer_on_a_new_figure_or_given_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
+    for block in _all_blocks():
+        diagram = A.block_diagram(block)
+        fig = A.plot_block(block, pyplot=False)
+        assert isinstance(fig, Figure)
+        boxes = [p for p in fig.axes[0].patches if isinstance(p, FancyBboxPatch)]
+        shortcut_box = diagram.shortcut is not None and diagram.shortcut.kind != "identity"
+        assert len(boxes) == len(diagram.main) + len(diagram.after) + 2 + shortcut_box
+        texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+        assert all(b.name in texts for b in diagram.main)
+    fig, axes = plt.subplots(1, 2)
+    try:
+        assert A.plot_block(_all_blocks()[2], ax=axes[1]) is fig
+        assert axes[1].patches and not axes[0].patches
+    finally:
+        plt.close(fig)
+
+
+def test_block_diagram_and_plot_block_name_their_bad_arguments():
+    with pytest.raises(TypeError, match="block must be a block of course_lib.architectures"):
+        A.block_diagram(nn.Conv2d(2, 2, 3))
+    with pytest.raises(ValueError, match="input_size"):
+        A.block_diagram(A.make_block("conv", 2, 2), (0, 4))
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        A.plot_block(A.make_block("conv", 2, 2), ax="left")
+    with pytest.raises(TypeError, match="pyplot"):
+        A.plot_block(A.make_block("conv", 2, 2), pyplot=1)
+
+
+# ----------------------------------------------------------------------------- the panel's experiment
+
+def test_architecture_experiment_costs_the_family_design_at_the_chosen_multipliers():
+    for block, design in A.DESIGNS.items():
+        result = A.architecture_experiment(block, 1.0, 1.0, "Arduino Nano 33 BLE Sense")
+        family = A.FASHION_FAMILY[f"{design}_x1_0"]
+        assert result.architecture == family and result.design == design
+        model = A.build_model(family)
+        assert A.Costs(result.report.parameters, result.report.macs) == measured(model, (1, 28, 28))
+        assert result.report.number_format == "int8"
+        assert result.report.weight_bytes == measure.weight_bytes(model, "int8")
+        assert result.report.peak_activation_bytes == measure.peak_activation_bytes(model, number_format="int8")
+        assert result.verdict.device == "Arduino Nano 33 BLE Sense"
+    half = A.architecture_experiment("separable", 0.5, 0.5, "STM32F746", depth_multiplier=2)
+    assert half.architecture.width_multiplier == 0.5 and half.architecture.resolution == (14, 14)
+    assert [s.depth for s in half.architecture.stages] == [2, 2, 2, 2]
+    assert half.reference_costs == A.architecture_costs(A.FASHION_FAMILY["separable_x1_0"])
+    assert half.zoo_name is None and half.test_accuracy is None
+
+
+def test_architecture_experiment_macs_fall_about_as_alpha_squared_rho_squared():
+    full = A.architecture_experiment("conv", 1.0, 1.0, "ESP32").report.macs
+    for alpha, rho in ((0.5, 1.0), (1.0, 0.5), (0.5, 0.5)):
+        macs = A.architecture_experiment("conv", alpha, rho, "ESP32").report.macs
+        assert 0.7 * alpha ** 2 * rho ** 2 < macs / full < 1.5 * alpha ** 2 * rho ** 2
+
+
+def test_architecture_experiment_reports_the_zoo_accuracy_only_for_a_trained_match(monkeypatch):
+    from course_lib import zoo
+    records = {"mobilenet_v2_x0_5_fashion": {"test_error": 0.1}}
+
+    def entry(name):
+        if name not in records:
+            raise zoo.CheckpointError(f"baseline {name!r} has not been built")
+        return records[name]
+    monkeypatch.setattr(zoo, "entry", entry)
+    exact = A.architecture_experiment("inverted_residual", 0.5, 1.0, "Arduino Nano 33 BLE Sense")
+    assert exact.zoo_name == "mobilenet_v2_x0_5_fashion" and exact.test_accuracy == pytest.approx(0.9)
+    assert "zoo model mobilenet_v2_x0_5_fashion" in exact.lines()[-1] and "90.00%" in exact.lines()[-1]
+    near = A.architecture_experiment("inverted_residual", 1.0, 1.0, "Arduino Nano 33 BLE Sense")
+    assert near.zoo_name is None and near.nearest_name == "mobilenet_v2_x0_5_fashion"
+    assert "not trained" in near.lines()[-1] and "nearest trained: mobilenet_v2_x0_5_fashion" in near.lines()[-1]
+    none = A.architecture_experiment("residual", 0.5, 1.0, "Arduino Nano 33 BLE Sense")
+    assert none.zoo_name is None and none.nearest_name is None
+    assert none.lines()[-1] == "Fashion-MNIST test accuracy: not trained (no zoo model at these settings)"
+    lines = "\n".join(exact.lines())
+    for piece in ("α = 0.5", "ρ = 1", "parameters", "MACs", "int8: weights", "peak activations",
+                  "Arduino Nano 33 BLE Sense: FITS", "Estimated latency"):
+        assert piece in lines, piece
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(block="dense"), ValueError, "block"),
+    (dict(width_multiplier=0), ValueError, "width_multiplier"),
+    (dict(width_multiplier=5.0), ValueError, "width_multiplier"),
+    (dict(width_multiplier="1"), TypeError, "width_multiplier"),
+    (dict(resolution_multiplier=1.5), ValueError, "resolution_multiplier"),
+    (dict(resolution_multiplier=0.05), ValueError, "below 1x1"),
+    (dict(depth_multiplier=0), ValueError, "depth_multiplier"),
+    (dict(depth_multiplier=1.0), TypeError, "depth_multiplier"),
+    (dict(device_name="Cray-1"), ValueError, "device"),
+    (dict(block="shuffle", width_multiplier=0.1), ValueError, "stages\\[0\\] \\(shuffle\\).*must exceed"),
+])
+def test_architecture_experiment_names_bad_input(kwargs, error, match):
+    args = dict(block="separable", width_multiplier=1.0, resolution_multiplier=1.0,
+                device_name="Arduino Nano 33 BLE Sense") | kwargs
+    with pytest.raises(error, match=match):
+        A.architecture_experiment(**args)

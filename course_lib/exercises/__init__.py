@@ -58,6 +58,17 @@ from .distillation import (check_choose_bias_shift, check_distillation_loss, che
                            distillation_loss_reference, ensemble_logits_reference,
                            softmax_with_temperature_reference)
 
+# notebook 06
+from .model_distillation import (agreement_and_accuracy_reference, check_agreement_and_accuracy,
+                                 check_leaf_probabilities, check_mimic_loss, leaf_probabilities_reference,
+                                 mimic_loss_reference)
+
+# notebook 05
+from .architectures import (InvertedResidualReference, channel_shuffle_reference, check_channel_shuffle,
+                            check_inverted_residual, check_make_divisible, check_pareto_front,
+                            check_separable_costs, inverted_residual_state_dict, make_divisible_reference,
+                            pareto_front_reference, separable_costs_reference)
+
 __all__ = [
     # the mechanism
     "CheckResult", "PASS", "FAIL", "NOT_ATTEMPTED", "assert_no_failures", "falls_back_to", "learner_code",
@@ -83,4 +94,11 @@ __all__ = [
     # student notebooks
     "BEGIN", "END", "REMOVED", "build_student_notebooks", "count_solution_blocks", "main", "strip_solutions",
     "student_notebook",
+    # notebook 06
+    "check_agreement_and_accuracy", "agreement_and_accuracy_reference", "check_mimic_loss", "mimic_loss_reference",
+    "check_leaf_probabilities", "leaf_probabilities_reference",
+    # notebook 05
+    "check_separable_costs", "separable_costs_reference", "check_inverted_residual", "InvertedResidualReference",
+    "inverted_residual_state_dict", "check_channel_shuffle", "channel_shuffle_reference", "check_make_divisible",
+    "make_divisible_reference", "check_pareto_front", "pareto_front_reference",
 ]

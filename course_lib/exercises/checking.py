@@ -372,3 +372,13 @@ def checker(exercise: str) -> Callable:
                               "against the exercise's docstring.")
         return run
     return decorate
+
+
+def close_to(got: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5) -> bool:
+    """Same shape, and equal up to ``rtol`` of the largest entry of ``expected`` (at least 1),
+    compared in float64: the checkers' test of a learner's tensor against a reference's."""
+    got, expected = got.detach().double(), expected.detach().double()
+    if got.shape != expected.shape:
+        return False
+    scale = max(expected.abs().max().item(), 1.0) if expected.numel() else 1.0
+    return bool(((got - expected).abs() <= rtol * scale).all())

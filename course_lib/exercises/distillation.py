@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from .checking import CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
+from .checking import close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
 
 
 def _show(t: torch.Tensor) -> str:
@@ -35,18 +35,10 @@ def _show(t: torch.Tensor) -> str:
     return f"of shape {tuple(t.shape)}"
 
 
-def _close(got: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5) -> bool:
-    """Same shape, finite where ``expected`` is, and equal up to ``rtol`` of the largest entry
-    (compared in float64)."""
-    got, expected = got.detach().double(), expected.detach().double()
-    if got.shape != expected.shape:
-        return False
-    scale = max(expected.abs().max().item(), 1.0) if expected.numel() else 1.0
-    return bool(((got - expected).abs() <= rtol * scale).all())
 
 
 def _first_hint(got: torch.Tensor, candidates: list[tuple[torch.Tensor, str]], rtol: float = 1e-5) -> str | None:
-    return next((hint for wrong, hint in candidates if _close(got, wrong, rtol)), None)
+    return next((hint for wrong, hint in candidates if close_to(got, wrong, rtol)), None)
 
 
 # ----------------------------------------------------------------------------- softmax_with_temperature
@@ -120,7 +112,7 @@ def check_softmax_with_temperature(softmax_with_temperature: Callable[[torch.Ten
                           "logit overflows (exp(500) is inf in float32, and inf / inf is NaN): subtract each "
                           "row's maximum before exp - softmax is unchanged by a shift - "
                           "scaled - scaled.max(dim=-1, keepdim=True).values (torch.softmax does it for you).")
-        if not _close(got, expected):
+        if not close_to(got, expected):
             hint = _first_hint(got, _softmax_mistakes(logits, T)) or \
                 "softmax(logits / T, dim=-1): divide by T, exponentiate, normalise each row to sum 1."
             return failed(name, f"{where}: expected {_show(expected)}, got {_show(got)}. Hint: {hint}")
@@ -220,7 +212,7 @@ def _loss_hint(got: torch.Tensor, args: tuple) -> str | None:
     pairs = [list(p) for p in itertools.combinations(_LOSS_MISTAKES, 2) if p[0][0] != p[1][0]]
     for mistakes in singles + pairs:
         wrong = _loss_variant(*args, **{key: value for key, value, _ in mistakes})
-        if _close(got, wrong):
+        if close_to(got, wrong):
             return "; and ".join(text for _, _, text in mistakes) + "."
     return None
 
@@ -279,7 +271,7 @@ def check_distillation_loss(distillation_loss: Callable) -> CheckResult:
             return failed(name, f"{where} your loss is {got.item()}. Hint: F.kl_div(input, target) takes the "
                           "target as PROBABILITIES (softmax) unless log_target=True, and the input as "
                           "log-probabilities; take logs with log_softmax, never log(softmax(...)).")
-        if not _close(got, expected):
+        if not close_to(got, expected):
             hint = _loss_hint(got, args) or ("(1 - weight) * F.cross_entropy(student_logits, labels) + weight * "
                                              "T**2 * F.kl_div(log_softmax(student_logits / T, dim=-1), "
                                              "softmax(teacher_logits / T, dim=-1), reduction='batchmean').")
@@ -412,7 +404,7 @@ def check_ensemble_logits(ensemble_logits: Callable[[list], torch.Tensor]) -> Ch
                           "float32, so some averaged probabilities are exactly 0 and log(0) = -inf. Stay in "
                           "log space: torch.logsumexp(torch.stack([F.log_softmax(z, dim=-1) for z in "
                           "logits_list]), dim=0) - math.log(len(logits_list)).")
-        if not _close(got, expected):
+        if not close_to(got, expected):
             hint = _first_hint(got, _ensemble_mistakes(logits_list)) or \
                 "the log of the average of the members' softmax probabilities."
             return failed(name, f"{where}: expected {_show(expected)}, got {_show(got)}. Hint: {hint}")

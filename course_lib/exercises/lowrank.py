@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
+from .checking import (close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, passed)
 
 
@@ -27,11 +27,9 @@ def _show(t: torch.Tensor) -> str:
     return f"of shape {tuple(t.shape)}"
 
 
+
 def _close(got: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-4) -> bool:
-    """Same shape and equal up to ``rtol`` of the largest entry (compared in float64)."""
-    got, expected = got.detach().double(), expected.detach().double()
-    scale = max(expected.abs().max().item(), 1.0) if expected.numel() else 1.0
-    return got.shape == expected.shape and bool(((got - expected).abs() <= rtol * scale).all())
+    return close_to(got, expected, rtol)
 
 
 def _with_spectrum(m: int, n: int, singular_values: list[float], seed: int,
