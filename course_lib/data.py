@@ -344,13 +344,24 @@ def _read_fashion(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray
 
 def _read_split(dataset: str, split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one of :data:`SPLITS`: train and validation are carved from the
-    dataset's 60,000 training images by :func:`validation_split_indices`."""
+    dataset's 60,000 training images by :func:`validation_split_indices`.
+
+    The course's Fashion-MNIST copy is stored class by class, so its validation and test splits
+    are put in a fixed seeded order: a prefix (:meth:`ImageSplit.subset`) then holds every class,
+    as MNIST's does. Its train split keeps the stored order, on which the shipped models' seeded
+    recipes were trained (each epoch draws its own permutation); draw from it with
+    :meth:`ImageSplit.sample`."""
     read = _read_mnist if dataset == "mnist" else _read_fashion
     if split == "test":
-        return read("test", root)
-    images, labels = read("train", root)
-    index = validation_split_indices(labels)[split]
-    return images[index], labels[index]
+        images, labels = read("test", root)
+    else:
+        images, labels = read("train", root)
+        index = validation_split_indices(labels)[split]
+        images, labels = images[index], labels[index]
+    if dataset == "fashion-mnist" and split != "train":
+        order = np.random.default_rng(FASHION_SPLIT_SEED).permutation(len(labels))
+        images, labels = images[order], labels[order]
+    return images, labels
 
 
 # ----------------------------------------------------------------------------- public API
@@ -403,13 +414,31 @@ class ImageSplit:
         return ImageSplit(self.images.to(device), self.labels.to(device), self.name, self.classes)
 
     def subset(self, n: int) -> "ImageSplit":
-        """The first ``n`` examples (a quick look for exercises and widgets).
+        """The first ``n`` examples (a quick look for exercises and widgets). Every split but
+        Fashion-MNIST's train split, which is stored class by class, holds every class in
+        its first few hundred examples; to draw from any split, use :meth:`sample`.
 
         Raises:
             TypeError / ValueError: ``n`` is not an int in [1, len(self)].
         """
         check_int(n, "n", 1, len(self))
         return ImageSplit(self.images[:n], self.labels[:n], f"{self.name}[:{n}]", self.classes)
+
+    def sample(self, n: int, seed: int = 0) -> "ImageSplit":
+        """``n`` examples drawn without replacement by a permutation seeded with ``seed`` (a
+        private generator: the global random state is untouched): a calibration or
+        fine-tuning set in which every class appears about in proportion.
+
+        Raises:
+            TypeError / ValueError: ``n`` not an int in [1, len(self)]; ``seed`` not an int in
+                [0, 2**32 - 1].
+        """
+        check_int(n, "n", 1, len(self))
+        check_int(seed, "seed", *SEED_RANGE)
+        index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        index = index.to(self.labels.device)
+        return ImageSplit(self.images[index], self.labels[index], f"{self.name}, {n} drawn with seed {seed}",
+                          self.classes)
 
 
 def check_split(split: ImageSplit, name: str = "split", allow_none: bool = False) -> None:

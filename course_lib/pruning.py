@@ -615,7 +615,7 @@ def pruning_experiment(model_name: str, method: str, sparsity: float, device_nam
         pruned, masks = prune_weights(baseline, sparsity, "layer" if method == "layer-wise" else "global")
         hook = masks_hook(masks)
     if fine_tune_epochs:
-        subset = data.load(dataset, "train").subset(fine_tune_examples)
+        subset = data.load(dataset, "train").sample(fine_tune_examples)
         fine_tune(pruned, subset, fine_tune_epochs, lr=1e-3, after_step=hook, progress=False, seed=seed)
     encoding = "dense" if method == "channel" else "best"
     report = measure.report(pruned, model_name, encoding=encoding)

@@ -616,7 +616,7 @@ def quantization_experiment(model_name: str, bits: int, granularity: str, method
     device = hardware.get_device(device_name)
     baseline = zoo.load(model_name)
     dataset = zoo.dataset_of(model_name)
-    validation, calibration = data.load(dataset, "validation"), data.load(dataset, "train").subset(1000)
+    validation, calibration = data.load(dataset, "validation"), data.load(dataset, "train").sample(1000)
     quantized = quantize_model(baseline, bits, bits, calibration, method,
                                per_channel=granularity == "per-channel")
     report = measure.report(quantized, model_name)

@@ -271,3 +271,24 @@ def test_nothing_changes_on_error(dataset_copy):
     with pytest.raises(data.DatasetError):
         data.load("mnist", "test", root=dataset_copy)
     assert {p: p.read_bytes() for p in (dataset_copy / "mnist").iterdir()} == files
+
+
+def test_sample_draws_every_class_and_leaves_the_global_state_alone():
+    state = torch.random.get_rng_state()
+    fashion = data.load("fashion-mnist", "train")              # stored class by class
+    drawn = fashion.sample(1000, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert drawn.labels.bincount(minlength=10).min() >= 50      # every class, about in proportion
+    assert torch.equal(drawn.labels, fashion.sample(1000, seed=3).labels)
+    assert not torch.equal(drawn.labels, fashion.sample(1000, seed=4).labels)
+    with pytest.raises(ValueError, match="n must be"):
+        fashion.sample(0)
+    with pytest.raises(TypeError, match="seed must be"):
+        fashion.sample(10, seed=1.5)
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_fashion_evaluation_splits_hold_every_class_in_a_prefix(split):
+    labels = data.load("fashion-mnist", split).labels
+    assert labels[:500].bincount(minlength=10).min() >= 25
+    assert labels.bincount(minlength=10).tolist() == [len(labels) // 10] * 10

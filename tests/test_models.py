@@ -40,7 +40,7 @@ def test_bad_arguments_are_named():
 
 @pytest.mark.parametrize("call, error, fragment", [
     (lambda: models.build(None), ValueError, "architecture must be one of ['kd_student', 'kd_teacher', "
-                                             "'lenet5', 'lenet_300_100', 'small_cnn'], got None"),
+                                            "'lenet5', 'lenet_300_100', 'small_cnn', 'tiny_cnn'], got None"),
     (lambda: models.build("LeNet5"), ValueError, "got 'LeNet5'"),
     (lambda: models.build("lenet5", seed=1.0), TypeError, "seed must be an int in [0, 4294967295], got float 1.0"),
     (lambda: models.build("lenet5", seed=True), TypeError, "got bool"),

@@ -23,6 +23,30 @@ def test_baselines_reach_the_published_errors():
     assert zoo.entry("lenet5")["test_error"] <= 0.0080
 
 
+def test_distillation_models_hold_their_figures():
+    # Hinton et al. 2015, section 3: teacher 67, labels-only student 146, distilled student 74 test errors.
+    teacher, labels, distilled = (zoo.entry(n)["test_error"] for n in
+                                  ("kd_teacher", "kd_student_labels", "kd_student_distilled"))
+    assert teacher <= 0.0082 and labels <= 0.0146
+    assert (labels - distilled) / (labels - teacher) >= 0.4          # at least 40% of the gap closed
+    assert zoo.entry("tiny_cnn_fashion_distilled")["test_error"] < zoo.entry("tiny_cnn_fashion")["test_error"]
+
+
+def test_trained_recipes_record_their_validation_history():
+    for name in zoo.ZOO_FAMILY:
+        record = zoo.entry(f"{name}_fashion")
+        history = record["history"]
+        assert [h["epoch"] for h in history] == list(range(1, zoo.RECIPES[f"{name}_fashion"].epochs + 1))
+        assert history[-1]["validation_accuracy"] == pytest.approx(1 - record["validation_error"], abs=2e-4)
+
+
+def test_build_architecture_knows_both_tables():
+    assert zoo.build_architecture("tiny_cnn").conv1.out_channels == 8
+    assert zoo.build_architecture("separable_x1_0") is not None
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        zoo.build_architecture("vgg16")
+
+
 def test_shipped_pruned_lenet5_reproduces_han_et_al():
     from course_lib import pruning
     model = zoo.load("lenet5_pruned")
