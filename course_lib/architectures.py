@@ -1154,7 +1154,7 @@ class ArchitectureExperiment:
         H, W = a.resolution
         widths = [a.scaled_width(a.stem_width)] + [a.scaled_width(s.width) for s in a.stages]
         ratio = r.macs / self.reference_costs.macs
-        lines = [f"{self.design} design ({self.block} blocks): width multiplier α = {alpha:g}, resolution multiplier "
+        lines = [f"{self.design} design ({self.block} blocks): width multiplier α = {alpha:.2f}, resolution multiplier "
                  f"ρ = {rho:g} ({H}×{W} input), depth ×{self.depth_multiplier}; widths {widths}",
                  f"{r.parameters:,} parameters, {r.macs:,} MACs: {ratio:.2f}x the MACs at α = ρ = 1 "
                  f"(α²ρ² = {alpha ** 2 * rho ** 2:.2f})",
