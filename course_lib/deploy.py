@@ -1,0 +1,786 @@
+"""From ONNX Runtime's int8 model to a microcontroller: integer-only inference, step by step.
+
+:func:`course_lib.runtime.quantize_onnx_int8` writes a QDQ model: int8 weights, int32 biases and
+uint8 activations, each tensor with a scale :math:`s` and a zero point :math:`z`, so that a real
+value is :math:`r = s\\,(q - z)` (Jacob et al. 2018, "Quantization and Training of Neural
+Networks for Efficient Integer-Arithmetic-Only Inference", eq. 1). ONNX Runtime fuses that graph
+into integer kernels (``QLinearConv``, ``QGemm``). This module reads the same numbers back as plain
+arrays and runs them in NumPy with integers only, so that nothing is hidden.
+
+**One layer in integers** (Jacob et al. 2018, eqs. 2-7). For an output channel :math:`c` with
+weights :math:`q_w` (scale :math:`s_w[c]`, zero point :math:`z_w`), input codes :math:`q_x`
+(:math:`s_x, z_x`), output codes :math:`q_y` (:math:`s_y, z_y`) and the bias stored as int32
+codes :math:`q_b = \\mathrm{round}(b / (s_x s_w[c]))`:
+
+.. math:: a[c] = q_b[c] + \\sum_k (q_x[k] - z_x)\\,(q_w[c, k] - z_w)
+          \\qquad \\text{(int32 accumulator, eq. 7 without the zero-point expansion)}
+
+.. math:: q_y[c] = \\mathrm{clamp}\\big(z_y + \\mathrm{round}(M[c]\\, a[c]),\\; 0,\\; 255\\big),
+          \\qquad M[c] = \\frac{s_x\\, s_w[c]}{s_y} \\qquad \\text{(eqs. 4-5)}
+
+A ReLU costs nothing: its output range starts at 0, so ONNX Runtime's quantizer drops the node
+and the clamp to :math:`q_y \\geq z_y` (here :math:`z_y = 0`) does the job. Max pooling and
+flattening act on the codes directly (the map :math:`q \\mapsto s(q - z)` is increasing).
+
+**How ONNX Runtime rounds** (read in its source, ``qlinearconv.cc``, ``quant_gemm.cc`` and MLAS's
+``MlasRequantizeOutput`` / ``ConvSymKernel*.S``): :math:`M` is a float32 computed as
+``(s_x * s_w[c]) / s_y``; the accumulator is converted to float32, multiplied by :math:`M` in
+float32, clamped to :math:`[-z_y, 255 - z_y]`, rounded half to even (``cvtps2dq``), and shifted
+by :math:`z_y`. The input is quantized as ``clamp(round_half_even(x / s_x))`` with a true float32
+division (``QuantizeLinear``), and the logits come back as ``float32(q - z) * s`` (``DequantizeLinear``).
+:func:`forward_int8` with ``requantization="float"`` does exactly that, and its logits equal ONNX
+Runtime's bit for bit. The int32 sums are exact in both, with one exception on ONNX Runtime's side:
+x86 CPUs without VNNI multiply u8 by s8 with ``vpmaddubsw``, which saturates pairs of products
+at int16 (ONNX Runtime's quantization guide warns of it; ``reduce_range`` avoids it). With VNNI
+(``vpdpbusd``), AMX or Arm's dot product, nothing saturates.
+
+A microcontroller without a floating-point unit writes :math:`M = M_0\\, 2^{n - 31}` with an int32
+:math:`M_0 \\in [2^{30}, 2^{31})` (eq. 6) and requantizes with one 64-bit multiply and shifts, as
+gemmlowp, TensorFlow Lite Micro and CMSIS-NN do: ``requantization="fixed_point"``. Its results can
+differ from the float path by one code where :math:`M a` lies within rounding error of a half.
+
+The ONNX operator specifications (QuantizeLinear, DequantizeLinear, QLinearConv, MaxPool, Flatten,
+Gemm) define each step; ``export_c_header`` writes the arrays for a C compiler; ``operator_profile``
+shows where ONNX Runtime spends its time; ``int8_speedup`` times int8 against fp32.
+Taught in notebook 08, the capstone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .checks import check_choice, check_int, check_type
+from .measure import Speedup, check_input_shape, speedup
+from .models import IMAGE_SHAPE
+from .runtime import OrtModel, _check_onnx_file, _check_path, ort_session
+
+UINT8_MIN, UINT8_MAX = 0, 255
+REQUANTIZATIONS = ("float", "fixed_point")
+SUPPORTED_OPS = ("QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "Relu", "MaxPool", "Flatten")
+CHUNK = 256          # images per slice in forward_int8: bounds the im2col buffer (conv2 of LeNet-5: 33 MB)
+
+
+# ----------------------------------------------------------------------------- the arrays
+
+@dataclass(frozen=True, eq=False)
+class QuantizedConv2d:
+    """A 2-D convolution in integers: ``weight`` (O, C, kh, kw) int8, ``bias`` (O,) int32 codes of
+    scale :math:`s_x s_w`, ``weight_scale`` (O,) float32 and ``weight_zero_point`` (O,) int8 (one
+    per output channel), the input's and output's uint8 quantization, ONNX's ``stride`` (sh, sw),
+    ``padding`` (top, left, bottom, right) and ``dilation``, and whether a ReLU is fused."""
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    weight_scale: np.ndarray
+    weight_zero_point: np.ndarray
+    input_scale: np.float32
+    input_zero_point: int
+    output_scale: np.float32
+    output_zero_point: int
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    relu: bool = False
+
+    @property
+    def multiplier(self) -> np.ndarray:
+        """:math:`M[c] = s_x s_w[c] / s_y`, (O,) float32, computed in float32 in ONNX Runtime's order."""
+        return combined_scale(self.input_scale, self.weight_scale, self.output_scale)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedLinear:
+    """A fully connected layer in integers: ``weight`` (N, K) int8 (PyTorch's layout, one row per
+    output), ``bias`` (N,) int32, per-output ``weight_scale`` and ``weight_zero_point``, the input's
+    and output's uint8 quantization, and whether a ReLU is fused."""
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    weight_scale: np.ndarray
+    weight_zero_point: np.ndarray
+    input_scale: np.float32
+    input_zero_point: int
+    output_scale: np.float32
+    output_zero_point: int
+    relu: bool = False
+
+    @property
+    def multiplier(self) -> np.ndarray:
+        """:math:`M[n] = s_x s_w[n] / s_y`, (N,) float32."""
+        return combined_scale(self.input_scale, self.weight_scale, self.output_scale)
+
+
+@dataclass(frozen=True)
+class MaxPool2d:
+    """Max pooling on uint8 codes: ``kernel`` (kh, kw), ``stride``, ``padding`` (top, left, bottom, right)."""
+    name: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """(B, C, H, W) -> (B, C*H*W), in PyTorch's (C, H, W) order."""
+    name: str
+
+
+Layer = QuantizedConv2d | QuantizedLinear | MaxPool2d | Flatten
+
+
+@dataclass(frozen=True, eq=False)
+class Int8Model:
+    """An int8 network as plain arrays: the input's quantization (float32 in, uint8 codes out),
+    the layers in order, and the output's quantization (uint8 codes back to float32 logits).
+    Every array is read-only, so no forward pass can change it."""
+    name: str
+    input_shape: tuple[int, ...]
+    input_scale: np.float32
+    input_zero_point: int
+    layers: tuple[Layer, ...]
+    output_scale: np.float32
+    output_zero_point: int
+
+
+class Int8Output(NamedTuple):
+    """What :func:`forward_int8` returns: the output ``codes`` (B, classes) uint8 and the
+    ``logits`` :math:`s_y (q - z_y)` (B, classes) float32."""
+    codes: np.ndarray
+    logits: np.ndarray
+
+
+# ----------------------------------------------------------------------------- primitives
+
+def combined_scale(input_scale, weight_scale, output_scale) -> np.ndarray:
+    """:math:`M = (s_x \\cdot s_w) / s_y` in float32, rounding after each operation as ONNX
+    Runtime's ``ComputeOutputScale`` does (so the last bit agrees), one value per output channel."""
+    product = np.float32(input_scale) * np.asarray(weight_scale, dtype=np.float32)
+    return (product / np.float32(output_scale)).astype(np.float32)
+
+
+def quantize_linear(x: np.ndarray, scale, zero_point: int) -> np.ndarray:
+    """ONNX QuantizeLinear to uint8: :math:`q = \\mathrm{clamp}(\\mathrm{round}(x / s), -z, 255 - z) + z`,
+    with a float32 division and rounding half to even. ``x`` float32, any shape -> uint8, same shape."""
+    v = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    v = np.clip(v, np.float32(UINT8_MIN - zero_point), np.float32(UINT8_MAX - zero_point))
+    return (np.rint(v).astype(np.int32) + zero_point).astype(np.uint8)
+
+
+def dequantize_linear(q: np.ndarray, scale, zero_point: int) -> np.ndarray:
+    """ONNX DequantizeLinear: :math:`r = s\\,(q - z)`, as float32 (``float(q - z) * s``)."""
+    return (q.astype(np.int32) - zero_point).astype(np.float32) * np.float32(scale)
+
+
+def requantize(acc: np.ndarray, multiplier: np.ndarray, zero_point: int, relu: bool = False,
+               channel_axis: int = 1) -> np.ndarray:
+    """int32 accumulators -> uint8 codes as ONNX Runtime's ``MlasRequantizeOutput`` does:
+    ``float32(acc) * M`` in float32, clamped to :math:`[-z, 255 - z]` (from :math:`0` up with
+    ``relu``), rounded half to even, plus :math:`z`. ``multiplier`` has one value per channel
+    along ``channel_axis`` of ``acc``."""
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    v = acc.astype(np.float32) * multiplier.reshape(shape)
+    low = max(UINT8_MIN - zero_point, 0) if relu else UINT8_MIN - zero_point
+    v = np.clip(v, np.float32(low), np.float32(UINT8_MAX - zero_point))
+    return (np.rint(v).astype(np.int32) + zero_point).astype(np.uint8)
+
+
+def quantize_multiplier(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point form of :math:`M > 0` (Jacob et al. 2018, eq. 6; TensorFlow Lite's
+    ``QuantizeMultiplier``): :math:`M \\approx M_0 \\cdot 2^{n - 31}` with an int32
+    :math:`M_0 \\in [2^{30}, 2^{31})` and an int32 shift :math:`n` (negative: shift right).
+    Returns ``(M0, n)``, both int32 arrays shaped like ``multiplier``; :math:`M = 0` gives (0, 0)."""
+    m = np.asarray(multiplier, dtype=np.float64)
+    fraction, exponent = np.frexp(m)                                 # m = fraction * 2**exponent, fraction in [0.5, 1)
+    m0 = np.floor(fraction * 2.0 ** 31 + 0.5).astype(np.int64)       # round half away from zero (std::round)
+    carry = m0 == 2 ** 31                                            # fraction rounded up to 1.0
+    m0 = np.where(carry, m0 // 2, m0)
+    exponent = np.where(carry, exponent + 1, exponent)
+    tiny = (exponent < -31) | (m0 == 0)                             # below 2**-32: rounds to zero
+    return np.where(tiny, 0, m0).astype(np.int32), np.where(tiny, 0, exponent).astype(np.int32)
+
+
+def requantize_fixed_point(acc: np.ndarray, m0: np.ndarray, shift: np.ndarray, zero_point: int,
+                           relu: bool = False, channel_axis: int = 1) -> np.ndarray:
+    """int32 accumulators -> uint8 codes with integers only, as TensorFlow Lite Micro and
+    CMSIS-NN do (``MultiplyByQuantizedMultiplier``): shift left by :math:`\\max(n, 0)`, take the
+    rounded high half of the 64-bit product with :math:`M_0` (``SaturatingRoundingDoublingHighMul``),
+    then a rounding right shift by :math:`\\max(-n, 0)` (``RoundingDivideByPOT``), add :math:`z`, clamp."""
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    m0 = m0.astype(np.int64).reshape(shape)
+    left = np.maximum(shift, 0).astype(np.int64).reshape(shape)
+    right = np.maximum(-shift, 0).astype(np.int64).reshape(shape)
+    a = np.clip(acc.astype(np.int64) << left, -2 ** 31, 2 ** 31 - 1)
+    ab = a * m0                                                      # exact in int64
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.abs(ab + nudge) >> 31                                  # C's division truncates toward zero
+    high = np.where(ab + nudge < 0, -high, high)
+    mask = (np.int64(1) << right) - 1
+    threshold = (mask >> 1) + (high < 0)
+    v = (high >> right) + ((high & mask) > threshold) + zero_point
+    return np.clip(v, zero_point if relu else UINT8_MIN, UINT8_MAX).astype(np.uint8)
+
+
+def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
+    """The int32 accumulators of a convolution: :math:`a = q_b + \\sum (q_x - z_x)(q_w - z_w)`
+    over each window. ``q`` (B, C, H, W) uint8 -> (B, O, Ho, Wo) int32. Padding holds the code
+    :math:`z_x` (the real value 0), as in ONNX Runtime's im2col."""
+    top, left, bottom, right = layer.padding
+    x = np.pad(q.astype(np.int32) - layer.input_zero_point, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    out_c, in_c, kh, kw = layer.weight.shape
+    (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                  # (B, C, Ho, Wo, kh, kw)
+    b, _, ho, wo = windows.shape[:4]
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, in_c * kh * kw)   # im2col
+    w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None, None, None]
+    acc = cols @ w.reshape(out_c, -1).T + layer.bias                 # (B*Ho*Wo, O) int32
+    return acc.reshape(b, ho, wo, out_c).transpose(0, 3, 1, 2)
+
+
+def linear_accumulate(q: np.ndarray, layer: QuantizedLinear) -> np.ndarray:
+    """The int32 accumulators of a fully connected layer: (B, K) uint8 -> (B, N) int32."""
+    w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None]
+    return (q.astype(np.int32) - layer.input_zero_point) @ w.T + layer.bias
+
+
+def max_pool2d_codes(q: np.ndarray, layer: MaxPool2d) -> np.ndarray:
+    """Max pooling of uint8 codes (B, C, H, W) -> (B, C, Ho, Wo). Padding holds code 0, which
+    never wins a window that holds a real pixel (like ONNX's :math:`-\\infty` padding)."""
+    top, left, bottom, right = layer.padding
+    x = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, layer.kernel, axis=(2, 3))
+    return windows[:, :, ::layer.stride[0], ::layer.stride[1]].max(axis=(4, 5))
+
+
+# ----------------------------------------------------------------------------- reading ONNX Runtime's int8 model
+
+def _attributes(node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _layer_name(node, index: int, taken: set[str]) -> str:
+    """A C identifier for a node: ``'/conv1/Conv'`` -> ``'conv1'``; unnamed nodes get ``layer<i>``."""
+    parts = [p for p in node.name.split("/") if p]
+    name = re.sub(r"\W", "_", parts[0]) if parts else f"layer{index}"
+    if not re.match(r"[A-Za-z_]", name):
+        name = "_" + name
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _frozen(a, dtype) -> np.ndarray:
+    """A read-only copy of ``a`` as ``dtype``."""
+    a = np.array(a, dtype=dtype)
+    a.setflags(write=False)
+    return a
+
+
+def _unsupported(node, why: str) -> NotImplementedError:
+    return NotImplementedError(f"{node.op_type} node {node.name!r}: {why}; course_lib.deploy reads "
+                               f"sequential QDQ models made of {', '.join(SUPPORTED_OPS)}")
+
+
+def read_int8_model(path: Path | str) -> Int8Model:
+    """Read the arrays of an int8 QDQ model written by :func:`course_lib.runtime.quantize_onnx_int8`
+    (the ``onnx`` package, ``onnx.numpy_helper``): per layer, int8 weights, int32 biases, weight
+    scales and zero points (per output channel), input and output scales and uint8 zero points.
+
+    The graph is walked in order. ``QuantizeLinear(x)`` gives the input's quantization;
+    ``DequantizeLinear`` of a constant is a weight or a bias; each ``Conv`` / ``Gemm`` reads the
+    dequantized codes of the layer before, and the ``QuantizeLinear`` after it (through an optional
+    ``Relu``) gives its output's quantization; ``MaxPool`` and ``Flatten`` keep the quantization of
+    their input (ONNX Runtime then runs them on the codes). The final ``DequantizeLinear`` gives
+    the output's quantization.
+
+    Args:
+        path: an existing ``.onnx`` file in QDQ format (uint8 activations, int8 weights).
+
+    Returns:
+        An :class:`Int8Model` whose arrays are read-only copies.
+
+    Raises:
+        TypeError: ``path`` is not a str or Path.
+        ValueError: the file does not exist, is not an ONNX model, or is a float model (no
+            QuantizeLinear / DequantizeLinear).
+        NotImplementedError: an operator outside :data:`SUPPORTED_OPS` (named with its node),
+            grouped or non-2-D convolutions, int8 activations, a pooling that changes the
+            quantization, or a graph that is not one chain of layers.
+    """
+    path = _check_onnx_file(path, "path")
+    import onnx
+    from google.protobuf.message import DecodeError
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except DecodeError as e:
+        raise ValueError(f"path {str(path)!r} is not an ONNX model ({e})") from e
+    if not any(n.op_type == "DequantizeLinear" for n in graph.node):
+        raise ValueError(f"path {str(path)!r} holds a float model (no QuantizeLinear / DequantizeLinear "
+                         f"nodes); quantize it first with course_lib.runtime.quantize_onnx_int8")
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            consts[node.output[0]] = numpy_helper.to_array(_attributes(node)["value"])
+    inputs = [i for i in graph.input if i.name not in consts]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise NotImplementedError(f"path {str(path)!r}: course_lib.deploy reads models with one input and one "
+                                  f"output, got {len(inputs)} and {len(graph.output)}")
+    input_shape = tuple(d.dim_value for d in inputs[0].type.tensor_type.shape.dim[1:])
+
+    floats = {inputs[0].name}         # float tensors: the input, maybe flattened (commutes with quantizing)
+    codes: dict[str, tuple] = {}      # uint8 activations: name -> (scale, zero point)
+    views: dict[str, tuple] = {}      # DequantizeLinear of activations: name -> (scale, zero point, codes' name)
+    consts_dq: dict[str, tuple] = {}  # DequantizeLinear of constants: name -> (values, scale, zero point, axis)
+    pending: dict[str, dict] = {}     # float outputs of layers waiting for their QuantizeLinear
+    layers: list[Layer] = []
+    taken: set[str] = set()
+    input_q, latest = None, None      # the input's quantization; the codes the next layer must read
+
+    def qparams(node) -> tuple[np.float32, np.ndarray]:
+        scale = consts.get(node.input[1])
+        zero = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if scale is None:
+            raise _unsupported(node, "its scale is not a constant")
+        return scale, zero
+
+    def activation(node, name: str) -> tuple:
+        if name not in views or views[name][2] != latest:
+            raise _unsupported(node, f"its input {name!r} is not the dequantized output of the layer before")
+        return views[name]
+
+    for index, node in enumerate(graph.node):
+        op, out = node.op_type, node.output[0]
+        if op == "Constant":
+            continue
+        if op == "DequantizeLinear":
+            scale, zero = qparams(node)
+            source = node.input[0]
+            if source in consts:                                    # a weight or a bias
+                zero = np.zeros_like(consts[source]) if zero is None else zero
+                consts_dq[out] = (consts[source], scale, zero, _attributes(node).get("axis", 1))
+            elif source in codes:
+                views[out] = (*codes[source], source)
+            else:
+                raise _unsupported(node, f"its input {source!r} is neither a constant nor uint8 codes")
+        elif op == "QuantizeLinear":
+            scale, zero = qparams(node)
+            if zero is None or zero.dtype != np.uint8 or scale.size != 1:
+                raise _unsupported(node, "activations must be uint8 with one scale per tensor "
+                                         "(quantize_onnx_int8's QUInt8)")
+            q = (np.float32(scale.reshape(())), int(zero.reshape(())))
+            source = node.input[0]
+            if source in floats:                                    # the input's quantization
+                if input_q is not None:
+                    raise _unsupported(node, "the input is quantized twice")
+                input_q = q
+            elif source in pending:
+                spec = pending.pop(source)
+                layer = spec.pop("layer")
+                if layer is None:                                   # a Conv or Gemm: its output's quantization
+                    kind = spec.pop("kind")
+                    layer = kind(**spec, output_scale=q[0], output_zero_point=q[1])
+                elif (spec["input_scale"], spec["input_zero_point"]) != q:
+                    raise _unsupported(node, f"{type(layer).__name__} {layer.name!r} changes the "
+                                             f"quantization, which needs a requantization step")
+                layers.append(layer)
+            else:
+                raise _unsupported(node, f"its input {source!r} is not the output of a supported layer")
+            codes[out] = q
+            latest = out
+        elif op in ("Conv", "Gemm"):
+            scale_x, zero_x, _ = activation(node, node.input[0])
+            if node.input[1] not in consts_dq:
+                raise _unsupported(node, "its weight is not a dequantized int8 constant")
+            w, w_scale, w_zero, axis = consts_dq[node.input[1]]
+            a = _attributes(node)
+            if op == "Gemm":
+                if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+                    raise _unsupported(node, "only alpha = beta = 1 and transA = 0 are supported")
+                if not a.get("transB", 0):                          # (K, N) -> (N, K)
+                    w, axis = w.T, 1 - axis
+            elif w.ndim != 4 or a.get("group", 1) != 1 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise _unsupported(node, "only 2-D convolutions with group = 1 and explicit pads are supported")
+            if w.dtype != np.int8:
+                raise _unsupported(node, f"weights must be int8, got {w.dtype}")
+            channels = w.shape[0]
+            if np.size(w_scale) > 1 and axis != 0:
+                raise _unsupported(node, "weight scales must be per output channel")
+            if len(node.input) > 2 and node.input[2]:
+                if node.input[2] not in consts_dq or consts_dq[node.input[2]][0].dtype != np.int32:
+                    raise _unsupported(node, "its bias is not a dequantized int32 constant")
+                bias = consts_dq[node.input[2]][0]
+            else:
+                bias = np.zeros(channels, np.int32)
+            spec = {"name": _layer_name(node, index, taken), "weight": _frozen(w, np.int8),
+                    "bias": _frozen(bias.reshape(channels), np.int32),
+                    "weight_scale": _frozen(np.broadcast_to(w_scale, (channels,)), np.float32),
+                    "weight_zero_point": _frozen(np.broadcast_to(w_zero, (channels,)), np.int8),
+                    "input_scale": scale_x, "input_zero_point": zero_x}
+            if op == "Conv":
+                spec.update(kind=QuantizedConv2d, stride=tuple(a.get("strides", (1, 1))),
+                            padding=tuple(a.get("pads", (0, 0, 0, 0))), dilation=tuple(a.get("dilations", (1, 1))))
+            else:
+                spec.update(kind=QuantizedLinear)
+            pending[out] = dict(spec, layer=None)
+        elif op == "Relu":
+            spec = pending.pop(node.input[0], None)
+            if spec is None or spec["layer"] is not None:
+                raise _unsupported(node, "a ReLU is supported only right after a Conv or Gemm")
+            pending[out] = dict(spec, relu=True)
+        elif op == "MaxPool":
+            scale_x, zero_x, _ = activation(node, node.input[0])
+            a = _attributes(node)
+            if any(d != 1 for d in a.get("dilations", (1, 1))) or a.get("ceil_mode", 0) or \
+                    a.get("storage_order", 0) or len(a["kernel_shape"]) != 2:
+                raise _unsupported(node, "only 2-D max pooling without dilation or ceil_mode is supported")
+            layer = MaxPool2d(_layer_name(node, index, taken), tuple(a["kernel_shape"]),
+                              tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0))))
+            pending[out] = {"layer": layer, "input_scale": scale_x, "input_zero_point": zero_x}
+        elif op == "Flatten":
+            if _attributes(node).get("axis", 1) != 1:
+                raise _unsupported(node, "only axis = 1 is supported")
+            layer = Flatten(_layer_name(node, index, taken))
+            if node.input[0] in floats:                             # flattening the float input
+                layers.append(layer)
+                floats.add(out)
+            else:
+                scale_x, zero_x, _ = activation(node, node.input[0])
+                pending[out] = {"layer": layer, "input_scale": scale_x, "input_zero_point": zero_x}
+        else:
+            raise _unsupported(node, "this operator is not supported")
+
+    output = graph.output[0].name
+    if input_q is None or pending or output not in views or views[output][2] != latest:
+        raise NotImplementedError(f"path {str(path)!r}: the graph is not one chain QuantizeLinear -> layers -> "
+                                  f"DequantizeLinear (the output {output!r} is not the last layer's dequantized codes)")
+    return Int8Model(path.name, input_shape, input_q[0], input_q[1], tuple(layers), views[output][0], views[output][1])
+
+
+# ----------------------------------------------------------------------------- the integer forward pass
+
+def _check_model(model) -> None:
+    check_type(model, "model", Int8Model, "an Int8Model (from read_int8_model)")
+
+
+def _check_images(x, model: Int8Model, name: str = "x") -> np.ndarray:
+    """A float32 batch (B, *input_shape), B >= 1, finite, as a NumPy array (not copied)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    check_type(x, name, np.ndarray, "a float32 NumPy array or torch.Tensor")
+    if x.dtype != np.float32:
+        raise TypeError(f"{name} must hold float32 values (what the ONNX graph takes), got dtype {x.dtype}; "
+                        f"use x.astype(np.float32)")
+    if x.ndim != 1 + len(model.input_shape) or tuple(x.shape[1:]) != model.input_shape or x.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (batch >= 1, *{model.input_shape}), got {tuple(x.shape)}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf; clean the images first")
+    return x
+
+
+def _run_layer(q: np.ndarray, layer: Layer, requantization: str) -> np.ndarray:
+    """One layer on uint8 codes."""
+    if isinstance(layer, Flatten):
+        return q.reshape(q.shape[0], -1)
+    if isinstance(layer, MaxPool2d):
+        return max_pool2d_codes(q, layer)
+    if isinstance(layer, QuantizedConv2d):
+        acc = conv2d_accumulate(q, layer)                              # (B, O, Ho, Wo) int32
+    else:
+        acc = linear_accumulate(q, layer)                              # (B, N) int32
+    if requantization == "float":
+        return requantize(acc, layer.multiplier, layer.output_zero_point, layer.relu)
+    m0, shift = quantize_multiplier(layer.multiplier)
+    return requantize_fixed_point(acc, m0, shift, layer.output_zero_point, layer.relu)
+
+
+def forward_int8(model: Int8Model, x: np.ndarray | torch.Tensor, requantization: str = "float") -> Int8Output:
+    """Run ``model`` in integers: quantize the float input (QuantizeLinear), then for each layer
+    an int32 accumulation and a requantization to uint8 (Jacob et al. 2018, eqs. 4-7), max pooling
+    on codes, and finally the logits :math:`s_y (q_y - z_y)` (DequantizeLinear).
+
+    With ``requantization="float"`` every step rounds as ONNX Runtime's CPU kernels do, so
+    ``logits`` equal ONNX Runtime's output bit for bit (on CPUs whose int8 kernels do not saturate:
+    any with AVX-VNNI, AVX512-VNNI, AMX or Arm's dot product; see the module docstring). Measured:
+    all 10,000 MNIST test images for LeNet-5 and LeNet-300-100, and all of Fashion-MNIST's for the
+    zoo's small and tiny CNNs.
+    ``"fixed_point"`` requantizes with the int32 multiplier and shift of :func:`quantize_multiplier`,
+    as a microcontroller would. The batch runs in slices of :data:`CHUNK` images.
+
+    Args:
+        model: an :class:`Int8Model` (from :func:`read_int8_model`); not modified.
+        x: float32 images (B, *model.input_shape), B >= 1, finite (NumPy or torch); not modified.
+        requantization: ``"float"`` or ``"fixed_point"``.
+
+    Returns:
+        :class:`Int8Output`: ``codes`` (B, classes) uint8 and ``logits`` (B, classes) float32.
+
+    Raises:
+        TypeError: ``model`` is not an Int8Model, ``x`` not an array or tensor, or not float32.
+        ValueError: ``x`` has the wrong shape or holds NaN / inf, or ``requantization`` is unknown.
+    """
+    _check_model(model)
+    x = _check_images(x, model)
+    check_choice(requantization, "requantization", REQUANTIZATIONS)
+    slices = []
+    for start in range(0, len(x), CHUNK):
+        q = quantize_linear(x[start:start + CHUNK], model.input_scale, model.input_zero_point)
+        for layer in model.layers:
+            q = _run_layer(q, layer, requantization)
+        slices.append(q)
+    codes = np.concatenate(slices)
+    return Int8Output(codes, dequantize_linear(codes, model.output_scale, model.output_zero_point))
+
+
+# ----------------------------------------------------------------------------- a C header for a microcontroller
+
+C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.float32): "float"}
+
+
+def _header_arrays(model: Int8Model) -> list[tuple[str, np.ndarray]]:
+    """The arrays a microcontroller stores in flash, per weight layer: ``<layer>_weight`` int8,
+    ``<layer>_bias`` int32, ``<layer>_multiplier`` float32 :math:`M`, and its fixed-point form
+    ``<layer>_multiplier_q31`` int32 :math:`M_0` with ``<layer>_shift`` int8 :math:`n`."""
+    arrays = []
+    for layer in model.layers:
+        if isinstance(layer, (QuantizedConv2d, QuantizedLinear)):
+            m0, shift = quantize_multiplier(layer.multiplier)
+            arrays += [(f"{layer.name}_weight", layer.weight), (f"{layer.name}_bias", layer.bias),
+                       (f"{layer.name}_multiplier", layer.multiplier),
+                       (f"{layer.name}_multiplier_q31", m0), (f"{layer.name}_shift", shift.astype(np.int8))]
+    return arrays
+
+
+def flash_bytes(model: Int8Model) -> int:
+    """Bytes of flash the arrays of :func:`export_c_header` take: weights (1 byte each), biases and
+    multipliers (4 bytes each per output channel), shifts (1 byte). Scales, zero points and shapes
+    are ``#define`` constants, compiled into the code.
+
+    Raises:
+        TypeError: ``model`` is not an Int8Model.
+    """
+    _check_model(model)
+    return sum(a.nbytes for _, a in _header_arrays(model))
+
+
+def _c_value(v) -> str:
+    """One C literal: ints as they are (INT32_MIN spelt so that C reads it as an int), float32
+    values with 9 significant digits (enough to give back the same float32) and an ``f``."""
+    if isinstance(v, (np.floating, float)):
+        text = f"{float(v):.9g}"
+        return (text if any(c in text for c in ".e") else text + ".0") + "f"
+    return "(-2147483647 - 1)" if int(v) == -2 ** 31 else str(int(v))
+
+
+def _c_array(name: str, a: np.ndarray, per_line: int = 16) -> str:
+    values = [_c_value(v) for v in a.reshape(-1)]
+    lines = [", ".join(values[i:i + per_line]) for i in range(0, len(values), per_line)]
+    size = " * ".join(str(d) for d in a.shape)                      # flat, row-major (C order)
+    return f"const {C_TYPES[a.dtype]} {name}[{size}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"
+
+
+def _c_defines(prefix: str, layer: Layer) -> list[tuple[str, str]]:
+    """``#define`` lines (name, value) for a layer's shapes, scales and zero points."""
+    P = f"{prefix}_{layer.name}".upper()
+    if isinstance(layer, Flatten):
+        return []
+    if isinstance(layer, MaxPool2d):
+        return [(f"{P}_KERNEL_H", layer.kernel[0]), (f"{P}_KERNEL_W", layer.kernel[1]),
+                (f"{P}_STRIDE_H", layer.stride[0]), (f"{P}_STRIDE_W", layer.stride[1]),
+                *[(f"{P}_PAD_{side}", p) for side, p in zip(("TOP", "LEFT", "BOTTOM", "RIGHT"), layer.padding)]]
+    lines = [(f"{P}_OUT_{'CHANNELS' if isinstance(layer, QuantizedConv2d) else 'FEATURES'}", layer.weight.shape[0])]
+    if isinstance(layer, QuantizedConv2d):
+        _, c, kh, kw = layer.weight.shape
+        lines += [(f"{P}_IN_CHANNELS", c), (f"{P}_KERNEL_H", kh), (f"{P}_KERNEL_W", kw),
+                  (f"{P}_STRIDE_H", layer.stride[0]), (f"{P}_STRIDE_W", layer.stride[1]),
+                  *[(f"{P}_PAD_{side}", p) for side, p in zip(("TOP", "LEFT", "BOTTOM", "RIGHT"), layer.padding)],
+                  (f"{P}_DILATION_H", layer.dilation[0]), (f"{P}_DILATION_W", layer.dilation[1])]
+    else:
+        lines.append((f"{P}_IN_FEATURES", layer.weight.shape[1]))
+    zero_w = np.unique(layer.weight_zero_point)
+    return lines + [(f"{P}_INPUT_ZERO_POINT", layer.input_zero_point),
+                    (f"{P}_OUTPUT_ZERO_POINT", layer.output_zero_point),
+                    (f"{P}_WEIGHT_ZERO_POINT", int(zero_w[0]) if len(zero_w) == 1 else "per-channel: see the array"),
+                    (f"{P}_RELU", int(layer.relu))]
+
+
+def export_c_header(model: Int8Model, path: Path | str, name: str) -> int:
+    """Write ``model``'s arrays as a C99 header a microcontroller project can compile
+    (TensorFlow Lite Micro style: the model as constant arrays in flash), and return its flash
+    bytes (:func:`flash_bytes`).
+
+    The header holds, under the prefix ``name``: a comment with the model, its layers and flash
+    bytes; ``#define`` constants for the input's and output's scale and zero point and each layer's
+    shapes, strides, paddings and zero points; and per weight layer ``const`` arrays: int8 weights
+    (PyTorch's layout (O, C, kh, kw) or (N, K), flattened in C order), int32 biases, float requantization multipliers
+    :math:`M = s_x s_w / s_y` and their fixed-point form (``multiplier_q31`` :math:`M_0` and
+    ``shift`` :math:`n`, :math:`M \\approx M_0 2^{n-31}`, Jacob et al. 2018 eq. 6).
+
+    Args:
+        model: an :class:`Int8Model`; not modified.
+        path: the header to write (its folder must exist).
+        name: a C identifier (letters, digits, ``_``; not starting with a digit), the prefix of
+            every symbol, e.g. ``"lenet5"``.
+
+    Raises:
+        TypeError: ``model`` is not an Int8Model, ``path`` not a str or Path, ``name`` not a str.
+        ValueError: ``path``'s folder does not exist (or ``path`` is a folder), or ``name`` is not
+            a C identifier.
+    """
+    _check_model(model)
+    path = _check_path(path, "path")
+    check_type(name, "name", str, "a C identifier such as 'lenet5'")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"name must be a C identifier (letters, digits and _, not starting with a digit), "
+                         f"got {name!r}")
+    arrays = _header_arrays(model)
+    total = sum(a.nbytes for _, a in arrays)
+    kinds = {"weights": sum(a.nbytes for n, a in arrays if n.endswith("_weight")),
+             "biases": sum(a.nbytes for n, a in arrays if n.endswith("_bias"))}
+    kinds["requantization"] = total - kinds["weights"] - kinds["biases"]
+    P = name.upper()
+    summary = "\n".join(
+        f" *   {layer.name:<10} {type(layer).__name__:<16}"
+        + (f" weight {tuple(layer.weight.shape)}, relu={layer.relu}" if hasattr(layer, "weight") else "")
+        for layer in model.layers)
+    comment = (f"/* {name}: int8 model {model.name!r} for integer-only inference (Jacob et al. 2018).\n"
+               f" * Written by course_lib.deploy.export_c_header from ONNX Runtime's QDQ model.\n"
+               f" * Flash: {total} bytes ({', '.join(f'{k} {v}' for k, v in kinds.items())}).\n"
+               f" * Layers, in order (input (B, {', '.join(map(str, model.input_shape))}) float -> uint8 codes):\n"
+               f"{summary}\n"
+               f" * Each weight layer: acc = bias + sum((x - x_zero) * (w - w_zero)) in int32, then\n"
+               f" *   y = clamp(y_zero + round_half_even((float)acc * multiplier), relu ? y_zero : 0, 255)\n"
+               f" * (ONNX Runtime's arithmetic), or without floats:\n"
+               f" *   y = clamp(y_zero + rounding_shift(high32(acc * 2^max(shift,0) * multiplier_q31), max(-shift,0)), ...).\n"
+               f" */")
+    out = [comment, f"#ifndef {P}_H", f"#define {P}_H", "", "#include <stdint.h>", "",
+           f"#define {P}_FLASH_BYTES {total}",
+           f"#define {P}_INPUT_SCALE {_c_value(model.input_scale)}",
+           f"#define {P}_INPUT_ZERO_POINT {model.input_zero_point}",
+           f"#define {P}_OUTPUT_SCALE {_c_value(model.output_scale)}",
+           f"#define {P}_OUTPUT_ZERO_POINT {model.output_zero_point}"]
+    out += [f"#define {P}_INPUT_DIM{i} {d}" for i, d in enumerate(model.input_shape)]
+    for layer in model.layers:
+        out += [""] + [f"#define {key} {value}" if isinstance(value, int) else f"/* {key}: {value} */"
+                       for key, value in _c_defines(name, layer)]
+    out.append("")
+    out += [_c_array(f"{name}_{array_name}", a) for array_name, a in arrays]
+    out.append(f"#endif  /* {P}_H */\n")
+    path.write_text("\n".join(out))
+    return total
+
+
+# ----------------------------------------------------------------------------- where ONNX Runtime spends its time
+
+class OperatorTime(NamedTuple):
+    """One row of :func:`operator_profile`: an operator type (or a node), its mean microseconds per
+    run, and its share of the mean run time."""
+    name: str
+    op_type: str
+    microseconds: float
+    share: float
+
+
+OVERHEAD = "(session overhead)"
+
+
+def _profile_options(threads: int, prefix: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()              # as runtime.ort_session, with the profiler on
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_profiling = True
+    options.profile_file_prefix = prefix
+    return options
+
+
+def operator_profile(path: Path | str, batch_size: int = 1, runs: int = 200, warmup: int = 20,
+                     threads: int = 1, by: str = "op_type", seed: int = 0) -> list[OperatorTime]:
+    """Per-operator time of an ONNX model in ONNX Runtime, from its profiler
+    (``SessionOptions.enable_profiling``; the JSON trace holds one ``"Node"`` event per kernel call
+    and one ``"model_run"`` event per run, in microseconds). The model runs ``warmup + runs`` times
+    on one seeded random batch; the warm-up runs are left out.
+
+    Rows, slowest first: each operator type (``by="op_type"``) or node (``by="node"``) with its
+    mean microseconds per run and share of the mean ``model_run`` time, then
+    :data:`OVERHEAD`: the run time outside every kernel (input and output copies, scheduling).
+    Shares add up to 1. The profiler counts whole microseconds, so tiny kernels read 0-3 us.
+
+    Raises:
+        TypeError / ValueError: ``path`` not an existing file; ``batch_size``, ``runs`` or
+            ``threads`` not an int >= 1, ``warmup`` not an int >= 0, ``seed`` out of
+            [0, 2**32 - 1]; ``by`` neither ``"op_type"`` nor ``"node"``.
+    """
+    path = _check_onnx_file(path, "path")
+    check_int(batch_size, "batch_size", 1)
+    check_int(runs, "runs", 1)
+    check_int(warmup, "warmup", 0)
+    check_int(threads, "threads", 1)
+    check_int(seed, "seed", 0, 2 ** 32 - 1)
+    check_choice(by, "by", ("op_type", "node"))
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as folder:
+        session = ort.InferenceSession(str(path), _profile_options(threads, str(Path(folder) / "profile")),
+                                       providers=["CPUExecutionProvider"])
+        graph_input = session.get_inputs()[0]
+        shape = [batch_size, *(d if isinstance(d, int) else 1 for d in graph_input.shape[1:])]
+        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        for _ in range(warmup + runs):
+            session.run(None, {graph_input.name: x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    model_runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    start = model_runs[warmup]["ts"]                                   # the first timed run
+    total = sum(e["dur"] for e in model_runs[warmup:]) / runs
+    times: dict[tuple[str, str], float] = defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e["ts"] >= start and e["name"].endswith("_kernel_time"):
+            op_type = e["args"]["op_name"]
+            key = (op_type, op_type) if by == "op_type" else (e["name"][:-len("_kernel_time")], op_type)
+            times[key] += e["dur"] / runs
+    rows = [OperatorTime(name, op_type, t, t / total) for (name, op_type), t in times.items()]
+    rows.sort(key=lambda r: -r.microseconds)
+    outside = max(total - sum(r.microseconds for r in rows), 0.0)
+    return rows + [OperatorTime(OVERHEAD, OVERHEAD, outside, outside / total)]
+
+
+# ----------------------------------------------------------------------------- int8 against fp32, measured
+
+def int8_speedup(fp32_path: Path | str, int8_path: Path | str, input_shape: tuple[int, ...] = IMAGE_SHAPE,
+                 batch_size: int = 1, threads: int = 1, warmup: int = 20, repeats: int = 100) -> Speedup:
+    """ONNX Runtime fp32 against ONNX Runtime int8 of the same model, timed in one run with their
+    calls interleaved (:func:`course_lib.measure.speedup`: the median of ``repeats`` timed calls
+    after ``warmup`` untimed ones, on the same seeded random batch). ``.ratio`` is
+    :math:`t_{fp32} / t_{int8}`: above 1, int8 is faster. Both sessions use ``threads`` intra-op
+    threads. Speed is a property of the machine: see :func:`course_lib.runtime.cpu_int8_features`.
+
+    Raises:
+        TypeError / ValueError: a path that is not an existing file, a bad ``input_shape``,
+            ``batch_size``, ``threads`` or ``repeats`` not an int >= 1, ``warmup`` < 0.
+    """
+    fp32_path = _check_onnx_file(fp32_path, "fp32_path")
+    int8_path = _check_onnx_file(int8_path, "int8_path")
+    check_input_shape(input_shape)
+    check_int(threads, "threads", 1)
+    fp32 = OrtModel(ort_session(fp32_path, threads))
+    int8 = OrtModel(ort_session(int8_path, threads))
+    return speedup(fp32, int8, input_shape=input_shape, batch_size=batch_size, warmup=warmup,
+                   repeats=repeats, threads=threads)
