@@ -30,3 +30,8 @@ def _restore_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--all-student-notebooks", action="store_true", default=False,
+                     help="run every notebook's student version top to bottom (about a quarter of an hour)")
