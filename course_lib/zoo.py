@@ -115,13 +115,126 @@ class DistillRecipe:
         return RECIPES[self.teacher].dataset
 
 
+@dataclass(frozen=True)
+class SoftTreeRecipe:
+    """A soft decision tree of Frosst & Hinton (2017) on MNIST
+    (:func:`course_lib.model_distillation.train_soft_tree`): on the labels (``teacher=""``), or
+    on a shipped teacher's probabilities at ``temperature`` (the teacher run on every batch, so
+    the jittered images get the teacher's own answer)."""
+    depth: int
+    teacher: str
+    epochs: int
+    temperature: float = 1.0
+    penalty: float = 0.1
+    lr: float = 3e-3
+    batch_size: int = 128
+    max_shift: int = 0
+    seed: int = 0
+    reference: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return f"soft_tree_d{self.depth}"
+
+    @property
+    def dataset(self) -> str:
+        return "mnist"
+
+
+@dataclass(frozen=True)
+class DeepCompressionRecipe:
+    """A model compressed by Deep Compression (Han, Mao & Dally 2016,
+    :mod:`course_lib.deep_compression`) from a shipped model: iterative magnitude pruning to
+    per-layer ``sparsity`` (skipped when it is empty: the base is pruned already), k-means
+    weight sharing with ``bits`` per weight index in each layer (zeros kept zero), then
+    ``codebook_epochs`` of codebook fine-tuning. Stored with ``index_bits``-bit relative indices
+    and Huffman coding; the saved weights take at most ``2**bits`` values per layer, zero
+    included."""
+    base: str
+    sparsity: tuple[tuple[str, float], ...]
+    steps: int
+    epochs_per_step: int
+    bits: tuple[tuple[str, int], ...]
+    codebook_epochs: int
+    index_bits: int = 5
+    lr: float = 1e-3
+    codebook_lr: float = 1e-4
+    max_shift: int = 2
+    seed: int = 0
+    reference: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return RECIPES[self.base].architecture
+
+    @property
+    def dataset(self) -> str:
+        return RECIPES[self.base].dataset
+
+    @property
+    def epochs(self) -> int:
+        return (self.steps * self.epochs_per_step if self.sparsity else 0) + self.codebook_epochs
+
+
+@dataclass(frozen=True)
+class SupernetRecipe:
+    """Notebook 07's weight-sharing supernet (:func:`course_lib.nas.train_supernet`) over the
+    default :class:`course_lib.nas.SearchSpace` on Fashion-MNIST, trained by ``rule`` for
+    ``epochs``; then, for Kendall's tau between inherited and stand-alone accuracy, ``n_standalone``
+    architectures drawn from the space with ``seed`` are each trained from scratch for
+    ``standalone_epochs`` (Adam at ``standalone_lr``, cosine schedule) and scored on the validation
+    split, beside their inherited accuracy (:func:`course_lib.nas.fashion_evaluator`); both kept in
+    the manifest record (``standalone``)."""
+    epochs: int
+    rule: str = "random"
+    n_random: int = 2
+    lr: float = 2e-3
+    batch_size: int = 128
+    n_standalone: int = 8
+    standalone_epochs: int = 1
+    standalone_lr: float = 3e-3
+    seed: int = 0
+    reference: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return "supernet"
+
+    @property
+    def dataset(self) -> str:
+        return "fashion-mnist"
+
+
 # The members of notebook 05's family that the zoo ships (each design at width 1.0; the cheapest
 # two also at 0.5).
 ZOO_FAMILY = ("cnn_x1_0", "separable_x1_0", "separable_x0_5", "mobilenet_v2_x1_0", "mobilenet_v2_x0_5",
               "resnet_x1_0", "shufflenet_x0_5")
 
+# Notebook 06's soft decision trees, by architecture name: their depth.
+SOFT_TREES = {"soft_tree_d8": 8}
+
+# Notebook 07's searched network for the tight budget (64 KB flash, 32 KB SRAM): the choices of
+# course_lib.nas.SearchSpace() that its searches on supernet_fashion rank first (notebook 07, section 7).
+NAS_CHOICES = {"nas_tight": {
+    "resolution": 24,
+    "stage1.block": "conv",
+    "stage1.width": 24,
+    "stage1.kernel": 5,
+    "stage1.depth": 2,
+    "stage1.expansion": 2,
+    "stage2.block": "inverted_residual",
+    "stage2.width": 24,
+    "stage2.kernel": 5,
+    "stage2.depth": 2,
+    "stage2.expansion": 2,
+    "stage3.block": "inverted_residual",
+    "stage3.width": 16,
+    "stage3.kernel": 5,
+    "stage3.depth": 2,
+    "stage3.expansion": 4}}
+
 # The shipped models and the published figures they are held to. A constant table.
-RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe] = {
+RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | SupernetRecipe] = {
     "lenet_300_100": Recipe("lenet_300_100", "mnist", epochs=30, reference=(
         "Han et al. 2015 (Learning both Weights and Connections), Table 1: 1.64% top-1 error "
         "(trained here on the 55,000 training images; 5,000 are kept for validation)")),
@@ -159,11 +272,51 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe] = {
                                    reference="notebook 05's family of efficient designs "
                                              "(course_lib.architectures.FASHION_FAMILY)")
        for member in ZOO_FAMILY},
+    "soft_tree_labels": SoftTreeRecipe(8, teacher="", epochs=30, max_shift=1, reference=(
+        "Frosst & Hinton 2017 (Distilling a Neural Network Into a Soft Decision Tree), section 4: "
+        "depth 8 on MNIST trained on the labels, 94.45% test accuracy; here Adam at 3e-3 with a "
+        "cosine schedule, balance penalty 0.1, images jittered by up to 1 pixel")),
+    "soft_tree_distilled": SoftTreeRecipe(8, teacher="lenet5", epochs=30, temperature=2.0, max_shift=1,
+                                          reference=(
+        "Frosst & Hinton 2017, section 4: depth 8 trained on a network's soft targets, 96.76% test "
+        "accuracy (the network: 99.21%); here LeNet-5's probabilities at T = 2 on every jittered "
+        "batch, the twin of soft_tree_labels; T chosen on the validation split among 1 and 2 "
+        "(30-epoch runs, validation accuracy with the paper's one-path rule: 96.62% and 96.80%)")),
+    "supernet_fashion": SupernetRecipe(epochs=14, rule="random", reference=(
+        "Cai et al. 2020 (Once-for-All), Sec. 3: one supernet for every network of the space, with "
+        "elastic width, kernel, depth and expansion; here single-path training (one random subnet "
+        "per batch, Guo et al. 2020) for 14 epochs over the 55,000 training images, not the sandwich "
+        "rule (four subnets per batch, about 6x slower per epoch), to keep the build within 15 "
+        "minutes on one thread; plus 8 architectures drawn from the space trained stand-alone for 1 "
+        "epoch each (Adam 3e-3), for notebook 07's Kendall tau")),
+    "nas_tight_fashion": Recipe("nas_tight", "fashion-mnist", epochs=8, weight_decay=1e-4, max_shift=1, reference=(
+        "the network notebook 07's searches on supernet_fashion find for the tight budget (64 KB flash, 32 KB "
+        "SRAM), trained stand-alone from scratch with notebook 05's family recipe, for a comparison at equal "
+        "budget and equal training")),
     "lenet5_pruned": PruneRecipe("lenet5", (("conv1", 0.34), ("conv2", 0.88), ("fc1", 0.925),
                                             ("fc2", 0.81)), steps=4, epochs_per_step=3, reference=(
         "Han et al. 2015, LeNet-5: 0.80% -> 0.77% error with 12x fewer weights (Table 1); the "
         "per-layer figures of Table 3 (conv1 66%, conv2 12%, fc1 8%, fc2 19% kept) give 8.43% "
         "kept (11.9x); this recipe keeps 7.5% of fc1 instead of 8%, so 7.96% in all (12.6x)")),
+    "lenet_300_100_deep_compressed": DeepCompressionRecipe(
+        "lenet_300_100", (("fc1", 0.94), ("fc2", 0.8), ("fc3", 0.5)), steps=4, epochs_per_step=3,
+        bits=(("fc1", 3), ("fc2", 3), ("fc3", 3)), codebook_epochs=3, reference=(
+            "Han, Mao & Dally 2016 (Deep Compression), Table 1: LeNet-300-100 1.64% -> 1.58% error at "
+            "40x. Chosen on the validation split: "
+            "sparsities by pruning.sparsities_for_target on a validation sensitivity scan, for 8% and "
+            "6% kept; bits by deep_compression.choose_bits (scan of 2-6 bits, drop 0 or 0.1 point); of "
+            "the runs at >= 50x, the lowest validation error: 8% kept, 3 bits everywhere (1.06%, "
+            "51.3x; 8% with fc1 at 2 bits 1.20%, 56.5x; 6% kept 1.14% at 55.5x, 1.26% at 61.3x)")),
+    "lenet5_deep_compressed": DeepCompressionRecipe(
+        "lenet5_pruned", (), steps=0, epochs_per_step=0,
+        bits=(("conv1", 4), ("conv2", 2), ("fc1", 2), ("fc2", 2)), codebook_epochs=2, reference=(
+            "Han, Mao & Dally 2016 (Deep Compression), Table 1: LeNet-5 0.80% -> 0.74% error at 39x; "
+            "pruned as lenet5_pruned (the per-layer sparsities of Han et al. 2015, Table 3). Bits "
+            "chosen on the validation split by deep_compression.choose_bits "
+            "(scan of 2-6 bits): drop 0 gave conv1 6, conv2 5, fc1 3, fc2 5 (0.26%, 45.1x), drop 0.1 "
+            "point conv1 4 and 2 elsewhere (0.38%, 53.1x), drop 0.2 point conv1 3 (0.44%, 53.2x); of the "
+            "runs at >= 50x, the lowest validation error; codebook fine-tuning 2 epochs at lr 1e-4 "
+            "(0.38%; 4 epochs: 0.42% at 1e-4, 0.38% at 3e-4)")),
 }
 
 
@@ -301,8 +454,18 @@ def build_architecture(architecture: str, seed: int = 0) -> nn.Module:
     """
     if isinstance(architecture, str) and architecture in architectures.FASHION_FAMILY:
         return architectures.build_model(architectures.FASHION_FAMILY[architecture], seed=seed)
+    if isinstance(architecture, str) and architecture in NAS_CHOICES:
+        from . import nas     # zoo sits below the technique modules; imported where used
+        return architectures.build_model(nas.from_choices(NAS_CHOICES[architecture], nas.SearchSpace()), seed=seed)
+    if architecture == "supernet":
+        from . import nas     # zoo sits below the technique modules; imported where used
+        return nas.Supernet(nas.SearchSpace(), seed=seed)
+    if isinstance(architecture, str) and architecture in SOFT_TREES:
+        from . import model_distillation     # zoo sits below the technique modules; imported where used
+        return model_distillation.soft_decision_tree(SOFT_TREES[architecture], seed=seed)
     check_choice(architecture, "architecture",
-                 sorted(models.ARCHITECTURES) + sorted(architectures.FASHION_FAMILY))
+                 sorted(models.ARCHITECTURES) + sorted(architectures.FASHION_FAMILY) + sorted(SOFT_TREES)
+                 + ["supernet"] + sorted(NAS_CHOICES))
     return models.build(architecture, seed=seed)
 
 
@@ -340,6 +503,58 @@ def _distill_from_teacher(recipe: DistillRecipe, progress: bool) -> nn.Module:
     return student
 
 
+def _train_soft_tree(recipe: SoftTreeRecipe, progress: bool) -> nn.Module:
+    from . import model_distillation     # zoo sits below the technique modules; imported where used
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        tree = build_architecture(recipe.architecture, seed=recipe.seed)
+        teacher = load(recipe.teacher) if recipe.teacher else None
+        model_distillation.train_soft_tree(
+            tree, data.load(recipe.dataset, "train"), recipe.epochs, teacher=teacher,
+            temperature=recipe.temperature, penalty=recipe.penalty, lr=recipe.lr,
+            batch_size=recipe.batch_size, max_shift=recipe.max_shift, seed=recipe.seed, device="cpu",
+            progress=progress, description=recipe.architecture)
+    return tree
+
+
+def _train_supernet(recipe: SupernetRecipe, progress: bool) -> tuple[nn.Module, nn.Module, dict]:
+    """The trained supernet, its largest subnet (batch norms re-estimated: what the build's
+    validation and test errors score) and the record's extra fields (history, stand-alone runs)."""
+    import random
+
+    from . import nas     # zoo sits below the technique modules; imported where used
+
+    space = nas.SearchSpace()
+    train_split = data.load(recipe.dataset, "train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        result = nas.train_supernet(space, train_split, recipe.epochs, seed=recipe.seed, rule=recipe.rule,
+                                    n_random=recipe.n_random, batch_size=recipe.batch_size, lr=recipe.lr,
+                                    threads=BUILD_THREADS, progress=progress)
+        supernet = result.supernet
+        evaluator = nas.fashion_evaluator(supernet, seed=recipe.seed)
+        validation = data.load(recipe.dataset, "validation")
+        rng = random.Random(recipe.seed)
+        standalone = []
+        for k in range(recipe.n_standalone):
+            architecture = nas.sample(space, rng)
+            model = architectures.build_model(architecture, seed=recipe.seed + k)
+            start = time.perf_counter()
+            train.fit(model, train_split, recipe.standalone_epochs, lr=recipe.standalone_lr, seed=recipe.seed + k,
+                      device="cpu", progress=progress, description=f"stand-alone {k + 1}")
+            standalone.append({"choices": nas.to_choices(architecture, space),
+                               "standalone_validation_accuracy": round(train.evaluate(model, validation).accuracy, 6),
+                               "inherited_validation_accuracy": round(evaluator(architecture), 6),
+                               "train_seconds": round(time.perf_counter() - start, 1)})
+        largest_architecture = supernet.largest(random.Random(recipe.seed))
+        largest = evaluator.subnet(largest_architecture)
+    history = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()} for h in result.history]
+    return supernet, largest, {"history": history, "supernet_seconds": round(result.seconds, 1),
+                               "standalone": standalone,
+                               "scored_subnet": nas.to_choices(largest_architecture, space)}
+
+
 def _prune_from_base(recipe: PruneRecipe, progress: bool) -> nn.Module:
     from . import pruning     # zoo sits above the technique modules; imported where used
 
@@ -350,6 +565,36 @@ def _prune_from_base(recipe: PruneRecipe, progress: bool) -> nn.Module:
             recipe.steps, recipe.epochs_per_step, lr=recipe.lr, seed=recipe.seed,
             max_shift=recipe.max_shift, device="cpu", progress=progress)
     return pruned
+
+
+def _deep_compress_from_base(recipe: DeepCompressionRecipe, progress: bool) -> nn.Module:
+    from . import deep_compression, pruning     # zoo sits above the technique modules
+
+    train_split = data.load(recipe.dataset, "train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = load(recipe.base)
+        if recipe.sparsity:
+            model, _, _ = pruning.iterative_prune(
+                model, train_split, dict(recipe.sparsity), recipe.steps, recipe.epochs_per_step,
+                lr=recipe.lr, seed=recipe.seed, max_shift=recipe.max_shift, device="cpu",
+                progress=progress)
+        compressed = deep_compression.deep_compress(
+            model, dict(recipe.bits), train_split, recipe.codebook_epochs, lr=recipe.codebook_lr,
+            index_bits=recipe.index_bits, seed=recipe.seed, max_shift=recipe.max_shift, device="cpu",
+            progress=progress)
+    return deep_compression.as_plain_model(compressed.model)
+
+
+def _compression_record(model: nn.Module, recipe: DeepCompressionRecipe) -> dict:
+    """What Deep Compression's format makes of a saved model: ratios against dense fp32 and the
+    per-layer table (:func:`course_lib.deep_compression.account_model`)."""
+    from . import deep_compression
+
+    table = deep_compression.account_model(model, dict(recipe.bits), recipe.index_bits)
+    return {"compression_ratio": round(table.ratio, 4), "compression_ratio_pq": round(table.ratio_pq, 4),
+            "compressed_bits": table.bits_pqh, "dense_bits": table.dense_bits,
+            "kept_fraction": round(table.kept, 6), "compression_table": table.rows()}
 
 
 def build_baseline(name: str, progress: bool = True) -> dict:
@@ -375,11 +620,18 @@ def build_baseline(name: str, progress: bool = True) -> dict:
             model = _prune_from_base(recipe, progress)
         elif isinstance(recipe, DistillRecipe):
             model = _distill_from_teacher(recipe, progress)
+        elif isinstance(recipe, DeepCompressionRecipe):
+            model = _deep_compress_from_base(recipe, progress)
+        elif isinstance(recipe, SoftTreeRecipe):
+            model = _train_soft_tree(recipe, progress)
+        elif isinstance(recipe, SupernetRecipe):
+            model, scored, extra = _train_supernet(recipe, progress)
         else:
             model, history = _train_from_scratch(name, recipe, progress)
     seconds = time.perf_counter() - start
-    validation = train.evaluate(model, data.load(recipe.dataset, "validation"))
-    final = train.evaluate(model, data.load(recipe.dataset, "test"))
+    scored = scored if isinstance(recipe, SupernetRecipe) else model    # a supernet is scored by a subnet
+    validation = train.evaluate(scored, data.load(recipe.dataset, "validation"))
+    final = train.evaluate(scored, data.load(recipe.dataset, "test"))
     PRETRAINED_DIR.mkdir(exist_ok=True)
     path = weights_path(name)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -400,6 +652,10 @@ def build_baseline(name: str, progress: bool = True) -> dict:
         "built_with": {"torch": torch.__version__, "python": platform.python_version(),
                        "threads": BUILD_THREADS},
     }
+    if isinstance(recipe, DeepCompressionRecipe):
+        record.update(_compression_record(model, recipe))
+    if isinstance(recipe, SupernetRecipe):
+        record.update(extra)
     if history is not None:
         record["history"] = history
     manifest = read_manifest()
