@@ -1,0 +1,278 @@
+"""Exercises of notebook 07, AutoML and NAS: the mutation of regularised evolution, the Pareto front
+of (accuracy, cost) points, and the check of a candidate against a device's limits.
+
+Each exercise has a reference (``*_reference``, for :func:`falls_back_to`) and a checker
+(``check_*``) that tests the learner's code on small hand-made cases and names typical mistakes.
+The references are plain Python, written to be read beside the notebook; they agree with
+:mod:`course_lib.nas` (``mutate``, ``pareto_front``, ``violated_limits``; tested).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Callable, Sequence
+
+from ..checks import is_int
+from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed,
+                       passed)
+
+KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
+
+
+# ----------------------------------------------------------------------------- mutate_choices
+
+def mutate_choices_reference(choices: dict, options: dict, rng: random.Random) -> dict:
+    """A new dict of choices one decision away from ``choices``: a decision with at least two
+    options is drawn uniformly (``rng.choice`` over them, in the order of ``options``), then one of
+    its *other* options. Only ``rng`` is used; ``choices`` is not modified."""
+    changeable = [name for name in options if len(options[name]) > 1]
+    name = rng.choice(changeable)
+    others = [v for v in options[name] if v != choices[name]]
+    return {**choices, name: rng.choice(others)}
+
+
+MUTATE_OPTIONS = {"resolution": (20, 24, 28), "stage1.block": ("conv", "separable", "inverted_residual"),
+                  "stage1.width": (8, 16, 24, 32), "stage1.kernel": (3, 5), "stage1.depth": (1,)}
+MUTATE_CHOICES = [{"resolution": 28, "stage1.block": "conv", "stage1.width": 16, "stage1.kernel": 3, "stage1.depth": 1},
+                  {"resolution": 20, "stage1.block": "inverted_residual", "stage1.width": 32, "stage1.kernel": 5,
+                   "stage1.depth": 1}]
+N_SEEDS = 40
+
+
+@checker("mutate_choices")
+def check_mutate_choices(mutate_choices: Callable[[dict, dict, random.Random], dict]) -> CheckResult:
+    """Check ``mutate_choices(choices, options, rng) -> dict``: a new dict with the same keys, every
+    value among its options, exactly one decision changed (never one with a single option), the
+    input unchanged, and all randomness from ``rng`` (same seed, same answer; the global ``random``
+    untouched; different seeds reach different decisions). Reference: :func:`mutate_choices_reference`."""
+    name = "mutate_choices"
+    results = []
+    for choices in MUTATE_CHOICES:
+        for seed in range(N_SEEDS):
+            given, options = copy.deepcopy(choices), copy.deepcopy(MUTATE_OPTIONS)
+            where = f"for choices={choices} and rng=random.Random({seed})"
+            global_state = random.getstate()
+            got, failure = call_learner_function(mutate_choices, (given, options, random.Random(seed)), name,
+                                                 case=where[4:])
+            if failure:
+                return failure
+            if random.getstate() != global_state:
+                return failed(name, f"{where} your function drew from the global `random` module. Hint: draw "
+                              "only from the rng passed in (rng.choice(...), rng.randrange(...)), so that a "
+                              "search seeded once is repeatable.")
+            failure = check_unchanged(choices, given, name, where, "choices",
+                                      "build a new dict ({**choices, name: value} or dict(choices)) instead of "
+                                      "assigning into the one you were given: the parent must survive in the "
+                                      "population.")
+            if failure:
+                return failure
+            failure = check_returned(got, name, where, dict, what="new choices")
+            if failure:
+                return failure
+            if set(got) != set(choices):
+                return failed(name, f"{where} expected the same decisions {sorted(choices)}, got {sorted(got)}. "
+                              "Hint: copy every decision and change the value of one.")
+            outside = [k for k in got if got[k] not in options[k]]
+            if outside:
+                return failed(name, f"{where} got {outside[0]} = {got[outside[0]]!r}, not one of its options "
+                              f"{options[outside[0]]}. Hint: draw the new value from options[name], so the "
+                              "result stays in the space.")
+            changed = [k for k in choices if got[k] != choices[k]]
+            if not changed:
+                return failed(name, f"{where} nothing changed. Hint: choose among the OTHER values of the "
+                              "decision (leave out the current one), and skip decisions with a single option: "
+                              "a mutation that changes nothing wastes an evaluation.")
+            if len(changed) > 1:
+                return failed(name, f"{where} {len(changed)} decisions changed ({changed}). Hint: a mutation "
+                              "changes ONE decision; draw the decision first, then its new value.")
+            again, failure = call_learner_function(mutate_choices, (copy.deepcopy(choices), options,
+                                                                    random.Random(seed)), name, case=where[4:])
+            if failure:
+                return failure
+            if again != got:
+                return failed(name, f"{where} two calls with the same seed gave {got} and {again}. Hint: use the "
+                              "rng passed in for every random draw (not random.choice or numpy's global RNG).")
+            results.append((changed[0], got[changed[0]]))
+    reached = {decision for decision, _ in results}
+    changeable = {k for k, v in MUTATE_OPTIONS.items() if len(v) > 1}
+    if reached != changeable:
+        missing = sorted(changeable - reached)
+        return failed(name, f"over {len(results)} seeds the decisions {missing} were never mutated. Hint: draw "
+                      "the decision uniformly among all that have two or more options (rng.choice(names)).")
+    n = len(results)
+    return passed(name, n, f"all {n} mutations pass (one decision changed, in the space, input unchanged, "
+                  "repeatable from the rng, every decision reachable)")
+
+
+# ----------------------------------------------------------------------------- pareto_front
+
+def pareto_front_reference(points: Sequence[tuple[float, float]]) -> list[int]:
+    """The indices of the (accuracy, cost) points no other point dominates, sorted by cost then
+    index. Point j dominates point i when :math:`a_j \\ge a_i`, :math:`c_j \\le c_i` and the two
+    points differ: higher accuracy is better, lower cost is better, and equal points are all kept.
+    A plain :math:`O(n^2)` check of every pair."""
+    def dominates(p, q) -> bool:
+        return p[0] >= q[0] and p[1] <= q[1] and tuple(p) != tuple(q)
+
+    kept = [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
+    return sorted(kept, key=lambda i: (points[i][1], i))
+
+
+PARETO_POINTS = [  # (accuracy, cost)
+    [(0.90, 4), (0.70, 1), (0.85, 3), (0.80, 2), (0.88, 5)],              # one dominated point (cost 5)
+    [(0.80, 2), (0.85, 2), (0.70, 1), (0.85, 3)],                          # same cost / same accuracy: dominated
+    [(0.90, 3.0), (0.80, 1.5), (0.90, 3.0), (0.60, 1.5)],                   # a duplicate on the front: both kept
+    [(0.95, 5.5), (0.90, 4.0), (0.85, 3.5), (0.80, 2.0), (0.70, 1.0)],     # all on the front, most expensive first
+    [(0.5, 7)],                                                            # one point
+    [(0.92, 3), (0.80, 1), (0.80, 2), (0.75, 1), (0.93, 3), (0.80, 1)],    # ties everywhere, a duplicate
+]
+
+
+def _front(points, dominates) -> list[int]:
+    kept = [i for i, p in enumerate(points) if not any(j != i and dominates(q, p) for j, q in enumerate(points))]
+    return sorted(kept, key=lambda i: (points[i][1], i))
+
+
+def _pareto_mistakes(points) -> list[tuple[list, str]]:
+    right = pareto_front_reference(points)
+    return [
+        (sorted(right), "sort the indices by cost (cheapest first), not by index."),
+        (right[::-1], "sort by cost ASCENDING: the cheapest point first."),
+        (_front(points, lambda q, p: q[0] >= p[0] and q[1] <= p[1]),
+         "two EQUAL points do not dominate each other (neither is strictly better on any axis): keep both. "
+         "Domination needs a >= b and c <= d AND the points to differ."),
+        (_front(points, lambda q, p: q[0] >= p[0] and q[1] < p[1]),
+         "a point with the SAME cost and a lower accuracy is dominated (<= on cost, not <)."),
+        (_front(points, lambda q, p: q[0] > p[0] and q[1] <= p[1]),
+         "a point with the SAME accuracy and a higher cost is dominated (>= on accuracy, not >)."),
+        (_front(points, lambda q, p: q[0] > p[0] and q[1] < p[1]),
+         "ties: a point is dominated by one at least as good on both axes and strictly better on one."),
+        (_front(points, lambda q, p: q[0] <= p[0] and q[1] <= p[1] and tuple(q) != tuple(p)),
+         "HIGHER accuracy is better: maximise accuracy, minimise cost."),
+        (_front(points, lambda q, p: q[0] >= p[0] and q[1] >= p[1] and tuple(q) != tuple(p)),
+         "LOWER cost is better: maximise accuracy, minimise cost."),
+        ([points[i] for i in right], "return the INDICES of the points, not the points."),
+        ([tuple(points[i]) for i in right], "return the INDICES of the points, not the points."),
+    ]
+
+
+@checker("pareto_front")
+def check_pareto_front(pareto_front: Callable[[Sequence[tuple[float, float]]], list[int]]) -> CheckResult:
+    """Check ``pareto_front(points) -> list[int]``: for (accuracy, cost) points, the indices of the
+    non-dominated ones (accuracy maximised, cost minimised, equal points all kept), sorted by cost
+    then index; a list of ints; the input unchanged. Reference: :func:`pareto_front_reference`."""
+    name = "pareto_front"
+    for points in copy.deepcopy(PARETO_POINTS):
+        given = copy.deepcopy(points)
+        where = f"for points={points}"
+        got, failure = call_learner_function(pareto_front, (given,), name, case=where[4:])
+        if failure:
+            return failure
+        failure = check_unchanged(points, given, name, where, "points",
+                                  "sorted(...) makes a new list; points.sort() reorders the caller's list "
+                                  "(and the indices lose their meaning).")
+        if failure:
+            return failure
+        if type(got).__module__ in ("numpy", "torch"):
+            return failed(name, f"{where} expected a list of ints, got {type(got).__name__}. Hint: convert with "
+                          ".tolist().")
+        failure = check_returned(got, name, where, (list, tuple), what="list of indices")
+        if failure:
+            return failure
+        expected = pareto_front_reference(points)
+        if all(is_int(i) for i in got) and [int(i) for i in got] == expected:
+            continue
+        got_list = [tuple(v) if isinstance(v, (tuple, list)) else v for v in got]
+        hint = next((h for wrong, h in _pareto_mistakes(points) if [tuple(v) if isinstance(v, (tuple, list)) else v
+                                                                    for v in wrong] == got_list), None)
+        return failed(name, f"{where} expected the indices {expected}, got {list(got)}. Hint: " +
+                      (hint or "a point is on the front when no other point has accuracy >= and cost <= and differs "
+                                "from it; sort the indices by cost, then index."))
+    n = len(PARETO_POINTS)
+    return passed(name, n, f"all {n} cases pass (maximise accuracy, minimise cost, ties, duplicates kept, "
+                  "sorted by cost, inputs unchanged)")
+
+
+# ----------------------------------------------------------------------------- violated_limits
+
+def violated_limits_reference(flash_bytes: int, sram_bytes: int, latency_ms: float, limits: dict) -> list[str]:
+    """The limits a candidate exceeds, in the order ``"flash"``, ``"sram"``, ``"latency"``.
+    ``limits`` = ``{"flash_kb": ..., "sram_kb": ..., "latency_ms": ... or None}``, with KB = 1024
+    bytes (the course's KB, a KiB); a need *equal* to its limit fits; ``latency_ms`` None: no
+    latency limit."""
+    violated = []
+    if flash_bytes > limits["flash_kb"] * KB:
+        violated.append("flash")
+    if sram_bytes > limits["sram_kb"] * KB:
+        violated.append("sram")
+    if limits["latency_ms"] is not None and latency_ms > limits["latency_ms"]:
+        violated.append("latency")
+    return violated
+
+
+TIGHT = {"flash_kb": 64, "sram_kb": 32, "latency_ms": 50.0}
+LIMIT_CASES = [  # (flash_bytes, sram_bytes, latency_ms, limits)
+    (40_000, 20_000, 30.0, TIGHT),                        # fits
+    (70_000, 20_000, 30.0, TIGHT),                        # flash only
+    (40_000, 33_000, 30.0, TIGHT),                        # SRAM only (32 KB = 32,768 bytes)
+    (40_000, 20_000, 80.0, TIGHT),                        # latency only
+    (65_000, 32_500, 30.0, TIGHT),                        # between 1000 and 1024 bytes per KB: fits
+    (65_536, 32_768, 50.0, TIGHT),                        # exactly at every limit: fits
+    (65_537, 32_769, 50.1, TIGHT),                        # just over every limit
+    (900_000, 300_000, 500.0, {"flash_kb": 960, "sram_kb": 240, "latency_ms": None}),   # no latency limit
+]
+
+
+def _limit_mistakes(flash, sram, latency, limits) -> list[tuple[list, str]]:
+    def rule(flash_unit=KB, strict=False, use_sram=True, use_latency=True, order=("flash", "sram", "latency")):
+        over = (lambda need, limit: need >= limit) if strict else (lambda need, limit: need > limit)
+        out = {"flash": over(flash, limits["flash_kb"] * flash_unit),
+               "sram": use_sram and over(sram, limits["sram_kb"] * flash_unit),
+               "latency": use_latency and limits["latency_ms"] is not None and over(latency, limits["latency_ms"])}
+        return [k for k in order if out[k]]
+
+    return [
+        (rule(flash_unit=1000), "the course's KB is 1024 bytes (a KiB, as in hardware.KB), not 1000."),
+        (rule(flash_unit=1), "the limits are in KB and the needs in bytes: multiply the KB by 1024 before comparing."),
+        (rule(strict=True), "a need EQUAL to its limit fits: a limit is violated only when need > limit (not >=)."),
+        (rule(use_sram=False), "check the SRAM too: peak activations must fit the SRAM limit."),
+        (rule(use_latency=False), "check the latency too (unless limits['latency_ms'] is None)."),
+        (rule(order=("latency", "sram", "flash")), "list the violated limits in the order flash, sram, latency."),
+    ]
+
+
+@checker("violated_limits")
+def check_violated_limits(violated_limits: Callable[[int, int, float, dict], list[str]]) -> CheckResult:
+    """Check ``violated_limits(flash_bytes, sram_bytes, latency_ms, limits) -> list[str]``: the
+    names among ``"flash"``, ``"sram"``, ``"latency"`` (in that order) of the limits exceeded,
+    KB = 1024 bytes, equal fits, a latency limit of None means none. Reference:
+    :func:`violated_limits_reference`."""
+    name = "violated_limits"
+    for flash, sram, latency, limits in LIMIT_CASES:
+        given = dict(limits)
+        where = f"for flash_bytes={flash}, sram_bytes={sram}, latency_ms={latency}, limits={limits}"
+        got, failure = call_learner_function(violated_limits, (flash, sram, latency, given), name, case=where[4:],
+                                             hints={"NoneType": "limits['latency_ms'] may be None: then there is "
+                                                                "no latency limit to check."})
+        if failure:
+            return failure
+        failure = check_unchanged(limits, given, name, where, "limits")
+        if failure:
+            return failure
+        failure = check_returned(got, name, where, (list, tuple), what="list of limit names")
+        if failure:
+            return failure
+        expected = violated_limits_reference(flash, sram, latency, limits)
+        if list(got) == expected:
+            continue
+        hint = next((h for wrong, h in _limit_mistakes(flash, sram, latency, limits) if wrong == list(got)), None)
+        if hint is None and any(not isinstance(v, str) for v in got):
+            hint = "return the NAMES of the violated limits ('flash', 'sram', 'latency'), not booleans or numbers."
+        return failed(name, f"{where} expected {expected}, got {list(got)}. Hint: " +
+                      (hint or "compare each need with its limit in the same unit (bytes: KB x 1024) and list the "
+                                "names of those that exceed it."))
+    n = len(LIMIT_CASES)
+    return passed(name, n, f"all {n} cases pass (KB = 1024 bytes, equal fits, SRAM and latency checked, no "
+                  "latency limit)")
+

@@ -1,0 +1,169 @@
+import random
+
+import pytest
+
+from course_lib import nas
+from course_lib.exercises import nas as X
+from course_lib.exercises.nas import LIMIT_CASES, MUTATE_OPTIONS, PARETO_POINTS
+
+
+def _todo(*args, **kwargs):
+    raise NotImplementedError
+
+
+def _fails_with(result, hint):
+    assert result.status == "fail", result
+    assert hint in result.message, result.message
+
+
+def test_every_nas_checker_reports_not_attempted_and_passes_its_reference():
+    for check in (X.check_mutate_choices, X.check_pareto_front, X.check_violated_limits):
+        assert check(_todo).status == "not attempted", check
+    assert X.check_mutate_choices(X.mutate_choices_reference).passed
+    assert X.check_pareto_front(X.pareto_front_reference).passed
+    assert X.check_violated_limits(X.violated_limits_reference).passed
+
+
+# ----------------------------------------------------------------------------- mutate_choices
+
+def test_mutate_choices_reference_agrees_with_the_library_mutation():
+    space = nas.SearchSpace()
+    rng = random.Random(0)
+    for _ in range(50):
+        a = nas.sample(space, rng)
+        choices = nas.to_choices(a, space)
+        child = X.mutate_choices_reference(choices, nas.decisions(space), rng)
+        nas.check_in_space(child, space)
+        assert sum(child[k] != choices[k] for k in choices) == 1
+
+
+def _changeable(options):
+    return [k for k in options if len(options[k]) > 1]
+
+
+def test_mutate_choices_checker_names_the_mistakes():
+    def in_place(choices, options, rng):
+        name = rng.choice(_changeable(options))
+        choices[name] = rng.choice([v for v in options[name] if v != choices[name]])
+        return choices
+    _fails_with(X.check_mutate_choices(in_place), "build a new dict")
+
+    def global_random(choices, options, rng):
+        name = random.choice(_changeable(options))
+        return {**choices, name: random.choice([v for v in options[name] if v != choices[name]])}
+    _fails_with(X.check_mutate_choices(global_random), "global `random`")
+
+    def maybe_same(choices, options, rng):
+        name = rng.choice(_changeable(options))
+        return {**choices, name: rng.choice(options[name])}
+    _fails_with(X.check_mutate_choices(maybe_same), "OTHER values")
+
+    def any_decision(choices, options, rng):             # may pick the single-option depth: nothing changes
+        name = rng.choice(list(options))
+        others = [v for v in options[name] if v != choices[name]]
+        return {**choices, name: rng.choice(others)} if others else dict(choices)
+    _fails_with(X.check_mutate_choices(any_decision), "skip decisions with a single option")
+
+    def two_at_once(choices, options, rng):
+        new = dict(choices)
+        for name in rng.sample(_changeable(options), 2):
+            new[name] = rng.choice([v for v in options[name] if v != choices[name]])
+        return new
+    _fails_with(X.check_mutate_choices(two_at_once), "changes ONE decision")
+
+    def out_of_space(choices, options, rng):
+        return {**choices, "stage1.width": choices["stage1.width"] + 1}
+    _fails_with(X.check_mutate_choices(out_of_space), "not one of its options")
+
+    def only_first(choices, options, rng):
+        name = _changeable(options)[0]
+        return {**choices, name: rng.choice([v for v in options[name] if v != choices[name]])}
+    _fails_with(X.check_mutate_choices(only_first), "were never mutated")
+
+    _fails_with(X.check_mutate_choices(lambda c, o, r: None), "forget `return`")
+    assert set(MUTATE_OPTIONS) and X.check_mutate_choices(lambda c, o, r: 1 / 0).failed
+
+
+# ----------------------------------------------------------------------------- pareto_front
+
+def test_pareto_front_reference_agrees_with_the_library():
+    for points in PARETO_POINTS:
+        assert X.pareto_front_reference(points) == nas.pareto_front(points)
+    g = random.Random(1)
+    for _ in range(200):
+        points = [(g.randint(0, 3) / 3, g.randint(0, 3)) for _ in range(g.randint(1, 8))]
+        assert X.pareto_front_reference(points) == nas.pareto_front(points)
+
+
+def _front(points, dominates):
+    kept = [i for i, p in enumerate(points) if not any(j != i and dominates(q, p) for j, q in enumerate(points))]
+    return sorted(kept, key=lambda i: (points[i][1], i))
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda q, p: q[0] >= p[0] and q[1] <= p[1], "two EQUAL points do not dominate"),
+    (lambda q, p: q[0] >= p[0] and q[1] < p[1], "SAME cost and a lower accuracy"),
+    (lambda q, p: q[0] > p[0] and q[1] <= p[1], "SAME accuracy and a higher cost"),
+    (lambda q, p: q[0] <= p[0] and q[1] <= p[1] and q != p, "HIGHER accuracy is better"),
+    (lambda q, p: q[0] >= p[0] and q[1] >= p[1] and q != p, "LOWER cost is better"),
+])
+def test_pareto_front_checker_names_the_dominance_mistakes(wrong, hint):
+    _fails_with(X.check_pareto_front(lambda points: _front(points, wrong)), hint)
+
+
+def test_pareto_front_checker_names_order_type_and_in_place_mistakes():
+    _fails_with(X.check_pareto_front(lambda pts: sorted(X.pareto_front_reference(pts))), "sort the indices by cost")
+    _fails_with(X.check_pareto_front(lambda pts: [pts[i] for i in X.pareto_front_reference(pts)]), "INDICES")
+
+    def sorts_input(points):
+        front = X.pareto_front_reference(points)
+        points.sort()
+        return front
+    _fails_with(X.check_pareto_front(sorts_input), "points.sort()")
+
+
+# ----------------------------------------------------------------------------- violated_limits
+
+def test_violated_limits_reference_agrees_with_the_library():
+    for flash, sram, latency, limits in LIMIT_CASES:
+        device = nas.TIGHT_BUDGET.__class__(**{**nas.TIGHT_BUDGET.__dict__, "storage_bytes": limits["flash_kb"] * 1024,
+                                              "memory_bytes": limits["sram_kb"] * 1024})
+        ms = limits["latency_ms"]
+        constraints = nas.Constraints(device, None if ms is None else ms / 1000)
+        costs = nas.CandidateCosts(1, 1, flash, sram, latency / 1000, device.name)
+        assert list(nas.violated_limits(costs, constraints)) == X.violated_limits_reference(flash, sram, latency, limits)
+
+
+def _rule(unit=1024, strict=False, sram=True, latency=True, none_means_zero=False):
+    def violated_limits(flash_bytes, sram_bytes, latency_ms, limits):
+        over = (lambda n, l: n >= l) if strict else (lambda n, l: n > l)
+        out = []
+        if over(flash_bytes, limits["flash_kb"] * unit):
+            out.append("flash")
+        if sram and over(sram_bytes, limits["sram_kb"] * unit):
+            out.append("sram")
+        limit = limits["latency_ms"]
+        if latency and (limit is not None or none_means_zero) and over(latency_ms, limit or 0):
+            out.append("latency")
+        return out
+    return violated_limits
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (_rule(unit=1), "multiply the KB by 1024"),
+    (_rule(unit=1000), "1024 bytes (a KiB"),
+    (_rule(strict=True), "EQUAL to its limit fits"),
+    (_rule(sram=False), "check the SRAM too"),
+    (_rule(latency=False), "check the latency too"),
+])
+def test_violated_limits_checker_names_the_mistakes(wrong, hint):
+    _fails_with(X.check_violated_limits(wrong), hint)
+
+
+def test_violated_limits_checker_on_none_latency_and_booleans():
+    def compares_none(flash_bytes, sram_bytes, latency_ms, limits):
+        return [k for k, bad in (("flash", flash_bytes > limits["flash_kb"] * 1024),
+                                 ("sram", sram_bytes > limits["sram_kb"] * 1024),
+                                 ("latency", latency_ms > limits["latency_ms"])) if bad]
+    _fails_with(X.check_violated_limits(compares_none), "may be None")
+    _fails_with(X.check_violated_limits(lambda f, s, l, lim: [f > lim["flash_kb"] * 1024, False, False]), "NAMES")
