@@ -55,12 +55,14 @@ def _as_widget(item):
     raise TypeError(f"a panel shows HTML strings and figures, got {type(item).__name__}")
 
 
-def _panel(rows: list, button, compute, failure: str):
+def _panel(rows: list, button, compute, failure: str, live: bool = False):
     """A panel from its rows of controls (the button among them), then a one-line note and the
     result. ``compute()`` runs when the button is pressed and returns what to show: HTML strings
     and figures (drawn with ``pyplot=False``). A failure shows ``failure`` and the error's message,
     never a traceback. When any control changes after a result is shown, the note says that the
-    result is stale.
+    result is stale. A ``live`` panel (for a computation that takes well under a second) shows its
+    result at once and recomputes it on every change of a control instead; its button computes
+    it again.
 
     The callbacks only set widget values: no ``display()``, no Output capture, no pyplot. With
     JupyterLab's comms over subshells they run on another thread than the notebook's cells, and
@@ -81,10 +83,6 @@ def _panel(rows: list, button, compute, failure: str):
         if result.children and note.value != RUNNING_NOTE:
             note.value = STALE_NOTE.format(button=button.description)
 
-    for row in rows:
-        for control in controls(row):
-            control.observe(mark_stale, names="value")
-
     def run(_):
         note.value, result.children = RUNNING_NOTE, ()
         try:
@@ -94,8 +92,15 @@ def _panel(rows: list, button, compute, failure: str):
             shown = (w.HTML(message).add_class("course-panel-failure"),)
         result.children, note.value = shown, ""
 
+    for row in rows:
+        for control in controls(row):
+            control.observe(run if live else mark_stale, names="value")
     button.on_click(run)
-    return w.VBox([*rows, note, result]).add_class("course-panel")
+    panel = w.VBox([*rows, note, result]).add_class("course-panel")
+    if live:
+        panel.add_class("course-panel-live")
+        run(None)
+    return panel
 
 
 @dataclass(frozen=True)
@@ -327,8 +332,9 @@ PANEL_RESOLUTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)
 
 def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     """The notebook-05 panel over :func:`course_lib.architectures.architecture_experiment`:
-    block type, width multiplier, resolution multiplier, depth and device; nothing trains, the
-    design is built and measured on the button.
+    block type, width multiplier, resolution multiplier, depth and device; nothing trains, so the
+    design is built and measured again on every change (a live panel; the button measures again,
+    e.g. to re-time "This machine").
 
     Raises:
         TypeError / ValueError: ``default_device`` is not one of
@@ -354,4 +360,130 @@ def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
         return ["<br>".join(result.lines())]
 
     return _panel([w.HBox([block, width]), w.HBox([resolution, depth]), w.HBox([device, button])], button,
-                  compute, "Cannot build")
+                  compute, "Cannot build", live=True)
+
+
+# ----------------------------------------------------------------------------- model distillation (notebook 06)
+
+# The panel's size slider for each student family: (start, smallest, largest, step).
+PANEL_STUDENT_SIZES = {"mlp": (100, 10, 800, 10), "tiny_cnn": (8, 2, 32, 2), "soft_tree": (6, 1, 10, 1),
+                       "tree": (8, 1, 20, 1)}
+
+
+def model_distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-06 panel over :func:`course_lib.model_distillation.model_distillation_experiment`:
+    student family, its size (hidden width, first conv width or depth: the slider follows the
+    family), transfer set, epochs and device; the student is trained on the teacher's outputs (no
+    labels) on the button, never on a slider tick.
+
+    Raises:
+        TypeError / ValueError: ``default_device`` is not one of
+            :func:`course_lib.hardware.device_names`.
+    """
+    _check_dropdown(default_device, "default_device", hardware.device_names())
+    import ipywidgets as w
+
+    from . import model_distillation
+
+    family = w.Dropdown(options=model_distillation.FAMILIES, value="mlp", description="student")
+    start, low, high, step = PANEL_STUDENT_SIZES["mlp"]
+    size = w.IntSlider(value=start, min=low, max=high, step=step, description="width",
+                       continuous_update=False)
+    transfer = w.Dropdown(options=model_distillation.TRANSFER_SETS, value="images", description="transfer")
+    epochs = w.IntSlider(value=5, min=1, max=20, description="epochs", continuous_update=False)
+    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    button = w.Button(description="Distill into the student", button_style="primary", icon="tree")
+
+    def on_family(change):
+        if change["new"] not in PANEL_STUDENT_SIZES:
+            return                              # nothing chosen: the button reports it
+        start, low, high, step = PANEL_STUDENT_SIZES[change["new"]]
+        size.min, size.max = min(size.min, low), max(size.max, high)      # never clamp mid-update
+        size.step, size.value, size.min, size.max = step, start, low, high
+        size.description = model_distillation.SIZES[change["new"]][0].split()[-1]
+        epochs.disabled = change["new"] == "tree"                            # a tree is fitted, not trained
+
+    family.observe(on_family, names="value")
+
+    def compute():
+        result = model_distillation.model_distillation_experiment(family.value, size.value, transfer.value,
+                                                                  device.value, epochs=epochs.value)
+        return ["<br>".join(result.lines())]
+
+    return _panel([w.HBox([family, size]), w.HBox([transfer, epochs]), w.HBox([device, button])], button,
+                  compute, "Cannot distill")
+
+
+# ----------------------------------------------------------------------------- AutoML and NAS (notebook 07)
+
+def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-07 panel over :func:`course_lib.nas.experiment.nas_experiment`: device, the
+    flash, SRAM and latency the model may use on it, search strategy and budget of evaluations;
+    the search runs on the zoo's supernet on the button, never on a slider tick, and shows the
+    accuracy-latency Pareto plot, the best network, its costs and its verdict on the device.
+
+    Raises:
+        TypeError / ValueError: ``default_device`` is not one of :data:`course_lib.nas.DEVICES`.
+    """
+    from .nas import experiment
+
+    _check_dropdown(default_device, "default_device", experiment.panel_devices())
+    import ipywidgets as w
+
+    from .nas import STRATEGIES
+
+    def slider(limits, value, description):
+        low, high, step = limits
+        return w.IntSlider(value=value, min=low, max=high, step=step, description=description,
+                           continuous_update=False)
+
+    device = w.Dropdown(options=experiment.panel_devices(), value=default_device, description="device")
+    flash = slider(experiment.PANEL_FLASH_KB, 64, "flash KB")
+    sram = slider(experiment.PANEL_SRAM_KB, 32, "SRAM KB")
+    latency = slider(experiment.PANEL_LATENCY_MS, 50, "latency ms")
+    strategy = w.Dropdown(options=STRATEGIES, value="evolution", description="strategy")
+    budget = slider(experiment.PANEL_BUDGET, 20, "budget")
+    button = w.Button(description="Search", button_style="primary", icon="search")
+
+    def compute():
+        result = experiment.nas_experiment(device.value, flash.value, sram.value, latency.value, strategy.value,
+                                           budget.value)
+        return ["<br>".join(html.escape(line, quote=False) for line in result.lines()), result.figure(pyplot=False)]
+
+    return _panel([w.HBox([device, flash]), w.HBox([sram, latency]), w.HBox([strategy, budget]), button], button,
+                  compute, "Cannot search")
+
+
+# ----------------------------------------------------------------------------- the compression planner (notebook 08)
+
+PANEL_ACCURACY_FLOOR = (80.0, 95.0, 0.5)        # percent: (smallest, largest, step) of the floor slider
+
+
+def compression_planner_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-08 panel over :func:`course_lib.planner.plan`: a device, an accuracy floor
+    (validation accuracy, in percent) and an objective give the combination of the course's
+    techniques, among the measured ones of :func:`course_lib.planner.plan_table`, that meets them,
+    and what it costs. The table is built once (on the first press); a press only filters it.
+
+    Raises:
+        TypeError / ValueError: ``default_device`` is not one of
+            :func:`course_lib.planner.plan_devices`.
+    """
+    from . import planner
+
+    _check_dropdown(default_device, "default_device", planner.plan_devices())
+    import ipywidgets as w
+
+    low, high, step = PANEL_ACCURACY_FLOOR
+    device = w.Dropdown(options=planner.plan_devices(), value=default_device, description="device")
+    floor = w.FloatSlider(value=90.0, min=low, max=high, step=step, description="floor %",
+                          continuous_update=False, readout_format=".1f")
+    objective = w.Dropdown(options=planner.PLAN_OBJECTIVES, value=planner.PLAN_OBJECTIVES[0],
+                           description="objective")
+    button = w.Button(description="Plan", button_style="primary", icon="compass")
+
+    def compute():
+        result = planner.plan(device.value, floor.value / 100, objective.value)
+        return ["<br>".join(html.escape(line, quote=False) for line in result.lines())]
+
+    return _panel([w.HBox([device, floor]), w.HBox([objective, button])], button, compute, "Cannot plan")

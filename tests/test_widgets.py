@@ -4,7 +4,8 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import pytest
 
-from course_lib import distillation, lowrank, plots, pruning, quantization, widgets
+from course_lib import distillation, lowrank, model_distillation, planner, plots, pruning, quantization, widgets
+from course_lib.nas import experiment as nas_experiment
 
 
 def shown(panel) -> str:
@@ -89,11 +90,15 @@ def test_quantization_experiment():
     (widgets.lowrank_panel, lowrank, "lowrank_experiment", lambda p: p.children[2], "Cannot factorize"),
     (widgets.distillation_panel, distillation, "distillation_experiment", lambda p: p.children[2].children[1],
      "Cannot distill"),
+    (widgets.model_distillation_panel, model_distillation, "model_distillation_experiment",
+     lambda p: p.children[2].children[1], "Cannot distill"),
+    (widgets.nas_panel, nas_experiment, "nas_experiment", lambda p: p.children[3], "Cannot search"),
+    (widgets.compression_planner_panel, planner, "plan", lambda p: p.children[1].children[1], "Cannot plan"),
 ])
 def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, button, failure, monkeypatch):
     panel = make_panel()
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         raise ValueError("boom <b>")
 
     monkeypatch.setattr(module, computation, failing)
@@ -157,7 +162,8 @@ def test_lowrank_panel_follows_the_layer_and_runs_the_experiment():
 # ----------------------------------------------------------------------------- figures, staleness, labels
 
 PANELS = [widgets.device_panel, widgets.pruning_panel, widgets.quantization_panel, widgets.lowrank_panel,
-          widgets.distillation_panel]
+          widgets.distillation_panel, widgets.model_distillation_panel, widgets.nas_panel,
+          widgets.compression_planner_panel]
 
 
 def controls(panel):
@@ -259,3 +265,49 @@ def test_buttons_are_sized_to_their_label(make_panel):
     buttons = [c for row in panel.children[:-2] for c in [row, *getattr(row, "children", ())]
                if isinstance(c, w.Button)]
     assert len(buttons) == 1 and buttons[0].layout.width == "max-content"
+
+
+def test_model_distillation_panel_size_slider_follows_the_family():
+    panel = widgets.model_distillation_panel()
+    family, size = panel.children[0].children
+    epochs = panel.children[1].children[1]
+    for name, (start, low, high, step) in widgets.PANEL_STUDENT_SIZES.items():
+        family.value = name
+        assert (size.value, size.min, size.max, size.step) == (start, low, high, step)
+        assert size.description == model_distillation.SIZES[name][0].split()[-1]
+        assert epochs.disabled == (name == "tree")
+    family.value = "tree"
+    size.value = 3
+    panel.children[2].children[1].click()
+    text = shown(panel)
+    assert "decision tree of depth <= 3" in text and "no true labels used" in text
+
+
+def test_compression_planner_panel_plans_and_names_its_settings():
+    panel = widgets.compression_planner_panel()
+    device, floor = panel.children[0].children
+    objective, button = panel.children[1].children
+    floor.value = 85.5
+    objective.value = "fastest on the device"
+    button.click()
+    text = shown(panel)
+    assert "Arduino Nano 33 BLE Sense, accuracy floor 85.5%" in text and "fastest on the device" in text
+    assert "Chosen: tiny_cnn_fashion_distilled in int8" in text and "FITS" in text
+    device.value = None
+    button.click()
+    assert "Cannot plan:</b> device_name must be a str" in shown(panel)
+
+
+def test_architecture_panel_is_live():
+    # Costing a design takes milliseconds: the result is there at once and follows every control.
+    panel = widgets.architecture_panel(default_device="STM32F746")
+    assert "course-panel-live" in panel._dom_classes
+    assert "separable design" in shown(panel) and "STM32F746" in shown(panel)
+    block, width = panel.children[0].children
+    width.value = 0.5
+    assert "α = 0.50" in shown(panel) and panel.children[-2].value == ""          # no stale note
+    block.value = "inverted_residual"
+    assert "mobilenet_v2 design" in shown(panel) and "mobilenet_v2_x0_5_fashion" in shown(panel)
+    device = panel.children[2].children[0]
+    device.value = None                                                             # nothing chosen
+    assert "Cannot build" in shown(panel) and "must be" in shown(panel)

@@ -8,7 +8,9 @@ defining a name the panel cell uses, and the panel cell. Then, through the page:
 - it renders as widgets (not "Loading widget..." nor a text repr);
 - its button gives a result; every slider starts at its minimum, the cheapest setting;
 - changing a dropdown, a slider and a checkbox marks the old result stale, and the next press
-  shows a result that differs and names the new setting;
+  shows a result that differs and names the new setting; a live panel (class
+  ``course-panel-live``) shows that new result by itself, with no stale note, and a press gives it
+  again;
 - each figure it shows is the same image, pixel for pixel, as the same figure drawn outside the
   panel and the browser (the ``course_lib.plots`` call the panel makes at those settings, made
   again here through pyplot, as a notebook cell makes it): a blank or half-drawn figure fails;
@@ -219,6 +221,19 @@ def press(panel) -> str:
     return result.inner_text()
 
 
+def settle(panel, action) -> str:
+    """Do ``action`` (a control change) on a live panel and wait for the result it recomputes by
+    itself; returns its text."""
+    result = panel.locator(".course-panel-result")
+    result.evaluate("r => { for (const c of r.children) c.dataset.old = '1'; }")
+    action()
+    panel.page.wait_for_function(
+        """(r) => r.querySelector(':scope > :not([data-old])') !== null
+                  && !r.closest('.course-panel').querySelector('.course-panel-note').textContent.includes('Running')""",
+        arg=result.element_handle(), timeout=PRESS_TIMEOUT_MS)
+    return result.inner_text()
+
+
 def wait_for_stale_note(panel):
     panel.locator(".course-panel-note", has_text="Settings changed").wait_for(timeout=30_000)
 
@@ -329,10 +344,11 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
     assert controls and panel.locator(".widget-button").count() == 1
     button = panel.locator(".widget-button")
     assert button.evaluate("b => b.scrollWidth <= b.clientWidth"), "the button's label is cut off"
+    live = "course-panel-live" in panel.get_attribute("class")
     for control in controls:
         if "widget-hslider" in control.get_attribute("class"):
             move_slider_to(control, "Home")                  # the cheapest setting
-    first = press(panel)
+    first = press(panel)                                     # (a live panel: after its own updates)
     assert not panel.locator(".course-panel-failure").count(), first
     figures = check_figures(panel, panel_source, controls)
     save_screenshot(panel, screenshots, f"{name}-before")
@@ -346,20 +362,30 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
             continue
         control = found[0]
         old_value = shown_value(control)
-        if kind == "dropdown":
-            select = control.locator("select")
-            options = select.evaluate("s => [...s.options].map(o => o.value)")
-            select.select_option(index=(options.index(old_value) + 1) % len(options))
-        elif kind == "slider":
-            move_slider_to(control, "ArrowRight")
+
+        def change():
+            if kind == "dropdown":
+                select = control.locator("select")
+                options = select.evaluate("s => [...s.options].map(o => o.value)")
+                select.select_option(index=(options.index(old_value) + 1) % len(options))
+            elif kind == "slider":
+                move_slider_to(control, "ArrowRight")
+            else:
+                control.locator("input").click()
+
+        if live:
+            updated = settle(panel, change)
+            assert not panel.locator(".course-panel-note", has_text="Settings changed").count()
         else:
-            control.locator("input").click()
+            change()
+            wait_for_stale_note(panel)
+            if before is first:
+                save_screenshot(panel, screenshots, f"{name}-stale")
         new_value = shown_value(control)
         assert new_value != old_value, f"the {kind} {describe(control)!r} did not change"
-        wait_for_stale_note(panel)
-        if before is first:
-            save_screenshot(panel, screenshots, f"{name}-stale")
         after = press(panel)
+        if live:
+            assert after == updated, "a live panel's press gives another result than its update"
         assert not panel.locator(".course-panel-failure").count(), after
         assert not panel.locator(".course-panel-note", has_text="Settings changed").count()
         assert after != before, f"changing the {kind} {describe(control)!r} did not change the result"
@@ -370,9 +396,15 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
     save_screenshot(panel, screenshots, f"{name}-after")
 
     # An impossible setting: a dropdown with nothing chosen. A message, never a traceback.
-    panel.locator(".widget-dropdown select").first.evaluate(
-        "s => { s.selectedIndex = -1; s.dispatchEvent(new Event('change', {bubbles: true})); }")
-    wait_for_stale_note(panel)
+    def choose_nothing():
+        panel.locator(".widget-dropdown select").first.evaluate(
+            "s => { s.selectedIndex = -1; s.dispatchEvent(new Event('change', {bubbles: true})); }")
+
+    if live:
+        settle(panel, choose_nothing)
+    else:
+        choose_nothing()
+        wait_for_stale_note(panel)
     message = press(panel)
     assert panel.locator(".course-panel-failure").count() == 1 and "must be" in message, message
     save_screenshot(panel, screenshots, f"{name}-bad-input")
