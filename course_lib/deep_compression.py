@@ -36,39 +36,17 @@ both sides (the paper's tables count weights only; the biases are 0.15% of LeNet
 parameters and 0.13% of LeNet-5's). The ratio is against the dense fp32 model,
 :math:`32\\,(n + m)` bits per layer, summed over the layers.
 
-The paper's tables (``Weights%`` is the fraction kept; the bits are averages per entry; the
-compress rate is compressed size over dense size):
-
-Table 2, LeNet-300-100:
-
-=====  ========  ========  ======  ======  ======  ======  ===========  ============
-Layer  #Weights  Weights%  Weight  Weight  Index   Index   Compress     Compress
-                 (P)       bits    bits    bits    bits    rate (P+Q)   rate (P+Q+H)
-                           (P+Q)   (P+Q+H) (P+Q)   (P+Q+H)
-=====  ========  ========  ======  ======  ======  ======  ===========  ============
-ip1    235K      8%        6       4.4     5       3.7     3.1%         2.32%
-ip2    30K       9%        6       4.4     5       4.3     3.8%         3.04%
-ip3    1K        26%       6       4.3     5       3.2     15.7%        12.70%
-Total  266K      8% (12x)  6       5.1     5       3.7     3.1% (32x)   2.49% (40x)
-=====  ========  ========  ======  ======  ======  ======  ===========  ============
-
-Table 3, LeNet-5:
-
-=====  ========  ========  ======  ======  ======  ======  ===========  ============
-Layer  #Weights  Weights%  Weight  Weight  Index   Index   Compress     Compress
-                 (P)       bits    bits    bits    bits    rate (P+Q)   rate (P+Q+H)
-                           (P+Q)   (P+Q+H) (P+Q)   (P+Q+H)
-=====  ========  ========  ======  ======  ======  ======  ===========  ============
-conv1  0.5K      66%       8       7.2     5       1.5     78.5%        67.45%
-conv2  25K       12%       8       7.2     5       3.9     6.0%         5.28%
-ip1    400K      8%        5       4.5     5       4.5     2.7%         2.45%
-ip2    5K        19%       5       5.2     5       3.7     6.9%         6.13%
-Total  431K      8% (12x)  5.3     4.1     5       4.4     3.05% (33x)  2.55% (39x)
-=====  ========  ========  ======  ======  ======  ======  ===========  ============
+The paper's Tables 2 (LeNet-300-100) and 3 (LeNet-5) give one row per layer and a total, in
+these columns, which :meth:`CompressionTable.rows` reproduces for the course's models: the
+layer's number of weights; ``Weights% (P)``, the fraction kept by pruning; the average bits per
+weight index after pruning and quantization (P+Q) and after Huffman coding too (P+Q+H); the same
+two for the position (gap) indices; and the compress rate, compressed size over dense size, after
+P+Q and after P+Q+H. (The per-layer figures of those tables are not quoted here: compare the
+course's rows with the paper itself.)
 
 Table 1 gives the end results: LeNet-300-100 1.64% -> 1.58% top-1 error at 40x (1070 KB ->
-27 KB), LeNet-5 0.80% -> 0.74% at 39x (1720 KB -> 44 KB). The LeNets' index bits are 5 for
-every layer (Tables 2-3); the text's 8 bits for conv layers are AlexNet's and VGG-16's.
+27 KB), LeNet-5 0.80% -> 0.74% at 39x (1720 KB -> 44 KB). The course counts the LeNets' gaps
+in 5 bits in every layer (:data:`LENET_INDEX_BITS`), the width Sec. 3 gives for fc layers.
 Taught in ``notebooks/08_capstone.ipynb``.
 """
 
@@ -92,7 +70,7 @@ from .train import evaluate, fine_tune
 CENTROID_BITS = 32            # each learned shared value is stored in fp32
 BIAS_BITS = 32                # biases are stored dense in fp32
 DENSE_BITS = 32               # the reference: every parameter in fp32
-LENET_INDEX_BITS = 5          # Tables 2-3: 5-bit gaps in every LeNet layer
+LENET_INDEX_BITS = 5          # 5-bit gaps in every LeNet layer (Sec. 3's width for fc layers)
 INDEX_BITS_RANGE = (1, 16)
 
 
@@ -432,7 +410,7 @@ def account_model(model: nn.Module, bits: int | dict[str, int] | None = None,
     Args:
         bits: an int for every layer or a dict naming each; None: each
             :class:`SparseSharedWeights` layer's own (then every weight layer must be one).
-        index_bits: an int for every layer (default 5, as Tables 2-3) or a dict naming each.
+        index_bits: an int for every layer (default 5) or a dict naming each.
 
     Raises:
         TypeError / ValueError: as :func:`account_layer`, the layer named; a dict that does not
