@@ -68,17 +68,9 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class PruneRecipe:
-    """A compressed model derived from a baseline: iterative magnitude pruning with
-    fine-tuning (:func:`course_lib.pruning.iterative_prune`) to per-layer sparsities."""
+class DerivedRecipe:
+    """A model derived from a shipped one, ``base``: same architecture, same dataset."""
     base: str
-    sparsity: tuple[tuple[str, float], ...]
-    steps: int
-    epochs_per_step: int
-    lr: float = 1e-3
-    max_shift: int = 2
-    seed: int = 0
-    reference: str = ""
 
     @property
     def architecture(self) -> str:
@@ -87,6 +79,19 @@ class PruneRecipe:
     @property
     def dataset(self) -> str:
         return RECIPES[self.base].dataset
+
+
+@dataclass(frozen=True)
+class PruneRecipe(DerivedRecipe):
+    """A compressed model derived from a baseline: iterative magnitude pruning with
+    fine-tuning (:func:`course_lib.pruning.iterative_prune`) to per-layer sparsities."""
+    sparsity: tuple[tuple[str, float], ...]
+    steps: int
+    epochs_per_step: int
+    lr: float = 1e-3
+    max_shift: int = 2
+    seed: int = 0
+    reference: str = ""
 
     @property
     def epochs(self) -> int:
@@ -142,7 +147,7 @@ class SoftTreeRecipe:
 
 
 @dataclass(frozen=True)
-class DeepCompressionRecipe:
+class DeepCompressionRecipe(DerivedRecipe):
     """A model compressed by Deep Compression (Han, Mao & Dally 2016,
     :mod:`course_lib.deep_compression`) from a shipped model: iterative magnitude pruning to
     per-layer ``sparsity`` (skipped when it is empty: the base is pruned already), k-means
@@ -150,7 +155,6 @@ class DeepCompressionRecipe:
     ``codebook_epochs`` of codebook fine-tuning. Stored with ``index_bits``-bit relative indices
     and Huffman coding; the saved weights take at most ``2**bits`` values per layer, zero
     included."""
-    base: str
     sparsity: tuple[tuple[str, float], ...]
     steps: int
     epochs_per_step: int
@@ -162,14 +166,6 @@ class DeepCompressionRecipe:
     max_shift: int = 2
     seed: int = 0
     reference: str = ""
-
-    @property
-    def architecture(self) -> str:
-        return RECIPES[self.base].architecture
-
-    @property
-    def dataset(self) -> str:
-        return RECIPES[self.base].dataset
 
     @property
     def epochs(self) -> int:
