@@ -386,20 +386,25 @@ class HuffmanBits(NamedTuple):
     bit_count: int
 
 
+def _as_list(values: Sequence[int] | torch.Tensor, name: str, expected: str) -> list:
+    """A list or tuple, or a 1-D integer tensor, as a new Python list; else a TypeError naming
+    ``name`` and what was ``expected``. The elements are checked by the caller."""
+    if isinstance(values, torch.Tensor):
+        if values.dim() != 1 or values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+            raise TypeError(f"{name} must be {expected}, got a {values.dtype} tensor of shape "
+                            f"{tuple(values.shape)}")
+        return values.tolist()
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    raise TypeError(f"{name} must be {expected}, got {describe(values)}")
+
+
 def _check_counts(counts: Sequence[int] | torch.Tensor, name: str = "counts") -> list[int]:
     """A histogram: ``counts[s]`` occurrences of symbol ``s``, ints >= 0, at least one > 0.
     Returns a new list of Python ints (the argument is never modified)."""
     expected = ("a list of ints >= 0 (counts[s] = occurrences of symbol s) or a 1-D integer "
                 "tensor such as torch.bincount(symbols)")
-    if isinstance(counts, torch.Tensor):
-        if counts.dim() != 1 or counts.is_floating_point() or counts.is_complex() or counts.dtype == torch.bool:
-            raise TypeError(f"{name} must be {expected}, got a {counts.dtype} tensor of shape "
-                            f"{tuple(counts.shape)}")
-        values = counts.tolist()
-    elif isinstance(counts, (list, tuple)):
-        values = list(counts)
-    else:
-        raise TypeError(f"{name} must be {expected}, got {describe(counts)}")
+    values = _as_list(counts, name, expected)
     if not values:
         raise ValueError(f"{name} must hold at least one count, got an empty {type(counts).__name__}")
     for s, c in enumerate(values):
@@ -549,15 +554,7 @@ def _check_code(code: HuffmanCode) -> None:
 
 def _check_symbols(symbols: Sequence[int] | torch.Tensor, code: HuffmanCode) -> list[int]:
     expected = "a list of ints or a 1-D integer tensor"
-    if isinstance(symbols, torch.Tensor):
-        if symbols.dim() != 1 or symbols.is_floating_point() or symbols.is_complex() or symbols.dtype == torch.bool:
-            raise TypeError(f"symbols must be {expected}, got a {symbols.dtype} tensor of shape "
-                            f"{tuple(symbols.shape)}")
-        values = symbols.tolist()
-    elif isinstance(symbols, (list, tuple)):
-        values = list(symbols)
-    else:
-        raise TypeError(f"symbols must be {expected}, got {describe(symbols)}")
+    values = _as_list(symbols, "symbols", expected)
     for i, s in enumerate(values):
         if not is_int(s):
             raise TypeError(f"symbols[{i}] must be an int, got {describe(s)}")
