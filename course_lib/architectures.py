@@ -876,11 +876,13 @@ def plain_and_residual(depth: int = 20, width: int = 16) -> tuple[Architecture, 
 
 
 def _family() -> dict[str, Architecture]:
-    """Five designs at width multipliers 1.0 and 0.5, named like torchvision's
+    """Six designs at width multipliers 1.0 and 0.5, named like torchvision's
     (``mobilenet_v2_x0_5``). All take Fashion-MNIST's 1 x 28 x 28 images, start with a 16-channel
-    stem at stride 1, downsample 28 -> 14 -> 7, and end in global average pooling; the
-    separable design is the standard CNN with each convolution made separable, so the block
-    type is the only difference."""
+    stem at stride 1, downsample 28 -> 14 -> 7, and end in global average pooling, except
+    ``separable_fc``; the separable design is the standard CNN with each convolution made
+    separable, so the block type is the only difference, and ``separable_fc`` is the separable
+    design with a flatten + fully connected head over the last 7 x 7 map instead of the pooling
+    (``64 * 49 * 10`` more weights and MACs: the position of a feature is kept)."""
     designs = {
         # the baseline: four 3x3 conv-bn-relu after the stem
         "cnn": (Stage("conv", 32, stride=2), Stage("conv", 32), Stage("conv", 64, stride=2), Stage("conv", 64)),
@@ -899,7 +901,10 @@ def _family() -> dict[str, Architecture]:
         "shufflenet": (Stage("shuffle", 64, stride=2, groups=4), Stage("shuffle", 64, groups=4),
                        Stage("shuffle", 128, stride=2, groups=4), Stage("shuffle", 128, groups=4)),
     }
-    return {f"{name}_x{str(alpha).replace('.', '_')}": Architecture(stages, width_multiplier=alpha)
+    designs["separable_fc"] = designs["separable"]      # the same layers, another head
+    heads = {"separable_fc": "flatten"}                 # the others: global average pooling
+    return {f"{name}_x{str(alpha).replace('.', '_')}": Architecture(stages, width_multiplier=alpha,
+                                                                     head=heads.get(name, "avgpool"))
             for name, stages in designs.items() for alpha in (1.0, 0.5)}
 
 

@@ -201,10 +201,11 @@ class SupernetRecipe:
         return "fashion-mnist"
 
 
-# The members of notebook 05's family that the zoo ships (each design at width 1.0; the cheapest
-# two also at 0.5).
-ZOO_FAMILY = ("cnn_x1_0", "separable_x1_0", "separable_x0_5", "mobilenet_v2_x1_0", "mobilenet_v2_x0_5",
-              "resnet_x1_0", "shufflenet_x0_5")
+# The members of notebook 05's family that the zoo ships: the standard CNN, its separable twin
+# with either head and ResNet at width 1.0, the separable and MobileNetV2 designs at 1.0 and 0.5,
+# ShuffleNet at 0.5.
+ZOO_FAMILY = ("cnn_x1_0", "separable_x1_0", "separable_x0_5", "separable_fc_x1_0", "mobilenet_v2_x1_0",
+              "mobilenet_v2_x0_5", "resnet_x1_0", "shufflenet_x0_5")
 
 # Notebook 06's soft decision trees, by architecture name: their depth.
 SOFT_TREES = {"soft_tree_d8": 8}
@@ -263,7 +264,7 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "tiny_cnn_fashion's twin distilled from small_cnn_fashion; T and weight chosen on the "
         "validation split among T in (2, 4) x weight 0.5 (15-epoch runs: 91.10% and 91.12%, "
         "labels only 91.10%)")),
-    # Notebook 05's family: five designs at two widths, one recipe for all (the small CNN's).
+    # Notebook 05's family: eight of its designs and widths, one recipe for all (the small CNN's).
     **{f"{member}_fashion": Recipe(member, "fashion-mnist", epochs=8, weight_decay=1e-4, max_shift=1,
                                    reference="notebook 05's family of efficient designs "
                                              "(course_lib.architectures.FASHION_FAMILY)")

@@ -391,15 +391,25 @@ def test_peak_activations_of_the_baseline_by_hand():
 
 def test_family_sizes_suit_a_two_core_cpu():
     costs = {name: A.architecture_costs(a) for name, a in A.FASHION_FAMILY.items()}
-    assert sorted(costs) == sorted(f"{d}_x{w}" for d in ("cnn", "separable", "mobilenet_v2", "resnet", "shufflenet")
-                                   for w in ("1_0", "0_5"))
+    designs = ("cnn", "separable", "separable_fc", "mobilenet_v2", "resnet", "shufflenet")
+    assert sorted(costs) == sorted(f"{d}_x{w}" for d in designs for w in ("1_0", "0_5"))
     baseline = costs["cnn_x1_0"].macs
     assert 1e6 <= baseline <= 20e6 and 1e6 <= costs["resnet_x1_0"].macs <= 20e6
     assert baseline / costs["separable_x1_0"].macs >= 5
     assert baseline / costs["mobilenet_v2_x0_5"].macs >= 5
+    assert baseline / costs["separable_fc_x1_0"].macs >= 5
     assert all(c.macs < baseline * 1.1 for c in costs.values())
-    for design in ("cnn", "separable", "mobilenet_v2", "resnet", "shufflenet"):
+    for design in designs:
         assert costs[f"{design}_x0_5"].macs < costs[f"{design}_x1_0"].macs
+
+
+def test_separable_fc_differs_from_separable_only_in_its_head():
+    pooled, flat = A.FASHION_FAMILY["separable_x1_0"], A.FASHION_FAMILY["separable_fc_x1_0"]
+    assert flat.stages == pooled.stages and (pooled.head, flat.head) == ("avgpool", "flatten")
+    # the fully connected layer reads 64 channels x 7 x 7 positions instead of 64 pooled channels
+    extra = 64 * 49 * 10 - 64 * 10
+    assert A.architecture_costs(flat).parameters - A.architecture_costs(pooled).parameters == extra
+    assert A.architecture_costs(flat).macs - A.architecture_costs(pooled).macs == extra
 
 
 def test_family_exports_to_onnx_and_matches_torch():
