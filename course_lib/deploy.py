@@ -40,17 +40,15 @@ gemmlowp, TensorFlow Lite Micro and CMSIS-NN do: ``requantization="fixed_point"`
 differ from the float path by one code where :math:`M a` lies within rounding error of a half.
 
 The ONNX operator specifications (QuantizeLinear, DequantizeLinear, QLinearConv, MaxPool, Flatten,
-Gemm) define each step; ``export_c_header`` writes the arrays for a C compiler; ``operator_profile``
-shows where ONNX Runtime spends its time; ``int8_speedup`` times int8 against fp32.
+Gemm) define each step; ``export_c_header`` writes the arrays for a C compiler. Where ONNX Runtime
+spends its time, and int8 against fp32 timed, are in :mod:`course_lib.runtime`
+(``operator_profile``, ``int8_speedup``).
 Taught in notebook 08, the capstone.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -58,10 +56,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .checks import check_choice, check_int, check_type
-from .measure import Speedup, check_input_shape, speedup
-from .models import IMAGE_SHAPE
-from .runtime import OrtModel, _check_onnx_file, _check_path, ort_session
+from .checks import check_choice, check_type
+from .runtime import _check_onnx_file, _check_path
 
 UINT8_MIN, UINT8_MAX = 0, 255
 REQUANTIZATIONS = ("float", "fixed_point")
@@ -683,104 +679,3 @@ def export_c_header(model: Int8Model, path: Path | str, name: str) -> int:
     out.append(f"#endif  /* {P}_H */\n")
     path.write_text("\n".join(out))
     return total
-
-
-# ----------------------------------------------------------------------------- where ONNX Runtime spends its time
-
-class OperatorTime(NamedTuple):
-    """One row of :func:`operator_profile`: an operator type (or a node), its mean microseconds per
-    run, and its share of the mean run time."""
-    name: str
-    op_type: str
-    microseconds: float
-    share: float
-
-
-OVERHEAD = "(session overhead)"
-
-
-def _profile_options(threads: int, prefix: str):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()              # as runtime.ort_session, with the profiler on
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.enable_profiling = True
-    options.profile_file_prefix = prefix
-    return options
-
-
-def operator_profile(path: Path | str, batch_size: int = 1, runs: int = 200, warmup: int = 20,
-                     threads: int = 1, by: str = "op_type", seed: int = 0) -> list[OperatorTime]:
-    """Per-operator time of an ONNX model in ONNX Runtime, from its profiler
-    (``SessionOptions.enable_profiling``; the JSON trace holds one ``"Node"`` event per kernel call
-    and one ``"model_run"`` event per run, in microseconds). The model runs ``warmup + runs`` times
-    on one seeded random batch; the warm-up runs are left out.
-
-    Rows, slowest first: each operator type (``by="op_type"``) or node (``by="node"``) with its
-    mean microseconds per run and share of the mean ``model_run`` time, then
-    :data:`OVERHEAD`: the run time outside every kernel (input and output copies, scheduling).
-    Shares add up to 1. The profiler counts whole microseconds, so tiny kernels read 0-3 us.
-
-    Raises:
-        TypeError / ValueError: ``path`` not an existing file; ``batch_size``, ``runs`` or
-            ``threads`` not an int >= 1, ``warmup`` not an int >= 0, ``seed`` out of
-            [0, 2**32 - 1]; ``by`` neither ``"op_type"`` nor ``"node"``.
-    """
-    path = _check_onnx_file(path, "path")
-    check_int(batch_size, "batch_size", 1)
-    check_int(runs, "runs", 1)
-    check_int(warmup, "warmup", 0)
-    check_int(threads, "threads", 1)
-    check_int(seed, "seed", 0, 2 ** 32 - 1)
-    check_choice(by, "by", ("op_type", "node"))
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory() as folder:
-        session = ort.InferenceSession(str(path), _profile_options(threads, str(Path(folder) / "profile")),
-                                       providers=["CPUExecutionProvider"])
-        graph_input = session.get_inputs()[0]
-        shape = [batch_size, *(d if isinstance(d, int) else 1 for d in graph_input.shape[1:])]
-        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-        for _ in range(warmup + runs):
-            session.run(None, {graph_input.name: x})
-        events = json.loads(Path(session.end_profiling()).read_text())
-    model_runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
-    start = model_runs[warmup]["ts"]                                   # the first timed run
-    total = sum(e["dur"] for e in model_runs[warmup:]) / runs
-    times: dict[tuple[str, str], float] = defaultdict(float)
-    for e in events:
-        if e.get("cat") == "Node" and e["ts"] >= start and e["name"].endswith("_kernel_time"):
-            op_type = e["args"]["op_name"]
-            key = (op_type, op_type) if by == "op_type" else (e["name"][:-len("_kernel_time")], op_type)
-            times[key] += e["dur"] / runs
-    rows = [OperatorTime(name, op_type, t, t / total) for (name, op_type), t in times.items()]
-    rows.sort(key=lambda r: -r.microseconds)
-    outside = max(total - sum(r.microseconds for r in rows), 0.0)
-    return rows + [OperatorTime(OVERHEAD, OVERHEAD, outside, outside / total)]
-
-
-# ----------------------------------------------------------------------------- int8 against fp32, measured
-
-def int8_speedup(fp32_path: Path | str, int8_path: Path | str, input_shape: tuple[int, ...] = IMAGE_SHAPE,
-                 batch_size: int = 1, threads: int = 1, warmup: int = 20, repeats: int = 100) -> Speedup:
-    """ONNX Runtime fp32 against ONNX Runtime int8 of the same model, timed in one run with their
-    calls interleaved (:func:`course_lib.measure.speedup`: the median of ``repeats`` timed calls
-    after ``warmup`` untimed ones, on the same seeded random batch). ``.ratio`` is
-    :math:`t_{fp32} / t_{int8}`: above 1, int8 is faster. Both sessions use ``threads`` intra-op
-    threads. Speed is a property of the machine: see :func:`course_lib.runtime.cpu_int8_features`.
-
-    Raises:
-        TypeError / ValueError: a path that is not an existing file, a bad ``input_shape``,
-            ``batch_size``, ``threads`` or ``repeats`` not an int >= 1, ``warmup`` < 0.
-    """
-    fp32_path = _check_onnx_file(fp32_path, "fp32_path")
-    int8_path = _check_onnx_file(int8_path, "int8_path")
-    check_input_shape(input_shape)
-    check_int(threads, "threads", 1)
-    fp32 = OrtModel(ort_session(fp32_path, threads))
-    int8 = OrtModel(ort_session(int8_path, threads))
-    return speedup(fp32, int8, input_shape=input_shape, batch_size=batch_size, warmup=warmup,
-                   repeats=repeats, threads=threads)

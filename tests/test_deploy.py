@@ -182,16 +182,16 @@ def test_c_header_counts_its_flash_and_compiles(lenet5, tmp_path):
 # ----------------------------------------------------------------------------- profile and speed (no speed asserted)
 
 def test_operator_profile_of_lenet5_int8(lenet5_files):
-    rows = deploy.operator_profile(lenet5_files[1], runs=5, warmup=2)
+    rows = runtime.operator_profile(lenet5_files[1], runs=5, warmup=2)
     names = [r.name for r in rows]
     assert {"QLinearConv", "QGemm", "QuantizeLinear", "DequantizeLinear"} <= set(names)
-    assert names[-1] == deploy.OVERHEAD and abs(sum(r.share for r in rows) - 1) < 1e-9
-    nodes = deploy.operator_profile(lenet5_files[1], runs=3, warmup=1, by="node", batch_size=2)
+    assert names[-1] == runtime.OVERHEAD and abs(sum(r.share for r in rows) - 1) < 1e-9
+    nodes = runtime.operator_profile(lenet5_files[1], runs=3, warmup=1, by="node", batch_size=2)
     assert sum(r.op_type == "QLinearConv" for r in nodes) == 2
 
 
 def test_int8_speedup_times_both_runtimes(lenet5_files):
-    s = deploy.int8_speedup(*lenet5_files, batch_size=2, warmup=1, repeats=3)
+    s = runtime.int8_speedup(*lenet5_files, batch_size=2, warmup=1, repeats=3)
     assert s.ratio > 0 and len(s.baseline.times) == len(s.candidate.times) == 3 and s.candidate.threads == 1
 
 
@@ -228,11 +228,11 @@ def test_unsupported_operator_is_named(unsupported_file):
     (lambda m, d, f: deploy.export_c_header(m, d / "m.h", None), TypeError, "name must be a C identifier"),
     (lambda m, d, f: deploy.export_c_header(m, d / "no" / "m.h", "m"), ValueError, "path must be in an existing folder"),
     (lambda m, d, f: deploy.flash_bytes(None), TypeError, "model must be an Int8Model"),
-    (lambda m, d, f: deploy.operator_profile(f[1], by="layer"), ValueError, "by must be one of ('op_type', 'node')"),
-    (lambda m, d, f: deploy.operator_profile(f[1], runs=0), ValueError, "runs must be an int >= 1, got 0"),
-    (lambda m, d, f: deploy.operator_profile(f[1], threads=1.0), TypeError, "threads must be an int >= 1, got float"),
-    (lambda m, d, f: deploy.int8_speedup(d / "none.onnx", f[1]), ValueError, "fp32_path must be an existing ONNX file"),
-    (lambda m, d, f: deploy.int8_speedup(*f, batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
+    (lambda m, d, f: runtime.operator_profile(f[1], by="layer"), ValueError, "by must be one of ('op_type', 'node')"),
+    (lambda m, d, f: runtime.operator_profile(f[1], runs=0), ValueError, "runs must be an int >= 1, got 0"),
+    (lambda m, d, f: runtime.operator_profile(f[1], threads=1.0), TypeError, "threads must be an int >= 1, got float"),
+    (lambda m, d, f: runtime.int8_speedup(d / "none.onnx", f[1]), ValueError, "fp32_path must be an existing ONNX file"),
+    (lambda m, d, f: runtime.int8_speedup(*f, batch_size=0), ValueError, "batch_size must be an int >= 1, got 0"),
 ])
 def test_bad_input_raises_a_named_error(lenet5, tmp_path, lenet5_files, call, error, fragment):
     with pytest.raises(error) as info:
