@@ -21,6 +21,8 @@ codes :math:`q_b = \\mathrm{round}(b / (s_x s_w[c]))`:
 A ReLU costs nothing: its output range starts at 0, so ONNX Runtime's quantizer drops the node
 and the clamp to :math:`q_y \\geq z_y` (here :math:`z_y = 0`) does the job. Max pooling and
 flattening act on the codes directly (the map :math:`q \\mapsto s(q - z)` is increasing).
+A grouped convolution sums over the input channels of its output's group only; a depthwise
+one (MobileNet's, one group per channel) is the case ``groups = C``.
 
 **How ONNX Runtime rounds** (read in its source, ``qlinearconv.cc``, ``quant_gemm.cc`` and MLAS's
 ``MlasRequantizeOutput`` / ``ConvSymKernel*.S``): :math:`M` is a float32 computed as
@@ -69,10 +71,13 @@ CHUNK = 256          # images per slice in forward_int8: bounds the im2col buffe
 
 @dataclass(frozen=True, eq=False)
 class QuantizedConv2d:
-    """A 2-D convolution in integers: ``weight`` (O, C, kh, kw) int8, ``bias`` (O,) int32 codes of
-    scale :math:`s_x s_w`, ``weight_scale`` (O,) float32 and ``weight_zero_point`` (O,) int8 (one
-    per output channel), the input's and output's uint8 quantization, ONNX's ``stride`` (sh, sw),
-    ``padding`` (top, left, bottom, right) and ``dilation``, and whether a ReLU is fused."""
+    """A 2-D convolution in integers: ``weight`` (O, C / groups, kh, kw) int8, ``bias`` (O,) int32
+    codes of scale :math:`s_x s_w`, ``weight_scale`` (O,) float32 and ``weight_zero_point`` (O,)
+    int8 (one per output channel), the input's and output's uint8 quantization, ONNX's ``stride``
+    (sh, sw), ``padding`` (top, left, bottom, right), ``dilation`` and ``groups`` (the input and
+    output channels split into ``groups`` blocks, block :math:`g` of the output reading block
+    :math:`g` of the input only: ``groups = C = O`` is a depthwise convolution), and whether a
+    ReLU is fused."""
     name: str
     weight: np.ndarray
     bias: np.ndarray
@@ -86,6 +91,7 @@ class QuantizedConv2d:
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     dilation: tuple[int, int] = (1, 1)
     relu: bool = False
+    groups: int = 1
 
     @property
     def multiplier(self) -> np.ndarray:
@@ -229,18 +235,23 @@ def requantize_fixed_point(acc: np.ndarray, m0: np.ndarray, shift: np.ndarray, z
 
 def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
     """The int32 accumulators of a convolution: :math:`a = q_b + \\sum (q_x - z_x)(q_w - z_w)`
-    over each window. ``q`` (B, C, H, W) uint8 -> (B, O, Ho, Wo) int32. Padding holds the code
-    :math:`z_x` (the real value 0), as in ONNX Runtime's im2col."""
+    over each window (and, with groups, over the input channels of the output's group only).
+    ``q`` (B, C, H, W) uint8 -> (B, O, Ho, Wo) int32. Padding holds the code :math:`z_x` (the real
+    value 0), as in ONNX Runtime's im2col."""
     top, left, bottom, right = layer.padding
     x = np.pad(q.astype(np.int32) - layer.input_zero_point, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    out_c, in_c, kh, kw = layer.weight.shape
+    out_c, group_c, kh, kw = layer.weight.shape                     # group_c = C / groups
+    g = layer.groups
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
     windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
     windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                  # (B, C, Ho, Wo, kh, kw)
     b, _, ho, wo = windows.shape[:4]
-    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, in_c * kh * kw)   # im2col
+    cols = windows.reshape(b, g, group_c, ho, wo, kh, kw)            # im2col, one matrix per group:
+    cols = cols.transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * ho * wo, group_c * kh * kw)
     w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None, None, None]
-    acc = cols @ w.reshape(out_c, -1).T + layer.bias                 # (B*Ho*Wo, O) int32
+    w = w.reshape(g, out_c // g, group_c * kh * kw)                  # (g, O / g, C / g * kh * kw)
+    acc = cols @ w.transpose(0, 2, 1)                                # (g, B*Ho*Wo, O / g) int32
+    acc = acc.transpose(1, 0, 2).reshape(b * ho * wo, out_c) + layer.bias
     return acc.reshape(b, ho, wo, out_c).transpose(0, 3, 1, 2)
 
 
@@ -314,7 +325,7 @@ def read_int8_model(path: Path | str) -> Int8Model:
         ValueError: the file does not exist, is not an ONNX model, or is a float model (no
             QuantizeLinear / DequantizeLinear).
         NotImplementedError: an operator outside :data:`SUPPORTED_OPS` (named with its node),
-            grouped or non-2-D convolutions, int8 activations, a pooling that changes the
+            non-2-D convolutions, int8 activations, a pooling that changes the
             quantization, or a graph that is not one chain of layers.
     """
     path = _check_onnx_file(path, "path")
@@ -410,8 +421,8 @@ def read_int8_model(path: Path | str) -> Int8Model:
                     raise _unsupported(node, "only alpha = beta = 1 and transA = 0 are supported")
                 if not a.get("transB", 0):                          # (K, N) -> (N, K)
                     w, axis = w.T, 1 - axis
-            elif w.ndim != 4 or a.get("group", 1) != 1 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise _unsupported(node, "only 2-D convolutions with group = 1 and explicit pads are supported")
+            elif w.ndim != 4 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise _unsupported(node, "only 2-D convolutions with explicit pads are supported")
             if w.dtype != np.int8:
                 raise _unsupported(node, f"weights must be int8, got {w.dtype}")
             channels = w.shape[0]
@@ -430,7 +441,8 @@ def read_int8_model(path: Path | str) -> Int8Model:
                     "input_scale": scale_x, "input_zero_point": zero_x}
             if op == "Conv":
                 spec.update(kind=QuantizedConv2d, stride=tuple(a.get("strides", (1, 1))),
-                            padding=tuple(a.get("pads", (0, 0, 0, 0))), dilation=tuple(a.get("dilations", (1, 1))))
+                            padding=tuple(a.get("pads", (0, 0, 0, 0))), dilation=tuple(a.get("dilations", (1, 1))),
+                            groups=int(a.get("group", 1)))
             else:
                 spec.update(kind=QuantizedLinear)
             pending[out] = dict(spec, layer=None)
@@ -602,7 +614,8 @@ def _c_defines(prefix: str, layer: Layer) -> list[tuple[str, str]]:
     lines = [(f"{P}_OUT_{'CHANNELS' if isinstance(layer, QuantizedConv2d) else 'FEATURES'}", layer.weight.shape[0])]
     if isinstance(layer, QuantizedConv2d):
         _, c, kh, kw = layer.weight.shape
-        lines += [(f"{P}_IN_CHANNELS", c), (f"{P}_KERNEL_H", kh), (f"{P}_KERNEL_W", kw),
+        lines += [(f"{P}_IN_CHANNELS", c * layer.groups), (f"{P}_GROUPS", layer.groups),
+                  (f"{P}_KERNEL_H", kh), (f"{P}_KERNEL_W", kw),
                   (f"{P}_STRIDE_H", layer.stride[0]), (f"{P}_STRIDE_W", layer.stride[1]),
                   *[(f"{P}_PAD_{side}", p) for side, p in zip(("TOP", "LEFT", "BOTTOM", "RIGHT"), layer.padding)],
                   (f"{P}_DILATION_H", layer.dilation[0]), (f"{P}_DILATION_W", layer.dilation[1])]

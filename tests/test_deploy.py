@@ -64,6 +64,46 @@ def test_fixed_point_requantization_stays_within_one_code(lenet5, test_images):
     assert (exact.argmax(1) == fixed.argmax(1)).mean() >= 0.99
 
 
+def _grouped_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU(),       # depthwise
+        nn.Conv2d(8, 16, 1), nn.ReLU(),                                              # pointwise
+        nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=4), nn.ReLU(),              # 4 groups of 4
+        nn.Flatten(), nn.Linear(16 * 14 * 14, 10))
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):                      # statistics that are not the identity
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_grouped_and_depthwise_convolutions_equal_onnx_runtime(tmp_path, test_images):
+    _, int8 = _int8_files(tmp_path, _grouped_model(), 200)
+    model = deploy.read_int8_model(int8)
+    convs = [layer for layer in model.layers if isinstance(layer, deploy.QuantizedConv2d)]
+    assert [c.groups for c in convs] == [1, 8, 1, 4]                 # batch norms folded into the convolutions
+    assert [c.weight.shape[1] for c in convs] == [1, 1, 8, 4]        # each output reads C / groups inputs
+    assert np.array_equal(deploy.forward_int8(model, test_images).logits.view(np.uint32),
+                          _ort_logits(int8, test_images).view(np.uint32))
+
+
+def test_grouped_accumulators_equal_a_grouped_convolution():
+    rng = np.random.default_rng(0)
+    for groups, in_c, out_c, stride in ((1, 3, 4, 1), (2, 4, 6, 2), (5, 5, 5, 1), (3, 6, 3, 2)):
+        layer = deploy.QuantizedConv2d(
+            "conv", rng.integers(-128, 128, (out_c, in_c // groups, 3, 3)).astype(np.int8),
+            rng.integers(-1000, 1000, out_c).astype(np.int32), np.ones(out_c, np.float32),
+            np.zeros(out_c, np.int8), np.float32(1), 7, np.float32(1), 0, stride=(stride, stride),
+            padding=(1, 1, 1, 1), groups=groups)
+        q = rng.integers(0, 256, (2, in_c, 6, 5)).astype(np.uint8)
+        expected = F.conv2d(torch.from_numpy(q.astype(np.float64) - 7), torch.from_numpy(layer.weight.astype(np.float64)),
+                            torch.from_numpy(layer.bias.astype(np.float64)), stride=stride, padding=1, groups=groups)
+        acc = deploy.conv2d_accumulate(q, layer)
+        assert acc.dtype == np.int32 and np.array_equal(acc, expected.numpy().astype(np.int64))
+
+
 # ----------------------------------------------------------------------------- the arrays
 
 def test_arrays_round_trip_to_the_float_model(lenet5):
