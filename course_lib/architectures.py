@@ -876,13 +876,15 @@ def plain_and_residual(depth: int = 20, width: int = 16) -> tuple[Architecture, 
 
 
 def _family() -> dict[str, Architecture]:
-    """Six designs at width multipliers 1.0 and 0.5, named like torchvision's
+    """Six designs (five block types, the separable one with either head) at width multipliers
+    1.0 and 0.5, named like torchvision's
     (``mobilenet_v2_x0_5``). All take Fashion-MNIST's 1 x 28 x 28 images, start with a 16-channel
     stem at stride 1, downsample 28 -> 14 -> 7, and end in global average pooling, except
     ``separable_fc``; the separable design is the standard CNN with each convolution made
     separable, so the block type is the only difference, and ``separable_fc`` is the separable
     design with a flatten + fully connected head over the last 7 x 7 map instead of the pooling
-    (``64 * 49 * 10`` more weights and MACs: the position of a feature is kept)."""
+    (``64 * 49 * 10 - 64 * 10`` more weights and as many MACs at width 1.0: the position of a
+    feature is kept)."""
     designs = {
         # the baseline: four 3x3 conv-bn-relu after the stem
         "cnn": (Stage("conv", 32, stride=2), Stage("conv", 32), Stage("conv", 64, stride=2), Stage("conv", 64)),

@@ -142,8 +142,9 @@ def darts_search(train: ImageSplit, validation: ImageSplit, steps: int, *, seed:
                  batch_size: int = 64, weight_lr: float = 0.025, alpha_lr: float = 3e-3,
                  log_every: int = 10, threads: int | None = 1) -> DartsResult:
     """First-order DARTS (Liu et al. 2019, Algorithm 1 with :math:`\\xi = 0`) for ``steps``
-    alternating steps: :math:`\\alpha` by Adam (lr ``alpha_lr``, betas (0.5, 0.999), weight decay
-    1e-3, the paper's settings) on a ``validation`` batch, then :math:`w` by SGD (momentum 0.9,
+    alternating steps: :math:`\\alpha` by Adam (lr ``alpha_lr``, ten times the paper's 3e-4 by
+    default so that a short search moves; betas (0.5, 0.999) and weight decay 1e-3 as in the
+    paper) on a ``validation`` batch, then :math:`w` by SGD (momentum 0.9,
     lr ``weight_lr``, weight decay 3e-4, gradient norm clipped at 5) on a ``train`` batch. Both
     splits are drawn in a seeded order; the network's initial weights follow ``seed``.
 
