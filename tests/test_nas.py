@@ -402,6 +402,22 @@ def test_compression_search_meets_the_budget(fashion_small):
         nas.apply_policy(model, {"fc": (1.5, 4)})
 
 
+def test_a_warm_started_compression_search_begins_with_the_uniform_grid(fashion_small):
+    _, validation = fashion_small
+    model = A.build_model(A.FASHION_FAMILY["cnn_x0_5"])
+    full = measure.weight_bytes(model, "fp32", "best")
+    result = nas.search_compression(model, validation.subset(64), full // 3, 4, sparsities=(0.0, 0.5), bits=(4, 8),
+                                    n_startup_trials=2, warm_start=True)
+    grid = [(0.0, 4), (0.0, 8), (0.5, 4), (0.5, 8)]
+    assert len(result.trials) == 4 + 4
+    assert [set(policy.values()) for policy, _, _ in result.trials[:4]] == [{point} for point in grid]
+    uniform = [(point, accuracy) for point, (_, _, accuracy) in zip(grid, result.trials) if accuracy is not None]
+    assert result.uniform_accuracy == max(accuracy for _, accuracy in uniform)
+    assert result.accuracy >= result.uniform_accuracy           # the uniform grid is among the search's trials
+    with pytest.raises(TypeError, match="warm_start"):
+        nas.search_compression(model, validation, full, 2, warm_start=1)
+
+
 # ----------------------------------------------------------------------------- parallel search
 
 def test_two_processes_share_one_journal_study(tmp_path):

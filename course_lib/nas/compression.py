@@ -96,18 +96,24 @@ class CompressionSearchResult:
 
 def search_compression(model: nn.Module, validation: ImageSplit, budget_bytes: int, n_trials: int, *,
                        seed: int = 0, sparsities: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75),
-                       bits: tuple[int, ...] = (2, 4, 6, 8), n_startup_trials: int = 10) -> CompressionSearchResult:
+                       bits: tuple[int, ...] = (2, 4, 6, 8), n_startup_trials: int = 10,
+                       warm_start: bool = False) -> CompressionSearchResult:
     """Search a per-layer (sparsity, bits) policy for ``model`` under ``budget_bytes`` of flash
     with Optuna's ``TPESampler(seed=seed)`` for ``n_trials`` trials (each layer's sparsity among
     ``sparsities`` and bits among ``bits``, as categorical parameters), maximising the accuracy on
-    ``validation`` without fine-tuning (AMC Sec. 3.4). Then every uniform policy of the same grid
-    is measured, and the best that fits is reported beside it. One torch thread.
+    ``validation`` without fine-tuning (AMC Sec. 3.4). Every uniform policy of the same grid is
+    measured too, and the best that fits is reported beside the search's best.
+
+    With ``warm_start``, the uniform policies are the study's first trials (``enqueue_trial``),
+    before the ``n_trials`` of TPE: its model of good and bad settings starts from them instead of
+    from random draws, most of which, over many layers, ruin the network. Without it they are
+    measured after the search, apart from it. One torch thread.
 
     Raises (before anything runs):
         TypeError / ValueError: ``model`` not an nn.Module with Linear / Conv2d layers;
             ``validation`` not a non-empty ImageSplit; ``budget_bytes`` or ``n_trials`` not an
             int >= 1; an empty or bad grid (sparsities in [0, 1), bits in [1, 16]); ``seed`` out
-            of range.
+            of range; ``warm_start`` not a bool.
     """
     import optuna
 
@@ -117,6 +123,7 @@ def search_compression(model: nn.Module, validation: ImageSplit, budget_bytes: i
     check_int(n_trials, "n_trials", 1)
     check_int(seed, "seed", *SEED_RANGE)
     check_int(n_startup_trials, "n_startup_trials", 1)
+    check_type(warm_start, "warm_start", bool, "True or False")
     for grid, name, check in ((sparsities, "sparsities", check_sparsity), (bits, "bits", check_bits)):
         check_type(grid, name, (tuple, list), "a non-empty tuple")
         if not grid:
@@ -142,14 +149,20 @@ def search_compression(model: nn.Module, validation: ImageSplit, budget_bytes: i
         trials.append((policy, size, accuracy))
         return accuracy if accuracy is not None else 0.0
 
+    grid = list(itertools.product(sparsities, bits))
     with torch_threads(1), quiet_optuna():
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, **_constraint_option())
-        optuna.create_study(direction="maximize", sampler=sampler).optimize(objective, n_trials=n_trials)
-        uniform = []
-        for s, b in itertools.product(sparsities, bits):
-            size, accuracy = score({layer: (s, b) for layer in layers})
-            if accuracy is not None:
-                uniform.append(((s, b), size, accuracy))
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        if warm_start:
+            for s, b in grid:
+                study.enqueue_trial({**{f"{layer}.sparsity": s for layer in layers},
+                                     **{f"{layer}.bits": b for layer in layers}})
+        study.optimize(objective, n_trials=n_trials + (len(grid) if warm_start else 0))
+        if warm_start:                                      # the first trials were the uniform grid
+            measured = [(point, size, accuracy) for point, (_, size, accuracy) in zip(grid, trials)]
+        else:
+            measured = [((s, b), *score({layer: (s, b) for layer in layers})) for s, b in grid]
+    uniform = [u for u in measured if u[2] is not None]
     feasible = [t for t in trials if t[2] is not None]
     best = max(feasible, key=lambda t: t[2]) if feasible else (None, None, None)
     best_uniform = max(uniform, key=lambda u: u[2]) if uniform else (None, None, None)
