@@ -17,7 +17,9 @@ per-channel codes) and its size measured by :func:`course_lib.measure.weight_byt
 where a sparse encoding wins; the other parameters at fp32). A policy over the flash budget
 :math:`B` is infeasible (constraint :math:`\\text{bytes}/B - 1 > 0`) and is not evaluated. The
 result is compared with the best *uniform* policy (one :math:`s` and one :math:`b` for all
-layers) that fits the same budget.
+layers) that fits the same budget; the uniform policies can also be the search's first trials
+(a warm start), so that TPE learns from good settings rather than from random ones, most of
+which, with no fine-tuning, ruin at least one layer.
 
 Taught in ``notebooks/07_automl_nas.ipynb``.
 """
