@@ -241,7 +241,7 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
     "small_cnn_fashion": Recipe("small_cnn", "fashion-mnist", epochs=15, weight_decay=1e-4,
                                 max_shift=1, reference=(
         "course baseline on the course's seeded Fashion-MNIST split (not the official one)")),
-    "kd_teacher": Recipe("kd_teacher", "mnist", epochs=160, max_shift=2, reference=(
+    "kd_teacher": Recipe("kd_teacher", "mnist", epochs=80, max_shift=2, reference=(
         "Hinton, Vinyals & Dean 2015 (Distilling the Knowledge in a Neural Network), section 3: "
         "784-1200-1200-10 with dropout and +-2-pixel jitter, 67 test errors "
         "(trained here on the 55,000 training images; 5,000 are kept for validation)")),
