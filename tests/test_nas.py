@@ -420,6 +420,55 @@ def test_a_warm_started_compression_search_begins_with_the_uniform_grid(fashion_
 
 # ----------------------------------------------------------------------------- parallel search
 
+# ----------------------------------------------------------------------------- space design, short training
+
+def test_fitting_macs_counts_the_networks_that_meet_the_constraints():
+    tight = nas.device_constraints(nas.TIGHT_BUDGET.name)
+    macs, share = nas.fitting_macs(SPACE, tight, n_samples=40, seed=3)
+    rng = random.Random(3)
+    expected = []
+    for _ in range(40):                               # the same draws, checked one by one
+        costs = nas.candidate_costs(nas.sample(SPACE, rng), tight.device)
+        if not nas.violated_limits(costs, tight):
+            expected.append(costs.macs)
+    assert macs == expected and share == len(expected) / 40
+    # MCUNet's rule on the course's budget: the tight space's fitting networks compute more.
+    wide, wide_share = nas.fitting_macs(nas.TIGHT_SPACE, tight, n_samples=60, seed=0)
+    small, _ = nas.fitting_macs(SPACE, tight, n_samples=60, seed=0)
+    assert 0 < wide_share < 1 and np.mean(wide) > 1.5 * np.mean(small)
+    with pytest.raises(ValueError, match="n_samples"):
+        nas.fitting_macs(SPACE, tight, n_samples=0)
+    with pytest.raises(TypeError, match="constraints"):
+        nas.fitting_macs(SPACE, "Tight budget")
+
+
+def test_short_training_scores_a_candidate_repeatably_without_touching_global_state(fashion_small):
+    train, validation = fashion_small
+    objective = nas.ShortTraining(train, validation, epochs=1, lr=3e-3, seed=0)
+    architecture = nas.sample(SPACE, random.Random(0))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = objective(architecture)
+    assert torch.equal(torch.get_rng_state(), state)          # the caller's generator is left alone
+    assert objective(architecture) == first and 0 <= first <= 1
+    # A search takes it as its objective.
+    result = nas.random_search(SPACE, objective, 2, seed=0, constraints=nas.device_constraints(nas.TIGHT_BUDGET.name))
+    assert len(result.evaluated) == 2
+
+
+@pytest.mark.parametrize("kwargs, error, fragment", [
+    ({"epochs": 0}, ValueError, "epochs"), ({"lr": float("nan")}, ValueError, "lr"), ({"lr": 0}, ValueError, "lr"),
+    ({"seed": -1}, ValueError, "seed"), ({"train_split": None}, TypeError, "train_split"),
+])
+def test_short_training_rejects_bad_arguments(fashion_small, kwargs, error, fragment):
+    train, validation = fashion_small
+    arguments = {"train_split": train, "validation": validation, **kwargs}
+    with pytest.raises(error, match=fragment):
+        nas.ShortTraining(**arguments)
+    with pytest.raises(TypeError, match="architecture"):
+        nas.ShortTraining(train, validation)({"resolution": 28})
+
+
 def test_two_processes_share_one_journal_study(tmp_path):
     path = tmp_path / "study.journal"
     study = nas.run_parallel_study(nas.toy_trial_objective, path, n_trials=9, n_workers=2, seed=0)

@@ -108,6 +108,28 @@ def test_searched_network_is_in_the_space_and_fits_the_tight_budget():
     assert zoo.RECIPES["nas_tight_fashion"].weight_decay == zoo.RECIPES["mobilenet_v2_x1_0_fashion"].weight_decay
 
 
+def test_network_searched_in_the_tight_space_is_its_search_winner_and_fits():
+    from course_lib import nas
+    record, recipe = zoo.entry("nas_tight_wide_fashion"), zoo.RECIPES["nas_tight_wide_fashion"]
+    constraints = nas.device_constraints(nas.TIGHT_BUDGET.name, max_latency_ms=recipe.max_latency_ms)
+    assert len(record["search"]) == recipe.budget
+    for candidate in record["search"]:            # every scored network is of the space and within the limits
+        costs = nas.candidate_costs(nas.from_choices(candidate["choices"], nas.TIGHT_SPACE), nas.TIGHT_BUDGET.name)
+        assert not nas.violated_limits(costs, constraints)
+        assert (costs.parameters, costs.macs) == (candidate["parameters"], candidate["macs"])
+    best = max(record["search"], key=lambda c: c["validation_accuracy"])     # the first, on a tie
+    assert best["choices"] == record["choices"] == zoo.NAS_CHOICES["nas_tight_wide"]
+    model = zoo.load("nas_tight_wide_fashion")
+    assert sum(p.numel() for p in model.parameters()) == best["parameters"]
+    assert [h["epoch"] for h in record["history"]] == list(range(1, recipe.epochs + 1))
+    # Trained as the hand-designed networks it is compared with (notebook 05's family recipe).
+    family = zoo.RECIPES["mobilenet_v2_x1_0_fashion"]
+    assert (recipe.epochs, recipe.lr, recipe.weight_decay, recipe.max_shift, recipe.batch_size) == \
+        (family.epochs, family.lr, family.weight_decay, family.max_shift, family.batch_size)
+    with pytest.raises(ValueError, match="name must be one of"):
+        zoo.nas_architecture("nas_wide")
+
+
 def test_build_architecture_names_the_nas_entries():
     from course_lib import nas
     assert isinstance(zoo.build_architecture("supernet"), nas.Supernet)

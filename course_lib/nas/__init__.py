@@ -22,6 +22,9 @@ bottom-up, each using only the ones above it:
 * :mod:`~course_lib.nas.compression`: AutoML for compression (AMC / HAQ): per-layer sparsity and
   bits chosen by Optuna under a flash budget, against the best uniform setting.
 * :mod:`~course_lib.nas.parallel`: worker processes sharing one Optuna study through a journal file.
+* :mod:`~course_lib.nas.standalone`: a space designed around the device (MCUNet's rule,
+  :func:`fitting_macs`, :data:`TIGHT_SPACE`) and candidates judged by short stand-alone training
+  (:class:`ShortTraining`).
 * :mod:`~course_lib.nas.experiment`: notebook 07's experiment (:func:`nas_experiment`, the panel's
   search for a device's limits on the zoo's supernet) and :class:`CachedObjective`.
 
@@ -46,6 +49,7 @@ from .proxies import activation_codes, kendall_tau, naswot, proxy_scores, ranks,
 from .compression import CompressionSearchResult, apply_policy, policy_bytes, search_compression
 from .parallel import (SpaceObjective, StoragePathError, check_storage_path, journal_storage, run_parallel_study,
                        toy_trial_objective)
+from .standalone import TIGHT_SPACE, ShortTraining, fitting_macs
 from .experiment import CachedObjective, NasExperiment, nas_experiment, panel_evaluator
 
 __all__ = [
@@ -73,6 +77,8 @@ __all__ = [
     # parallel
     "StoragePathError", "check_storage_path", "journal_storage", "SpaceObjective", "run_parallel_study",
     "toy_trial_objective",
+    # standalone
+    "TIGHT_SPACE", "fitting_macs", "ShortTraining",
     # experiment (notebook 07's panel)
     "CachedObjective", "NasExperiment", "nas_experiment", "panel_evaluator",
 ]
