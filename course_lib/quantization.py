@@ -599,7 +599,7 @@ class QuantizationExperiment:
                          f"int8 {1000 * self.speedup.candidate.median:.3f} ms vs fp32 "
                          f"{1000 * self.speedup.baseline.median:.3f} ms: speedup {self.speedup.ratio:.2f}x")
         else:
-            lines.append(f"Measured here: not timed (this CPU's runtime has integer kernels for 8 bits only)")
+            lines.append("Measured here: not timed (this CPU's runtime has integer kernels for 8 bits only)")
         return lines
 
 

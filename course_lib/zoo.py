@@ -243,44 +243,30 @@ ZOO_FAMILY = ("cnn_x1_0", "separable_x1_0", "separable_x0_5", "separable_fc_x1_0
 # Notebook 06's soft decision trees, by architecture name: their depth.
 SOFT_TREES = {"soft_tree_d8": 8}
 
+def _choices(resolution: int, *stages: tuple[str, int, int, int, int]) -> dict:
+    """A point of a search space as nas.decisions orders it, from the input resolution and each
+    stage's (block, width, kernel, depth, expansion)."""
+    choices = {"resolution": resolution}
+    for i, (block, width, kernel, depth, expansion) in enumerate(stages, start=1):
+        choices.update({f"stage{i}.block": block, f"stage{i}.width": width, f"stage{i}.kernel": kernel,
+                        f"stage{i}.depth": depth, f"stage{i}.expansion": expansion})
+    return choices
+
+
 # Notebook 07's searched networks for the tight budget (64 KB flash, 32 KB SRAM), section 7:
 # nas_tight, the choices of course_lib.nas.SearchSpace() that its searches on supernet_fashion rank
 # first; nas_tight_wide, in course_lib.nas.TIGHT_SPACE, the winner of nas_tight_wide_fashion's own
-# search (its manifest record keeps every candidate; a test checks the two agree).
-NAS_CHOICES = {"nas_tight": {
-    "resolution": 24,
-    "stage1.block": "conv",
-    "stage1.width": 24,
-    "stage1.kernel": 5,
-    "stage1.depth": 2,
-    "stage1.expansion": 2,
-    "stage2.block": "inverted_residual",
-    "stage2.width": 24,
-    "stage2.kernel": 5,
-    "stage2.depth": 2,
-    "stage2.expansion": 2,
-    "stage3.block": "inverted_residual",
-    "stage3.width": 16,
-    "stage3.kernel": 5,
-    "stage3.depth": 2,
-    "stage3.expansion": 4},
-    "nas_tight_wide": {
-    "resolution": 28,
-    "stage1.block": "separable",
-    "stage1.width": 16,
-    "stage1.kernel": 3,
-    "stage1.depth": 1,
-    "stage1.expansion": 2,
-    "stage2.block": "conv",
-    "stage2.width": 24,
-    "stage2.kernel": 3,
-    "stage2.depth": 1,
-    "stage2.expansion": 2,
-    "stage3.block": "inverted_residual",
-    "stage3.width": 64,
-    "stage3.kernel": 5,
-    "stage3.depth": 2,
-    "stage3.expansion": 4}}
+# search (its manifest record keeps every candidate; a test checks the two agree), and
+# nas_tight_wide_2 and _3, the second and third of that search: the shortlist trained in full.
+NAS_CHOICES = {
+    "nas_tight": _choices(24, ("conv", 24, 5, 2, 2),
+                          ("inverted_residual", 24, 5, 2, 2), ("inverted_residual", 16, 5, 2, 4)),
+    "nas_tight_wide": _choices(28, ("separable", 16, 3, 1, 2),
+                               ("conv", 24, 3, 1, 2), ("inverted_residual", 64, 5, 2, 4)),
+    "nas_tight_wide_2": _choices(20, ("separable", 48, 5, 1, 2),
+                                 ("conv", 24, 3, 2, 2), ("inverted_residual", 64, 3, 2, 4)),
+    "nas_tight_wide_3": _choices(28, ("separable", 16, 3, 1, 2),
+                                 ("conv", 24, 3, 2, 2), ("inverted_residual", 64, 5, 2, 4))}
 
 # The shipped models and the published figures they are held to. A constant table.
 RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | SupernetRecipe | SearchRecipe] = {
@@ -349,6 +335,12 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "candidates, each scored by one epoch of stand-alone training on the validation split; the winner "
         "then trained from scratch with notebook 05's family recipe, as the hand-designed networks it is "
         "compared with (a build with 12 candidates found the same network)")),
+    **{f"nas_tight_wide_{k}_fashion": Recipe(f"nas_tight_wide_{k}", "fashion-mnist", epochs=8, weight_decay=1e-4,
+                                             max_shift=1, reference=(
+        f"the network with the {rank} best one-epoch score in nas_tight_wide_fashion's search, trained from scratch "
+        "with notebook 05's family recipe: with nas_tight_wide_fashion, the shortlist among which notebook 07 "
+        "chooses on the validation split"))
+       for k, rank in ((2, "second"), (3, "third"))},
     "lenet5_pruned": PruneRecipe("lenet5", (("conv1", 0.34), ("conv2", 0.88), ("fc1", 0.925),
                                             ("fc2", 0.81)), steps=4, epochs_per_step=3, reference=(
         "Han et al. 2015, LeNet-5: 0.80% -> 0.77% error with 12x fewer weights (Table 1); the "
@@ -502,7 +494,7 @@ def dataset_of(name: str) -> str:
 
 def nas_architecture(name: str) -> architectures.Architecture:
     """The network of :data:`NAS_CHOICES` called ``name``, in the space it was searched in:
-    ``nas_tight_wide`` in :data:`course_lib.nas.TIGHT_SPACE`, the others in the default
+    ``nas_tight_wide*`` in :data:`course_lib.nas.TIGHT_SPACE`, the others in the default
     :class:`course_lib.nas.SearchSpace`.
 
     Raises:
@@ -511,7 +503,7 @@ def nas_architecture(name: str) -> architectures.Architecture:
     from . import nas     # zoo sits below the technique modules; imported where used
 
     check_choice(name, "name", sorted(NAS_CHOICES))
-    space = nas.TIGHT_SPACE if name == "nas_tight_wide" else nas.SearchSpace()
+    space = nas.TIGHT_SPACE if name.startswith("nas_tight_wide") else nas.SearchSpace()
     return nas.from_choices(NAS_CHOICES[name], space)
 
 

@@ -235,7 +235,7 @@ def test_munge_swaps_towards_the_nearest_neighbour(small):
     x = sample.flatten(1)
     d = torch.cdist(x, x) + torch.diag(torch.full((12,), math.inf))
     neighbour = d.argmin(1)
-    assert torch.equal(M._nearest_neighbours(x, chunk=5), neighbour)
+    assert torch.equal(M.transfer._nearest_neighbours(x, chunk=5), neighbour)
     kept = M.munge(sample, 24, _generator(0), swap_probability=0.0)           # nothing swapped: copies
     assert torch.equal(kept, torch.cat([sample, sample]))
     swapped = M.munge(sample, 12, _generator(0), swap_probability=1.0, width_divisor=1e12)
@@ -549,9 +549,9 @@ def test_tree_errors_are_named(small, teacher, call, error, words):
 # ----------------------------------------------------------------------------- the panel's experiment
 
 def test_the_students_of_the_panel():
-    assert measure.count_parameters(M._student("tiny_cnn", 8, 0)) == measure.count_parameters(models.tiny_cnn())
-    assert measure.count_parameters(M._student("mlp", 16, 0)) == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
-    assert isinstance(M._student("soft_tree", 3, 0), M.SoftDecisionTree)
+    assert measure.count_parameters(M.experiment._student("tiny_cnn", 8, 0)) == measure.count_parameters(models.tiny_cnn())
+    assert measure.count_parameters(M.experiment._student("mlp", 16, 0)) == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+    assert isinstance(M.experiment._student("soft_tree", 3, 0), M.SoftDecisionTree)
 
 
 def test_experiment_with_a_tree_and_with_a_soft_tree():

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from course_lib import data, train, zoo
+from course_lib import data, measure, train, zoo
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -119,6 +119,14 @@ def test_network_searched_in_the_tight_space_is_its_search_winner_and_fits():
         assert (costs.parameters, costs.macs) == (candidate["parameters"], candidate["macs"])
     best = max(record["search"], key=lambda c: c["validation_accuracy"])     # the first, on a tie
     assert best["choices"] == record["choices"] == zoo.NAS_CHOICES["nas_tight_wide"]
+    # The shortlist trained in full: the search's three best one-epoch scores, in order.
+    ranked = sorted(record["search"], key=lambda c: -c["validation_accuracy"])
+    assert [zoo.NAS_CHOICES[n] for n in ("nas_tight_wide", "nas_tight_wide_2", "nas_tight_wide_3")] == \
+        [c["choices"] for c in ranked[:3]]
+    for name in ("nas_tight_wide_2", "nas_tight_wide_3"):
+        assert zoo.RECIPES[f"{name}_fashion"].epochs == recipe.epochs
+        assert measure.count_parameters(zoo.load(f"{name}_fashion")) == \
+            nas.candidate_costs(zoo.nas_architecture(name), nas.TIGHT_BUDGET.name).parameters
     model = zoo.load("nas_tight_wide_fashion")
     assert sum(p.numel() for p in model.parameters()) == best["parameters"]
     assert [h["epoch"] for h in record["history"]] == list(range(1, recipe.epochs + 1))
