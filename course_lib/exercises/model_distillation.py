@@ -141,7 +141,7 @@ def check_agreement_and_accuracy(agreement_and_accuracy: Callable) -> CheckResul
         B = len(s)
         for value, what in zip(got, ("agreement", "accuracy")):
             if isinstance(value, torch.Tensor) and value.numel() != 1:
-                hint = (f"you compared argmax over dim=0 (one top EXAMPLE per class): the classes are dim=1, "
+                hint = ("you compared argmax over dim=0 (one top EXAMPLE per class): the classes are dim=1, "
                         "argmax(dim=1) gives one class per example." if value.numel() == s.shape[1] else
                         "reduce to one number: the mean over the examples.")
                 return failed(name, f"{where} the {what} must be one number, got a tensor of shape "
