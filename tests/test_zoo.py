@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 import time
@@ -136,6 +137,11 @@ def test_network_searched_in_the_tight_space_is_its_search_winner_and_fits():
         (family.epochs, family.lr, family.weight_decay, family.max_shift, family.batch_size)
     with pytest.raises(ValueError, match="name must be one of"):
         zoo.nas_architecture("nas_wide")
+    # The reruns: the same recipe and architecture, another seed, so another file.
+    for name in ("nas_tight_wide_3", "mobilenet_v2_x1_0"):
+        first, rerun = zoo.RECIPES[f"{name}_fashion"], zoo.RECIPES[f"{name}_seed1_fashion"]
+        assert dataclasses.replace(rerun, seed=first.seed, reference=first.reference) == first and rerun.seed == 1
+        assert zoo.entry(f"{name}_seed1_fashion")["sha256"] != zoo.entry(f"{name}_fashion")["sha256"]
 
 
 def test_build_architecture_names_the_nas_entries():
