@@ -16,6 +16,15 @@ def test_every_model_maps_an_image_batch_to_ten_logits(name):
     assert models.build(name)(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_the_teachers_dropout_is_on_the_input_and_both_hidden_layers():
+    # Hinton et al. 2012: 0.5 on the hidden layers, 0.2 on the input (mlp caps the input's rate at 0.2).
+    assert [m.p for m in models.kd_teacher().modules() if isinstance(m, torch.nn.Dropout)] == [0.2, 0.5, 0.5]
+    assert [m.p for m in models.kd_teacher(0.2).modules() if isinstance(m, torch.nn.Dropout)] == [0.2, 0.2, 0.2]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in models.kd_teacher(0.0).modules())
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got 1.0"):
+        models.kd_teacher(1.0)
+
+
 def test_build_is_seeded_and_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
     a, b = models.build("lenet5", seed=3), models.build("lenet5", seed=3)
