@@ -115,6 +115,34 @@ def test_random_shift_moves_pixels_and_keeps_the_input():
         data.random_shift(x, -1, torch.Generator())
 
 
+
+@pytest.mark.parametrize("angle, shear, zoom", [(30.0, 0.0, 1.0), (0.0, 20.0, 1.0), (0.0, 0.0, 1.2),
+                                                 (25.0, 10.0, 0.9), (-40.0, -15.0, 1.1)])
+def test_affine_matches_torchvision(angle, shear, zoom):
+    from torchvision.transforms.v2 import functional as TF
+    x = torch.rand(3, 2, 28, 20, generator=torch.Generator().manual_seed(0)) - 0.4    # not square, two channels
+    before = x.clone()
+    ours = data.affine(x, torch.full((3,), angle), torch.full((3,), shear), torch.full((3,), zoom))
+    background = x.min()          # torchvision fills with 0: move the background there and back
+    reference = TF.affine(x - background, angle=angle, translate=[0, 0], scale=zoom, shear=[shear, 0.0],
+                          interpolation=TF.InterpolationMode.BILINEAR) + background
+    assert torch.equal(x, before)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_random_affine_draws_within_its_ranges():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0                                   # a dot at the centre stays there, whatever the map
+    assert torch.equal(data.random_affine(x, 0, 0, 0, torch.Generator()), x)        # no distortion: the input
+    moved = data.random_affine(x, 15, 0.15, 10, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(moved[:, 0, 4, 4], torch.ones(64))
+    again = data.random_affine(x, 15, 0.15, 10, torch.Generator().manual_seed(0))
+    assert torch.equal(moved, again)                     # seeded: the same maps
+    bar = torch.zeros(1, 1, 9, 9)
+    bar[0, 0, 4, :] = 1.0                                 # a horizontal bar, rotated by up to 90 degrees
+    turned = [data.random_affine(bar, 90, 0, 0, torch.Generator().manual_seed(s)) for s in range(8)]
+    assert any(float(t[0, 0, :, 4].sum()) > 2 for t in turned)        # some turn it towards the column
+
 def test_torchvision_dataset_interface():
     from torchvision import transforms
     ds = data.torchvision_dataset("mnist", "test", transform=transforms.ToTensor())
@@ -212,6 +240,22 @@ LABELS = np.repeat(np.arange(3), 4)
     (lambda: data.random_shift(torch.full((1, 1, 2, 2), float("nan")), 1, GEN), ValueError, "NaN or inf"),
     (lambda: data.random_shift(SPLIT.images, 1.5, GEN), TypeError, "max_shift must be an int >= 0, got float 1.5"),
     (lambda: data.random_shift(SPLIT.images, 1, None), TypeError, "generator must be a torch.Generator"),
+    (lambda: data.random_affine(SPLIT.images, 181, 0, 0, GEN), ValueError,
+     "degrees must be a finite number in [0, 180]"),
+    (lambda: data.random_affine(SPLIT.images, 10, 1.0, 0, GEN), ValueError, "scale must be a finite number in [0, 1)"),
+    (lambda: data.random_affine(SPLIT.images, 10, 0.1, float("nan"), GEN), ValueError, "shear must be a finite number"),
+    (lambda: data.random_affine(SPLIT.images, "10", 0.1, 5, GEN), TypeError, "degrees"),
+    (lambda: data.random_affine(SPLIT.images, 10, 0.1, 5, None), TypeError, "generator must be a torch.Generator"),
+    (lambda: data.random_affine(torch.zeros(0, 1, 4, 4), 10, 0.1, 5, GEN), ValueError, "non-empty"),
+    (lambda: data.affine(SPLIT.images, torch.zeros(5), torch.zeros(6), torch.ones(6)), ValueError,
+     "angles must have shape (6,), one per image, got (5,)"),
+    (lambda: data.affine(SPLIT.images, torch.zeros(6), torch.zeros(6), torch.zeros(6)), ValueError, "zooms > 0"),
+    (lambda: data.affine(SPLIT.images, torch.zeros(6), torch.full((6,), 90.0), torch.ones(6)), ValueError,
+     "shears must be in (-90, 90)"),
+    (lambda: data.affine(SPLIT.images, torch.full((6,), float("inf")), torch.zeros(6), torch.ones(6)), ValueError,
+     "angles"),
+    (lambda: data.affine(SPLIT.images, [0.0] * 6, torch.zeros(6), torch.ones(6)), TypeError,
+     "angles must be a (6,) tensor"),
     (lambda: SPLIT.subset(2.0), TypeError, "n must be an int in [1, 6], got float"),
     (lambda: SPLIT.subset(7), ValueError, "n must be an int in [1, 6], got 7"),
     (lambda: SPLIT.to("gpu"), ValueError, "device must name a torch device"),
