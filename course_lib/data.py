@@ -494,6 +494,13 @@ def load(dataset: str = "mnist", split: str = "train", root: Path | str | None =
     return ImageSplit(x, y, f"{dataset}/{split}", CLASS_NAMES[dataset]).to(device)
 
 
+def _check_images(images: torch.Tensor) -> None:
+    check_type(images, "images", torch.Tensor, "a (B, C, H, W) tensor")
+    if images.dim() != 4 or images.numel() == 0:
+        raise ValueError(f"images must be a non-empty (B, C, H, W) tensor, got shape {tuple(images.shape)}")
+    check_finite(images, "images", "the background value would be garbage")
+
+
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by a random whole number of pixels in [-max_shift, max_shift] on
     each axis, filling with the background value (the image's minimum). A light augmentation
@@ -508,10 +515,7 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
         TypeError: a non-tensor ``images``, a non-int ``max_shift``, or a missing generator.
         ValueError: ``images`` not 4-D, empty or not finite, or ``max_shift`` < 0.
     """
-    check_type(images, "images", torch.Tensor, "a (B, C, H, W) tensor")
-    if images.dim() != 4 or images.numel() == 0:
-        raise ValueError(f"images must be a non-empty (B, C, H, W) tensor, got shape {tuple(images.shape)}")
-    check_finite(images, "images", "the shift's background value would be garbage")
+    _check_images(images)
     check_int(max_shift, "max_shift", 0)
     if max_shift:
         check_type(generator, "generator", torch.Generator,
@@ -529,13 +533,6 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     batch = torch.arange(B, device=images.device)[:, None, None]     # (B, 1, 1)
     channels = [padded[:, c][batch, rows[:, :, None], cols[:, None, :]] for c in range(C)]
     return torch.stack(channels, dim=1)
-
-
-def _check_images(images: torch.Tensor) -> None:
-    check_type(images, "images", torch.Tensor, "a (B, C, H, W) tensor")
-    if images.dim() != 4 or images.numel() == 0:
-        raise ValueError(f"images must be a non-empty (B, C, H, W) tensor, got shape {tuple(images.shape)}")
-    check_finite(images, "images", "the background value would be garbage")
 
 
 def affine(images: torch.Tensor, angles: torch.Tensor, shears: torch.Tensor, zooms: torch.Tensor) -> torch.Tensor:
