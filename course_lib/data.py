@@ -609,6 +609,7 @@ def random_affine(images: torch.Tensor, degrees: float, scale: float, shear: flo
     draws = 2 * torch.rand(3, len(images), generator=generator, device="cpu", dtype=torch.float64) - 1
     return affine(images, degrees * draws[0], shear * draws[1], 1 + scale * draws[2])
 
+
 def _iterate_batches(split: ImageSplit, batch_size: int, shuffle: bool,
                      generator: torch.Generator | None, max_shift: int,
                      with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
