@@ -33,8 +33,20 @@ division (``QuantizeLinear``), and the logits come back as ``float32(q - z) * s`
 :func:`forward_int8` with ``requantization="float"`` does exactly that, and its logits equal ONNX
 Runtime's bit for bit. The int32 sums are exact in both, with one exception on ONNX Runtime's side:
 x86 CPUs without VNNI multiply u8 by s8 with ``vpmaddubsw``, which saturates pairs of products
-at int16 (ONNX Runtime's quantization guide warns of it; ``reduce_range`` avoids it). With VNNI
-(``vpdpbusd``), AMX or Arm's dot product, nothing saturates.
+at int16 (ONNX Runtime's quantization guide warns of it). With VNNI (``vpdpbusd``), AMX or Arm's
+kernels, nothing saturates. The course's weights are quantized so that no pair can saturate
+(:func:`course_lib.runtime.saturation_safe_range`), so the sums are exact on every CPU.
+
+**What a saturating CPU computes** (read in ONNX Runtime's MLAS: ``QgemmU8S8KernelAvx2.S``,
+``ConvSymKernelAvx2.S``, ``qlinearconv.cc``): the raw codes are multiplied, :math:`x \\in [0, 255]`
+by :math:`w \\in [-127, 127]`, and the products are added in pairs :math:`(2j, 2j+1)` of the
+reduction axis, each pair clamped to :math:`[-32768, 32767]`; the zero point is removed afterwards
+(:math:`-z_x \\sum_k w_k`, exact). A convolution's reduction axis is ordered (kernel row, kernel
+column, input channel) within its group, as ONNX Runtime's NHWC im2col and its ``ConvSym`` kernels
+both order it; a fully connected layer's is its input features. Depthwise convolutions (one input
+and one output channel per group) run in exact 32-bit kernels. ``forward_int8(...,
+accumulation="int16_pairs")`` computes that, so a learner sees on any machine what an AVX2-only
+laptop gets.
 
 A microcontroller without a floating-point unit writes :math:`M = M_0\\, 2^{n - 31}` with an int32
 :math:`M_0 \\in [2^{30}, 2^{31})` (eq. 6) and requantizes with one 64-bit multiply and shifts, as
@@ -63,6 +75,8 @@ from .runtime import _check_onnx_file, _check_path
 
 UINT8_MIN, UINT8_MAX = 0, 255
 REQUANTIZATIONS = ("float", "fixed_point")
+ACCUMULATIONS = ("int32", "int16_pairs")
+INT16_MIN, INT16_MAX = -32768, 32767
 SUPPORTED_OPS = ("QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "Relu", "MaxPool", "Flatten")
 CHUNK = 256          # images per slice in forward_int8: bounds the im2col buffer (conv2 of LeNet-5: 33 MB)
 
@@ -259,6 +273,64 @@ def linear_accumulate(q: np.ndarray, layer: QuantizedLinear) -> np.ndarray:
     """The int32 accumulators of a fully connected layer: (B, K) uint8 -> (B, N) int32."""
     w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None]
     return (q.astype(np.int32) - layer.input_zero_point) @ w.T + layer.bias
+
+
+def int16_pair_error(codes: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """What adding products in saturating int16 pairs (``vpmaddubsw``) changes in exact sums.
+
+    For rows of raw uint8 codes :math:`x` (R, K) and int8 weights :math:`w` (O, K), each pair
+    :math:`P_{j} = x_{2j} w_{o,2j} + x_{2j+1} w_{o,2j+1}` is clamped to int16; the result is
+    :math:`\\sum_j (\\mathrm{clamp}(P_j) - P_j)`, (R, O) int32, zero when nothing saturates. Only
+    pairs of same-sign weights with :math:`|w_a| + |w_b| > 128` can saturate
+    (:math:`255 \\cdot 128 < 2^{15}`), so only those are computed. An odd K is padded with a zero,
+    as the kernels pad it.
+    """
+    x = codes.astype(np.int32)
+    w = weight.astype(np.int32)
+    if w.shape[1] % 2:
+        x = np.pad(x, ((0, 0), (0, 1)))
+        w = np.pad(w, ((0, 0), (0, 1)))
+    even, odd = w[:, 0::2], w[:, 1::2]
+    risky = (np.sign(even) * np.sign(odd) > 0) & (np.abs(even) + np.abs(odd) > 128)
+    error = np.zeros((x.shape[0], w.shape[0]), dtype=np.int32)
+    for o, j in zip(*np.nonzero(risky)):
+        pair = x[:, 2 * j] * even[o, j] + x[:, 2 * j + 1] * odd[o, j]
+        error[:, o] += np.clip(pair, INT16_MIN, INT16_MAX) - pair
+    return error
+
+
+def _conv_codes_kernel_order(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
+    """A convolution's raw input codes as ONNX Runtime's kernels read them: (g, B*Ho*Wo, K) with K
+    ordered (kernel row, kernel column, input channel) within each group, padding holding the code
+    :math:`z_x`."""
+    top, left, bottom, right = layer.padding
+    x = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=layer.input_zero_point)
+    _, group_c, kh, kw = layer.weight.shape
+    (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                  # (B, C, Ho, Wo, kh, kw)
+    b, _, ho, wo = windows.shape[:4]
+    cols = windows.reshape(b, layer.groups, group_c, ho, wo, kh, kw)
+    return cols.transpose(1, 0, 3, 4, 5, 6, 2).reshape(layer.groups, b * ho * wo, kh * kw * group_c)
+
+
+def conv2d_int16_pair_error(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
+    """:func:`int16_pair_error` for a convolution: (B, C, H, W) uint8 -> (B, O, Ho, Wo) int32, each
+    group's reduction in ONNX Runtime's order; zero for a depthwise convolution (exact kernels)."""
+    out_c, group_c, kh, kw = layer.weight.shape
+    g = layer.groups
+    cols = _conv_codes_kernel_order(q, layer)                        # (g, B*Ho*Wo, kh*kw*C/g)
+    w = layer.weight.transpose(0, 2, 3, 1).reshape(g, out_c // g, kh * kw * group_c)
+    b = q.shape[0]
+    rows = cols.shape[1]
+    if group_c == 1 and out_c == g:                                  # depthwise: 32-bit kernels
+        error = np.zeros((rows, out_c), dtype=np.int32)
+    else:
+        error = np.concatenate([int16_pair_error(cols[i], w[i]) for i in range(g)], axis=1)
+    ho_wo = rows // b
+    top, left, bottom, right = layer.padding
+    ho = (q.shape[2] + top + bottom - ((kh - 1) * layer.dilation[0] + 1)) // layer.stride[0] + 1
+    return error.reshape(b, ho, ho_wo // ho, out_c).transpose(0, 3, 1, 2)
 
 
 def max_pool2d_codes(q: np.ndarray, layer: MaxPool2d) -> np.ndarray:
@@ -501,7 +573,7 @@ def _check_images(x, model: Int8Model, name: str = "x") -> np.ndarray:
     return x
 
 
-def _run_layer(q: np.ndarray, layer: Layer, requantization: str) -> np.ndarray:
+def _run_layer(q: np.ndarray, layer: Layer, requantization: str, accumulation: str = "int32") -> np.ndarray:
     """One layer on uint8 codes."""
     if isinstance(layer, Flatten):
         return q.reshape(q.shape[0], -1)
@@ -509,47 +581,59 @@ def _run_layer(q: np.ndarray, layer: Layer, requantization: str) -> np.ndarray:
         return max_pool2d_codes(q, layer)
     if isinstance(layer, QuantizedConv2d):
         acc = conv2d_accumulate(q, layer)                              # (B, O, Ho, Wo) int32
+        if accumulation == "int16_pairs":
+            acc = acc + conv2d_int16_pair_error(q, layer)
     else:
         acc = linear_accumulate(q, layer)                              # (B, N) int32
+        if accumulation == "int16_pairs":
+            acc = acc + int16_pair_error(q, layer.weight)
     if requantization == "float":
         return requantize(acc, layer.multiplier, layer.output_zero_point, layer.relu)
     m0, shift = quantize_multiplier(layer.multiplier)
     return requantize_fixed_point(acc, m0, shift, layer.output_zero_point, layer.relu)
 
 
-def forward_int8(model: Int8Model, x: np.ndarray | torch.Tensor, requantization: str = "float") -> Int8Output:
+def forward_int8(model: Int8Model, x: np.ndarray | torch.Tensor, requantization: str = "float",
+                 accumulation: str = "int32") -> Int8Output:
     """Run ``model`` in integers: quantize the float input (QuantizeLinear), then for each layer
     an int32 accumulation and a requantization to uint8 (Jacob et al. 2018, eqs. 4-7), max pooling
     on codes, and finally the logits :math:`s_y (q_y - z_y)` (DequantizeLinear).
 
     With ``requantization="float"`` every step rounds as ONNX Runtime's CPU kernels do, so
-    ``logits`` equal ONNX Runtime's output bit for bit (on CPUs whose int8 kernels do not saturate:
-    any with AVX-VNNI, AVX512-VNNI, AMX or Arm's dot product; see the module docstring). Measured:
+    ``logits`` equal ONNX Runtime's output bit for bit on every CPU for a model whose weights cannot
+    saturate (:func:`course_lib.runtime.int16_pair_sums` at most 128, the course's default); for
+    one quantized over the full int8 range, only on CPUs with VNNI, AMX or Arm's kernels. Measured:
     all 10,000 MNIST test images for LeNet-5 and LeNet-300-100, and all of Fashion-MNIST's for the
     zoo's small and tiny CNNs.
     ``"fixed_point"`` requantizes with the int32 multiplier and shift of :func:`quantize_multiplier`,
-    as a microcontroller would. The batch runs in slices of :data:`CHUNK` images.
+    as a microcontroller would. ``accumulation="int16_pairs"`` adds the products as an x86 CPU
+    without VNNI does (:func:`int16_pair_error`), equal to ONNX Runtime's output on such a CPU; with
+    ``"int32"`` (a microcontroller, VNNI, Arm) every sum is exact. The batch runs in slices of
+    :data:`CHUNK` images.
 
     Args:
         model: an :class:`Int8Model` (from :func:`read_int8_model`); not modified.
         x: float32 images (B, *model.input_shape), B >= 1, finite (NumPy or torch); not modified.
         requantization: ``"float"`` or ``"fixed_point"``.
+        accumulation: ``"int32"`` or ``"int16_pairs"``.
 
     Returns:
         :class:`Int8Output`: ``codes`` (B, classes) uint8 and ``logits`` (B, classes) float32.
 
     Raises:
         TypeError: ``model`` is not an Int8Model, ``x`` not an array or tensor, or not float32.
-        ValueError: ``x`` has the wrong shape or holds NaN / inf, or ``requantization`` is unknown.
+        ValueError: ``x`` has the wrong shape or holds NaN / inf, or ``requantization`` or
+            ``accumulation`` is unknown.
     """
     _check_model(model)
     x = _check_images(x, model)
     check_choice(requantization, "requantization", REQUANTIZATIONS)
+    check_choice(accumulation, "accumulation", ACCUMULATIONS)
     slices = []
     for start in range(0, len(x), CHUNK):
         q = quantize_linear(x[start:start + CHUNK], model.input_scale, model.input_zero_point)
         for layer in model.layers:
-            q = _run_layer(q, layer, requantization)
+            q = _run_layer(q, layer, requantization, accumulation)
         slices.append(q)
     codes = np.concatenate(slices)
     return Int8Output(codes, dequantize_linear(codes, model.output_scale, model.output_zero_point))

@@ -12,6 +12,20 @@ Runtime's profiler to show where the time goes, operator by operator.
 Integer kernels win where the CPU multiplies int8 fast: x86 with AVX-512 VNNI or AVX-VNNI
 (``vpdpbusd``: 64 int8 multiply-adds per instruction), Arm with the dot-product extension. Without
 them, or for layers too small to amortise quantizing their inputs, int8 can be no faster.
+
+**The same int8 model on every CPU.** x86 CPUs without VNNI (most laptops and desktops sold before
+2020, AMD before Zen 4) multiply uint8 activations by int8 weights with ``vpmaddubsw``, which adds
+each *pair* of neighbouring products into a 16-bit integer and saturates it: with :math:`x \\le 255`,
+:math:`255\\,(w_a + w_b)` leaves :math:`[-32768, 32767]` as soon as two same-sign weight codes have
+:math:`|w_a| + |w_b| > 128`. Full-range int8 weights (:math:`[-127, 127]`) give wrong sums there, and
+the answers change with the CPU (ONNX Runtime's quantization guide warns of it). VNNI's
+``vpdpbusd``, AMX and Arm's kernels accumulate in 32 bits and never saturate. So the course quantizes
+weights so that no two same-sign codes of one output channel sum past :data:`INT16_PAIR_LIMIT` = 128,
+whatever the kernel pairs (``weight_range="saturation_safe"``, the default): each channel keeps its
+8-bit scale where one weight dominates and falls to 7 bits only where it must. ONNX Runtime's own
+remedy, ``reduce_range`` (7-bit weights, :math:`[-64, 64]`, every channel), is ``"reduced"``;
+``"full"`` is the range that saturates, kept to show the failure. :func:`int16_pair_sums` checks a
+quantized file; :func:`cpu_int8` says what this CPU does.
 Taught in ``notebooks/02_quantization.ipynb``; the profile and the speedup in notebook 08.
 """
 
@@ -37,6 +51,8 @@ from .models import IMAGE_SHAPE
 
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+WEIGHT_RANGES = ("saturation_safe", "reduced", "full")
+INT16_PAIR_LIMIT = 128      # 255 * 128 = 32,640 <= 32,767: two same-sign products of uint8 x int8 fit int16
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -67,15 +83,82 @@ def _check_calibration(calibration: ImageSplit) -> None:
     check_split(calibration, "calibration")
 
 
-def cpu_int8_features() -> list[str]:
-    """The CPU's int8 dot-product features, from ``/proc/cpuinfo`` (Linux; empty elsewhere)."""
-    wanted = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+SATURATING_FLAGS = ("avx2", "avx512bw")     # x86 int8 paths through vpmaddubsw (as SSE4.1's pmaddubsw)
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux), None where it cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = set(f.read().split())
+            return set(f.read().split())
     except OSError:
-        return []
-    return [w for w in wanted if w in flags]
+        return None
+
+
+def cpu_int8_features() -> list[str]:
+    """The CPU's int8 dot-product features (:data:`DOT_PRODUCT_FLAGS`), from ``/proc/cpuinfo``
+    (Linux; empty elsewhere): VNNI and AMX on x86, the dot product (``asimddp``) on Arm."""
+    flags = _cpu_flags() or set()
+    return [w for w in DOT_PRODUCT_FLAGS if w in flags]
+
+
+class CpuInt8(NamedTuple):
+    """What this CPU does with ONNX Runtime's uint8 x int8 kernels (:func:`cpu_int8`).
+
+    ``flags``: the int8-relevant flags found. ``dot_product``: VNNI, AMX or Arm's dot product, so
+    int8 arithmetic is fast and 32-bit exact. ``saturates``: an x86 CPU without them, whose kernels
+    add pairs of products in int16 with saturation (True), or not (False), or unknown (None: the
+    flags could not be read). ``description``: one line for a learner."""
+    machine: str
+    flags: tuple[str, ...]
+    dot_product: bool
+    saturates: bool | None
+    description: str
+
+
+def cpu_int8() -> CpuInt8:
+    """This CPU's int8 arithmetic as ONNX Runtime's kernels (MLAS) use it.
+
+    * x86 with AVX-VNNI, AVX512-VNNI or AMX: ``vpdpbusd`` / tile multiplies sum four uint8 x int8
+      products straight into int32: fast and exact.
+    * x86 without them (AVX-512BW, AVX2 or SSE4.1): ``vpmaddubsw`` adds pairs of products into
+      int16 with saturation, then ``vpmaddwd`` widens to int32; exact only if no pair leaves int16
+      (:data:`INT16_PAIR_LIMIT`). ONNX Runtime's own comment on its session option
+      ``session.x64quantprecision`` says so, and its quantization guide.
+    * Arm64: the dot product (``sdot``/``udot``), or 16-bit products (``smull``/``umull``) added
+      pairwise into 32 bits (``sadalp``); a product of two 8-bit codes fits 16 bits (only
+      :math:`(-128)^2` would not, and symmetric weights never hold -128): nothing saturates.
+
+    The flags come from ``/proc/cpuinfo`` (Linux); elsewhere they are unknown (``saturates`` None),
+    except on Apple silicon, whose cores all have the Arm dot product.
+    """
+    import platform
+
+    machine = platform.machine().lower()
+    flags = _cpu_flags()
+    arm = machine in ("arm64", "aarch64")
+    if flags is None:
+        apple = arm and platform.system() == "Darwin"
+        found = ("asimddp",) if apple else ()
+        return CpuInt8(machine, found, apple, False if arm else None,
+                       "Apple silicon: Arm dot product, exact 32-bit int8 sums" if apple else
+                       "CPU flags unknown (no /proc/cpuinfo): whether int8 sums saturate cannot be told")
+    found = tuple(f for f in DOT_PRODUCT_FLAGS + SATURATING_FLAGS if f in flags)
+    dot = any(f in flags for f in DOT_PRODUCT_FLAGS)
+    if arm:
+        return CpuInt8(machine, found, dot, False,
+                       "Arm64 " + ("with the dot product (sdot/udot)" if dot else "without the dot product")
+                       + ": exact 32-bit int8 sums")
+    if machine not in ("x86_64", "amd64", "i386", "i686"):
+        return CpuInt8(machine, found, dot, None, f"{machine}: how ONNX Runtime's int8 kernels add is not known here")
+    if dot:
+        return CpuInt8(machine, found, True, False,
+                       f"x86 with {', '.join(f for f in found if f in DOT_PRODUCT_FLAGS)}: "
+                       f"int8 dot products into int32, fast and exact")
+    return CpuInt8(machine, found, False, True,
+                   f"x86 with {', '.join(found) or 'SSE4.1'} but no VNNI: uint8 x int8 products are added "
+                   f"in pairs into int16 with saturation (vpmaddubsw)")
 
 
 def export_onnx(model: nn.Module, path: Path | str, input_shape: tuple[int, ...] = IMAGE_SHAPE) -> Path:
@@ -104,24 +187,143 @@ def export_onnx(model: nn.Module, path: Path | str, input_shape: tuple[int, ...]
     return path
 
 
+def saturation_safe_range(weight: np.ndarray, channel_axis: int = 0) -> np.ndarray:
+    """Per output channel, the symmetric range :math:`r` whose int8 codes
+    :math:`q = \\mathrm{round}(127\\, w / r)` never saturate a 16-bit pair: with :math:`m_1` the
+    largest magnitude of the channel and :math:`p_1 \\ge p_2` (:math:`n_1 \\ge n_2`) its two largest
+    positive weights (magnitudes of negative ones),
+
+    .. math:: r = \\max\\Big(m_1,\\; \\tfrac{127}{128}\\,(p_1 + p_2),\\; \\tfrac{127}{128}\\,(n_1 + n_2)\\Big),
+
+    so that :math:`|q_a| + |q_b| \\le 128` for any two same-sign codes (their real sum is at most
+    128 codes, and two roundings of numbers summing to an integer sum to it), whichever two a
+    kernel pairs. A channel with one dominant weight keeps its full 8-bit scale (:math:`r = m_1`);
+    one whose two largest weights are equal falls to 7 bits (:math:`r = 2 m_1 \\cdot 127/128`).
+    Mixed signs never overflow (:math:`255 \\cdot 127 < 2^{15}`).
+
+    Args:
+        weight: float weights, any shape with ``channel_axis`` the output channels.
+        channel_axis: the axis of output channels (0 for Conv and for Gemm with ``transB``).
+
+    Returns:
+        float32 array of one range per channel, each > 0 (a channel of zeros gets a tiny one).
+    """
+    w = np.moveaxis(np.asarray(weight, dtype=np.float64), channel_axis, 0)
+    rows = w.reshape(w.shape[0], -1)
+    def top_two(a: np.ndarray) -> np.ndarray:                  # the sum of each row's two largest
+        return -np.sum(np.partition(-a, 1, axis=1)[:, :2], axis=1) if a.shape[1] >= 2 else a.max(axis=1)
+    positive, negative = np.maximum(rows, 0), np.maximum(-rows, 0)
+    pair = np.maximum(top_two(positive), top_two(negative))
+    r = np.maximum(np.abs(rows).max(axis=1), pair * 127 / 128 * (1 + 1e-6))   # 1e-6: float32 rounding of r
+    return np.maximum(r, 1e-8).astype(np.float32)
+
+
+def _weight_overrides(prepared: Path, per_channel: bool) -> dict:
+    """ONNX Runtime ``TensorQuantOverrides`` giving each Conv / Gemm / MatMul weight of ``prepared``
+    its :func:`saturation_safe_range` (per channel, or the widest one for the whole tensor)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(prepared)).graph
+    initializers = {i.name: i for i in graph.initializer}
+    overrides = {}
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        weight = numpy_helper.to_array(initializers[node.input[1]])
+        if node.op_type == "Conv":
+            axis = 0
+        elif node.op_type == "Gemm":
+            axis = 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+        else:
+            axis = weight.ndim - 1
+        r = saturation_safe_range(weight, axis)
+        if per_channel:
+            channels = [{"rmin": np.array(-v, np.float32), "rmax": np.array(v, np.float32)} for v in r]
+            channels[0]["axis"] = axis
+            overrides[node.input[1]] = channels
+        else:
+            overrides[node.input[1]] = [{"rmin": np.array(-r.max(), np.float32), "rmax": np.array(r.max(), np.float32)}]
+    return overrides
+
+
+def int16_pair_sums(int8_path: Path | str) -> dict[str, int]:
+    """For each int8 weight of a QDQ model feeding a Conv, Gemm or MatMul, the largest
+    :math:`|q_a| + |q_b|` over two same-sign codes of one output channel: the worst pair a
+    ``vpmaddubsw`` kernel could add, however it orders the reduction. Every value
+    :math:`\\le` :data:`INT16_PAIR_LIMIT` means the model computes exactly on every CPU; above it,
+    x86 CPUs without VNNI may saturate. Keys are the weights' initializer names.
+
+    Raises:
+        TypeError: ``int8_path`` is not a str or Path.
+        ValueError: the file does not exist or is not an ONNX model.
+    """
+    int8_path = _check_onnx_file(int8_path, "int8_path")
+    import onnx
+    from google.protobuf.message import DecodeError
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(int8_path)).graph
+    except DecodeError as e:
+        raise ValueError(f"int8_path {str(int8_path)!r} is not an ONNX model ({e})") from e
+    initializers = {i.name: i for i in graph.initializer}
+    consumers = defaultdict(list)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            consumers[name].append((node, i))
+    sums = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in initializers:
+            continue
+        codes = numpy_helper.to_array(initializers[node.input[0]])
+        users = [(n, i) for n, i in consumers[node.output[0]] if n.op_type in ("Conv", "Gemm", "MatMul") and i == 1]
+        if codes.dtype != np.int8 or not users:
+            continue
+        user = users[0][0]
+        if user.op_type == "Conv":
+            axis = 0
+        elif user.op_type == "Gemm":
+            axis = 0 if any(a.name == "transB" and a.i for a in user.attribute) else 1
+        else:
+            axis = codes.ndim - 1
+        rows = np.moveaxis(codes.astype(np.int64), axis, 0).reshape(codes.shape[axis], -1)
+        worst = 0
+        for side in (np.maximum(rows, 0), np.maximum(-rows, 0)):
+            two = -np.partition(-side, 1, axis=1)[:, :2] if side.shape[1] >= 2 else side
+            worst = max(worst, int(two.sum(axis=1).max()))
+        sums[node.input[0]] = worst
+    return sums
+
+
 def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration: ImageSplit,
-                       n: int = 1000, per_channel: bool = True) -> Path:
+                       n: int = 1000, per_channel: bool = True, weight_range: str = "saturation_safe") -> Path:
     """ONNX Runtime static quantization in QDQ format: int8 weights (per channel), uint8
     activations calibrated (min-max) on the first ``n`` images of ``calibration`` (all of them
     if it holds fewer), after ONNX Runtime's recommended pre-processing (shape inference, graph
     optimization), written beside ``int8_path`` as ``*.prepared.onnx``. Returns ``int8_path``.
+
+    ``weight_range`` sets the weights' symmetric range, and so whether the model computes the same
+    on every CPU (module docstring):
+
+    * ``"saturation_safe"`` (default): each channel's :func:`saturation_safe_range`; no two
+      same-sign codes sum past :data:`INT16_PAIR_LIMIT`, so the sums are exact on every CPU, and
+      channels keep 8 bits where they can. Checked after writing (:func:`int16_pair_sums`).
+    * ``"reduced"``: ONNX Runtime's ``reduce_range``: every weight in :math:`[-64, 64]` (7 bits).
+    * ``"full"``: :math:`[-127, 127]`; exact only on CPUs with VNNI, AMX or Arm's kernels.
 
     Args:
         fp32_path: an existing ONNX file (from :func:`export_onnx`); not modified.
         int8_path: where to write the quantized model (its folder must exist; not ``fp32_path``).
         calibration: an :class:`~course_lib.data.ImageSplit` of images the model takes.
         n: an int >= 1. per_channel: a bool (one weight scale per output channel).
+        weight_range: one of :data:`WEIGHT_RANGES`.
 
     Raises:
         TypeError: a path that is not a str or Path, ``calibration`` not an ImageSplit, ``n``
             not an int, ``per_channel`` not a bool.
         ValueError: ``fp32_path`` does not exist, ``int8_path``'s folder does not exist or it
-            is ``fp32_path``, ``calibration`` is empty, ``n`` < 1.
+            is ``fp32_path``, ``calibration`` is empty, ``n`` < 1, ``weight_range`` unknown.
     """
     fp32_path = _check_onnx_file(fp32_path, "fp32_path")
     int8_path = _check_path(int8_path, "int8_path")
@@ -131,6 +333,7 @@ def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration
     _check_calibration(calibration)
     check_int(n, "n", 1)
     check_type(per_channel, "per_channel", bool, "a bool")
+    check_choice(weight_range, "weight_range", WEIGHT_RANGES)
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -147,9 +350,17 @@ def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quant_pre_process(str(fp32_path), str(prepared))     # shape inference and graph cleanup first
+        extra = ({"TensorQuantOverrides": _weight_overrides(prepared, per_channel)}
+                 if weight_range == "saturation_safe" else {})
         quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
+                        weight_type=QuantType.QInt8, reduce_range=weight_range == "reduced",
+                        extra_options=extra)
+    if weight_range != "full":
+        worst = max(int16_pair_sums(int8_path).values(), default=0)
+        if worst > INT16_PAIR_LIMIT:            # a guarantee, not a hope: never ship a model that may saturate
+            raise RuntimeError(f"quantized weights have a same-sign pair summing to {worst} > "
+                               f"{INT16_PAIR_LIMIT} despite weight_range={weight_range!r}; please report this")
     return int8_path
 
 
@@ -237,8 +448,9 @@ class OrtModel(nn.Module):
 
 
 def deploy_int8(model: nn.Module, calibration: ImageSplit, folder: Path | str,
-                threads: int | None = None) -> tuple[OrtModel, OrtModel, Counter]:
-    """Export ``model``, quantize it to int8 with ONNX Runtime, and return
+                threads: int | None = None, weight_range: str = "saturation_safe") -> tuple[OrtModel, OrtModel, Counter]:
+    """Export ``model``, quantize it to int8 with ONNX Runtime (:func:`quantize_onnx_int8`, with
+    its ``weight_range``: by default exact on every CPU), and return
     ``(fp32 runtime model, int8 runtime model, int8 kernel counts of the optimized graph)``.
 
     Writes ``model_fp32.onnx``, ``model_int8.onnx`` and ``model_int8_optimized.onnx`` into
@@ -248,12 +460,13 @@ def deploy_int8(model: nn.Module, calibration: ImageSplit, folder: Path | str,
     Raises:
         TypeError: ``model`` is not an ``nn.Module``, ``calibration`` not an ImageSplit,
             ``folder`` not a str or Path, ``threads`` neither None nor an int.
-        ValueError: ``calibration`` is empty, ``folder`` is an existing file, ``threads`` < 1
-            (all checked before anything is written), or the model cannot run on a
-            ``(1, 28, 28)`` image.
+        ValueError: ``calibration`` is empty, ``folder`` is an existing file, ``threads`` < 1,
+            ``weight_range`` unknown (all checked before anything is written), or the model
+            cannot run on a ``(1, 28, 28)`` image.
     """
     check_model(model)
     _check_calibration(calibration)
+    check_choice(weight_range, "weight_range", WEIGHT_RANGES)
     folder = check_path(folder, "folder", "folder")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder must be a folder (created if missing), got the file {str(folder)!r}")
@@ -262,7 +475,7 @@ def deploy_int8(model: nn.Module, calibration: ImageSplit, folder: Path | str,
     folder.mkdir(parents=True, exist_ok=True)
     try:
         fp32 = export_onnx(model, folder / "model_fp32.onnx")
-        int8 = quantize_onnx_int8(fp32, folder / "model_int8.onnx", calibration)
+        int8 = quantize_onnx_int8(fp32, folder / "model_int8.onnx", calibration, weight_range=weight_range)
         optimized = folder / "model_int8_optimized.onnx"
         fp32_model = OrtModel(ort_session(fp32, threads))
         int8_model = OrtModel(ort_session(int8, threads, optimized))

@@ -1,10 +1,17 @@
+import dataclasses
+import os
+import platform
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from course_lib import data, deploy, runtime, zoo
@@ -12,9 +19,10 @@ from course_lib import data, deploy, runtime, zoo
 # ----------------------------------------------------------------------------- fixtures: real int8 models
 
 
-def _int8_files(folder, model, calibration_images: int = 500):
+def _int8_files(folder, model, calibration_images: int = 500, weight_range: str = "saturation_safe"):
     fp32 = runtime.export_onnx(model, folder / "fp32.onnx")
-    int8 = runtime.quantize_onnx_int8(fp32, folder / "int8.onnx", data.load("mnist", "train").subset(calibration_images))
+    int8 = runtime.quantize_onnx_int8(fp32, folder / f"int8_{weight_range}.onnx",
+                                      data.load("mnist", "train").subset(calibration_images), weight_range=weight_range)
     return fp32, int8
 
 
@@ -102,6 +110,128 @@ def test_grouped_accumulators_equal_a_grouped_convolution():
                             torch.from_numpy(layer.bias.astype(np.float64)), stride=stride, padding=1, groups=groups)
         acc = deploy.conv2d_accumulate(q, layer)
         assert acc.dtype == np.int32 and np.array_equal(acc, expected.numpy().astype(np.int64))
+
+
+# ----------------------------------------------------------------------------- int8 that holds on every CPU
+
+def test_saturation_check_passes_the_course_quantization_and_fails_the_full_range(lenet5_files, tmp_path):
+    # The CPU-independent check: no two same-sign weight codes of one output channel sum past 128, so
+    # no vpmaddubsw pair (255 * 128 = 32,640) can leave int16, however a kernel orders the sum.
+    safe = runtime.int16_pair_sums(lenet5_files[1])
+    assert set(safe) == {"conv1.weight_quantized", "conv2.weight_quantized", "fc1.weight_quantized",
+                         "fc2.weight_quantized"}
+    assert max(safe.values()) <= runtime.INT16_PAIR_LIMIT
+    full = runtime.int16_pair_sums(runtime.quantize_onnx_int8(
+        lenet5_files[0], tmp_path / "full.onnx", data.load("mnist", "train").subset(200), weight_range="full"))
+    assert max(full.values()) > runtime.INT16_PAIR_LIMIT           # the old way: caught on any machine
+    reduced = runtime.int16_pair_sums(runtime.quantize_onnx_int8(
+        lenet5_files[0], tmp_path / "reduced.onnx", data.load("mnist", "train").subset(200), weight_range="reduced"))
+    assert max(reduced.values()) <= 128 and all(v > 64 for v in reduced.values())
+
+
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 40)),
+              elements=st.floats(-4, 4, allow_nan=False, allow_subnormal=False)))
+def test_saturation_safe_range_keeps_every_pair_in_int16_and_clips_nothing(w):
+    r = runtime.saturation_safe_range(w).astype(np.float64)
+    assert r.shape == (w.shape[0],) and np.all(r > 0)
+    assert np.all(r >= np.abs(w).max(axis=1) * (1 - 1e-6))           # no weight is clipped
+    q = np.clip(np.rint(w * 127 / r[:, None].astype(np.float32)), -127, 127).astype(int)
+    for row in q:
+        for side in (row[row > 0], -row[row < 0]):
+            assert np.sort(side)[::-1][:2].sum() <= runtime.INT16_PAIR_LIMIT
+
+
+def test_saturation_safe_range_keeps_8_bits_where_one_weight_dominates():
+    w = np.array([[1.0, 0.005, -0.2, 0.002], [1.0, 1.0, 0.0, 0.0], [0.5, -0.5, 0.5, -0.5]])
+    r = runtime.saturation_safe_range(w)
+    assert r[0] == np.float32(1.0)                                   # 127 codes for the largest: 8 bits
+    assert abs(r[1] - 2 * 127 / 128) < 1e-5                          # two equal weights: 64 codes each, 7 bits
+    assert abs(r[2] - 127 / 128) < 1e-5
+
+
+def test_int16_pairs_by_hand():
+    codes = np.array([[255, 255, 255, 255], [255, 255, 0, 255], [10, 20, 30, 40]], dtype=np.uint8)
+    weight = np.array([[127, 127, -100, 90], [-127, -2, 64, 64]], dtype=np.int8)
+    error = deploy.int16_pair_error(codes, weight)
+    # Row 0, output 0: 255 * 254 = 64,770 saturates to 32,767; the mixed-sign pair (-100, 90) cannot.
+    assert error[0, 0] == 32767 - 64770
+    # Output 1: -127 - 2 = -129 codes of one sign: 255 * -129 = -32,895 clamps to -32,768; 64 + 64 fits.
+    assert error[0, 1] == -32768 + 32895 and error[1, 1] == -32768 + 32895
+    assert error[2].tolist() == [0, 0]                               # small codes: no pair saturates
+    odd = deploy.int16_pair_error(codes[:, :3], weight[:, :3])        # an odd K pairs its last code with a 0
+    assert odd[0, 0] == 32767 - 64770
+
+
+def test_saturating_forward_differs_only_for_the_full_range(lenet5, lenet5_files, tmp_path, test_images):
+    x = test_images[:200]
+    safe = deploy.forward_int8(lenet5, x)
+    assert np.array_equal(deploy.forward_int8(lenet5, x, accumulation="int16_pairs").logits, safe.logits)
+    _, full_file = _int8_files(tmp_path, zoo.load("lenet5"), 500, "full")
+    full = deploy.read_int8_model(full_file)
+    exact, saturated = (deploy.forward_int8(full, x, accumulation=a).codes for a in ("int32", "int16_pairs"))
+    assert not np.array_equal(exact, saturated)
+
+
+def test_grouped_convolution_pairs_follow_onnx_runtime_order():
+    # K ordered (kernel row, kernel column, channel) within a group: channels 0 and 1 of one tap pair up.
+    weight = np.zeros((1, 2, 1, 2), dtype=np.int8)
+    weight[0, :, 0, 0] = 127                                         # tap (0, 0), channels 0 and 1
+    layer = deploy.QuantizedConv2d("c", weight, np.zeros(1, np.int32), np.ones(1, np.float32), np.zeros(1, np.int8),
+                                   np.float32(1), 0, np.float32(1), 0)
+    q = np.full((1, 2, 1, 2), 255, dtype=np.uint8)
+    assert deploy.conv2d_int16_pair_error(q, layer)[0, 0, 0, 0] == 32767 - 2 * 255 * 127
+    depthwise = dataclasses.replace(layer, weight=np.full((2, 1, 1, 2), 127, np.int8), groups=2,
+                                    bias=np.zeros(2, np.int32), weight_scale=np.ones(2, np.float32),
+                                    weight_zero_point=np.zeros(2, np.int8))
+    assert not deploy.conv2d_int16_pair_error(q, depthwise).any()      # depthwise kernels are exact
+
+
+QEMU = shutil.which("qemu-x86_64")
+ORT_ON_CPU = """
+import sys, numpy as np, onnxruntime as ort
+options = ort.SessionOptions(); options.intra_op_num_threads = 1
+for model, x, out in zip(sys.argv[1::3], sys.argv[2::3], sys.argv[3::3]):
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    np.save(out, session.run(None, {"x": np.load(x)})[0])
+"""
+
+
+def _ort_on_emulated_haswell(tmp_path, models, x):
+    """ONNX Runtime's logits for each model on an emulated Haswell (AVX2, no VNNI, no AVX-512):
+    user-mode QEMU runs this machine's Python and ONNX Runtime, whose CPU dispatch then picks the
+    AVX2 kernels (vpmaddubsw) a laptop without VNNI runs."""
+    np.save(tmp_path / "x.npy", x)
+    script = tmp_path / "ort_on_cpu.py"
+    script.write_text(ORT_ON_CPU)
+    args = []
+    for i, model in enumerate(models):
+        args += [str(model), str(tmp_path / "x.npy"), str(tmp_path / f"out{i}.npy")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    subprocess.run([QEMU, "-cpu", "Haswell", os.path.realpath(sys.executable), str(script), *args],
+                   check=True, env=env, capture_output=True, timeout=600)
+    return [np.load(tmp_path / f"out{i}.npy") for i in range(len(models))]
+
+
+@pytest.mark.skipif(QEMU is None or platform.machine() != "x86_64",
+                    reason="needs user-mode QEMU (Debian's qemu-user) on an x86-64 machine")
+def test_on_an_emulated_cpu_without_vnni(tmp_path, lenet5, lenet5_files, test_images):
+    """The deploy claims on a CPU class this machine may not be: ONNX Runtime under QEMU's Haswell.
+    The course's quantization equals the NumPy forward there; the full range saturates, and the
+    NumPy forward with ``accumulation="int16_pairs"`` predicts its output bit for bit."""
+    x = test_images[:100]
+    _, full_file = _int8_files(tmp_path, zoo.load("lenet5"), 500, "full")
+    for sub in ("grouped", "mlp"):
+        (tmp_path / sub).mkdir()
+    _, grouped_file = _int8_files(tmp_path / "grouped", _grouped_model(), 200)
+    _, mlp_file = _int8_files(tmp_path / "mlp", zoo.load("lenet_300_100"), 200)
+    safe_out, full_out, grouped_out, mlp_out = _ort_on_emulated_haswell(
+        tmp_path, [lenet5_files[1], full_file, grouped_file, mlp_file], x)
+    for out, file in ((safe_out, lenet5_files[1]), (grouped_out, grouped_file), (mlp_out, mlp_file)):
+        assert np.array_equal(out.view(np.uint32), deploy.forward_int8(deploy.read_int8_model(file), x).logits.view(np.uint32))
+    full = deploy.read_int8_model(full_file)
+    assert not np.array_equal(full_out, deploy.forward_int8(full, x).logits)                 # saturated
+    assert np.array_equal(full_out.view(np.uint32),
+                          deploy.forward_int8(full, x, accumulation="int16_pairs").logits.view(np.uint32))
 
 
 # ----------------------------------------------------------------------------- the arrays
@@ -264,6 +394,12 @@ def test_unsupported_operator_is_named(unsupported_file):
     (lambda m, d, f: deploy.forward_int8(m, torch.full((1, 1, 28, 28), float("inf"))), ValueError, "NaN or inf"),
     (lambda m, d, f: deploy.forward_int8(m, np.zeros((1, 1, 28, 28), np.float32), "int"), ValueError,
      "requantization must be one of ('float', 'fixed_point'), got 'int'"),
+    (lambda m, d, f: deploy.forward_int8(m, np.zeros((1, 1, 28, 28), np.float32), accumulation="int16"), ValueError,
+     "accumulation must be one of ('int32', 'int16_pairs'), got 'int16'"),
+    (lambda m, d, f: runtime.quantize_onnx_int8(f[0], d / "q.onnx", data.load("mnist", "train").subset(10),
+                                                weight_range="7bit"), ValueError,
+     "weight_range must be one of ('saturation_safe', 'reduced', 'full'), got '7bit'"),
+    (lambda m, d, f: runtime.int16_pair_sums(d / "none.onnx"), ValueError, "int8_path must be an existing ONNX file"),
     (lambda m, d, f: deploy.export_c_header(m, d / "m.h", "8bit"), ValueError, "name must be a C identifier"),
     (lambda m, d, f: deploy.export_c_header(m, d / "m.h", None), TypeError, "name must be a C identifier"),
     (lambda m, d, f: deploy.export_c_header(m, d / "no" / "m.h", "m"), ValueError, "path must be in an existing folder"),
