@@ -247,6 +247,13 @@ def requantize_fixed_point(acc: np.ndarray, m0: np.ndarray, shift: np.ndarray, z
     return np.clip(v, zero_point if relu else UINT8_MIN, UINT8_MAX).astype(np.uint8)
 
 
+def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """An integer matrix product, computed in float64 (BLAS) and returned as int32. Exact: every
+    product of two 9-bit codes and every partial sum of an int32 accumulator is an integer far
+    below :math:`2^{53}`, which float64 holds exactly, in whatever order the sums are taken."""
+    return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int32)
+
+
 def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
     """The int32 accumulators of a convolution: :math:`a = q_b + \\sum (q_x - z_x)(q_w - z_w)`
     over each window (and, with groups, over the input channels of the output's group only).
@@ -264,7 +271,7 @@ def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
     cols = cols.transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * ho * wo, group_c * kh * kw)
     w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None, None, None]
     w = w.reshape(g, out_c // g, group_c * kh * kw)                  # (g, O / g, C / g * kh * kw)
-    acc = cols @ w.transpose(0, 2, 1)                                # (g, B*Ho*Wo, O / g) int32
+    acc = _exact_matmul(cols, w.transpose(0, 2, 1))                  # (g, B*Ho*Wo, O / g) int32
     acc = acc.transpose(1, 0, 2).reshape(b * ho * wo, out_c) + layer.bias
     return acc.reshape(b, ho, wo, out_c).transpose(0, 3, 1, 2)
 
@@ -272,7 +279,7 @@ def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
 def linear_accumulate(q: np.ndarray, layer: QuantizedLinear) -> np.ndarray:
     """The int32 accumulators of a fully connected layer: (B, K) uint8 -> (B, N) int32."""
     w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None]
-    return (q.astype(np.int32) - layer.input_zero_point) @ w.T + layer.bias
+    return _exact_matmul(q.astype(np.int32) - layer.input_zero_point, w.T) + layer.bias
 
 
 def int16_pair_error(codes: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -280,22 +287,20 @@ def int16_pair_error(codes: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
     For rows of raw uint8 codes :math:`x` (R, K) and int8 weights :math:`w` (O, K), each pair
     :math:`P_{j} = x_{2j} w_{o,2j} + x_{2j+1} w_{o,2j+1}` is clamped to int16; the result is
-    :math:`\\sum_j (\\mathrm{clamp}(P_j) - P_j)`, (R, O) int32, zero when nothing saturates. Only
-    pairs of same-sign weights with :math:`|w_a| + |w_b| > 128` can saturate
-    (:math:`255 \\cdot 128 < 2^{15}`), so only those are computed. An odd K is padded with a zero,
-    as the kernels pad it.
+    :math:`\\sum_j (\\mathrm{clamp}(P_j) - P_j)`, (R, O) int32, zero when nothing saturates. A pair
+    can leave int16 only if :math:`(x_{2j} + x_{2j+1}) \\max|w| > 32767`, so only those pairs of
+    codes are computed. An odd K is padded with a zero, as the kernels pad it.
     """
-    x = codes.astype(np.int32)
     w = weight.astype(np.int32)
     if w.shape[1] % 2:
-        x = np.pad(x, ((0, 0), (0, 1)))
+        codes = np.pad(codes, ((0, 0), (0, 1)))
         w = np.pad(w, ((0, 0), (0, 1)))
-    even, odd = w[:, 0::2], w[:, 1::2]
-    risky = (np.sign(even) * np.sign(odd) > 0) & (np.abs(even) + np.abs(odd) > 128)
-    error = np.zeros((x.shape[0], w.shape[0]), dtype=np.int32)
-    for o, j in zip(*np.nonzero(risky)):
-        pair = x[:, 2 * j] * even[o, j] + x[:, 2 * j + 1] * odd[o, j]
-        error[:, o] += np.clip(pair, INT16_MIN, INT16_MAX) - pair
+    first, second = codes[:, 0::2].astype(np.int32), codes[:, 1::2].astype(np.int32)     # (R, K / 2)
+    rows, pairs = np.nonzero((first + second) * int(np.abs(w).max(initial=0)) > INT16_MAX)
+    sums = (first[rows, pairs, None] * w[:, 2 * pairs].T
+            + second[rows, pairs, None] * w[:, 2 * pairs + 1].T)     # (n, O): those pairs, every output
+    error = np.zeros((codes.shape[0], w.shape[0]), dtype=np.int32)
+    np.add.at(error, rows, np.clip(sums, INT16_MIN, INT16_MAX) - sums)
     return error
 
 
@@ -338,8 +343,13 @@ def max_pool2d_codes(q: np.ndarray, layer: MaxPool2d) -> np.ndarray:
     never wins a window that holds a real pixel (like ONNX's :math:`-\\infty` padding)."""
     top, left, bottom, right = layer.padding
     x = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    b, c, h, w = x.shape
+    if (kh, kw) == (sh, sw):                                         # tiles that do not overlap: one reshape
+        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+        return x[:, :, :ho * kh, :wo * kw].reshape(b, c, ho, kh, wo, kw).max(axis=(3, 5))
     windows = np.lib.stride_tricks.sliding_window_view(x, layer.kernel, axis=(2, 3))
-    return windows[:, :, ::layer.stride[0], ::layer.stride[1]].max(axis=(4, 5))
+    return windows[:, :, ::sh, ::sw].max(axis=(4, 5))
 
 
 # ----------------------------------------------------------------------------- reading ONNX Runtime's int8 model

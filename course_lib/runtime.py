@@ -26,6 +26,26 @@ whatever the kernel pairs (``weight_range="saturation_safe"``, the default): eac
 remedy, ``reduce_range`` (7-bit weights, :math:`[-64, 64]`, every channel), is ``"reduced"``;
 ``"full"`` is the range that saturates, kept to show the failure. :func:`int16_pair_sums` checks a
 quantized file; :func:`cpu_int8` says what this CPU does.
+
+**How the default was chosen** (the record). Candidates exact on every CPU: ``"reduced"``,
+``"saturation_safe"``, and uint8 weights (ONNX Runtime's u8 x u8 kernels widen to 16 bits first).
+The rule, fixed before scoring: drop a candidate that is clearly slower than int8 over the full range;
+among the rest, take the best mean validation accuracy over the five int8 models the course deploys
+(LeNet-5, LeNet-300-100, the small Fashion CNN, the MobileNetV2-style x1.0 of notebook 05, notebook 08's
+factorised student), calibrated on the first 1,000 training images; ONNX Runtime 1.32.0 on a 2-core
+AVX-512 VNNI machine (exact there). Validation accuracy, % (fp32 / full / reduced / saturation_safe / u8 x u8):
+LeNet-5 99.72 / 99.68 / 99.70 / 99.72 / 99.66; LeNet-300-100 99.02 / 99.04 / 99.08 / 99.02 / 99.04;
+small CNN 93.40 / 93.36 / 93.44 / 93.48 / 93.44; MobileNetV2-style 91.28 / 91.28 / 90.84 / 91.18 / 91.18;
+student 91.26 / 91.28 / 91.14 / 91.18 / 91.30. u8 x u8 was dropped for speed (int8 over fp32 at batch 64:
+0.92x against 1.59x for LeNet-5, 0.52x against 0.97x for the MobileNetV2-style network); the two signed
+ranges ran at the same speed within timing noise (1.65x / 1.65x, 0.95x / 0.90x). Mean validation:
+reduced 94.84 %, saturation_safe 94.92 %; on the MobileNetV2-style network 43 images right only with
+saturation_safe against 26 only with reduced (a paired count, p about 0.05), level elsewhere (over the
+five models, 85 against 66, p = 0.14: level within noise overall, ahead where 7 bits cost most). Test
+accuracies were computed in the same sweep and reported, not used: full 99.49 / 98.97 / 93.26 / 91.58 /
+91.33, reduced 99.48 / 98.97 / 93.23 / 91.01 / 91.35, saturation_safe 99.48 / 98.96 / 93.27 / 91.28 / 91.22.
+The full range on a CPU without VNNI (the NumPy forward with ``accumulation="int16_pairs"``, and ONNX
+Runtime under QEMU's Haswell model for the MobileNetV2-style network): 99.43 / 98.85 / 92.69 / 85.29 / 90.34.
 Taught in ``notebooks/02_quantization.ipynb``; the profile and the speedup in notebook 08.
 """
 
@@ -135,11 +155,17 @@ def cpu_int8() -> CpuInt8:
     """
     import platform
 
-    machine = platform.machine().lower()
-    flags = _cpu_flags()
+    return classify_cpu(platform.machine(), platform.system(), _cpu_flags())
+
+
+def classify_cpu(machine: str, system: str, flags: set[str] | None) -> CpuInt8:
+    """:func:`cpu_int8` for a given machine name (``platform.machine()``), operating system
+    (``platform.system()``) and set of CPU flags (None: unknown), so that every CPU class can be
+    tested on any machine."""
+    machine = machine.lower()
     arm = machine in ("arm64", "aarch64")
     if flags is None:
-        apple = arm and platform.system() == "Darwin"
+        apple = arm and system == "Darwin"
         found = ("asimddp",) if apple else ()
         return CpuInt8(machine, found, apple, False if arm else None,
                        "Apple silicon: Arm dot product, exact 32-bit int8 sums" if apple else

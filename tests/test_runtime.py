@@ -1,4 +1,6 @@
 
+import pytest
+
 from course_lib import data, measure, runtime, train, zoo
 
 
@@ -17,13 +19,32 @@ def test_int8_deployment_runs_integer_kernels_and_keeps_accuracy(tmp_path):
 
 def test_cpu_int8_features_is_a_list():
     assert isinstance(runtime.cpu_int8_features(), list)
+    cpu = runtime.cpu_int8()
+    assert isinstance(cpu, runtime.CpuInt8) and cpu.description and cpu.saturates in (True, False, None)
+    assert cpu.dot_product == bool(runtime.cpu_int8_features()) or cpu.flags == ("asimddp",)
+
+
+@pytest.mark.parametrize("machine, system, flags, dot_product, saturates, words", [
+    ("x86_64", "Linux", {"avx2", "avx512bw", "avx512_vnni"}, True, False, "avx512_vnni"),
+    ("x86_64", "Linux", {"avx2", "avx_vnni"}, True, False, "avx_vnni"),
+    ("x86_64", "Linux", {"avx2", "fma"}, False, True, "vpmaddubsw"),          # most laptops before 2020, AMD before Zen 4
+    ("x86_64", "Linux", {"avx2", "avx512bw"}, False, True, "avx512bw"),       # Skylake-SP: AVX-512 without VNNI
+    ("x86_64", "Linux", {"sse4_1"}, False, True, "no VNNI"),
+    ("aarch64", "Linux", {"asimd", "asimddp"}, True, False, "dot product"),
+    ("aarch64", "Linux", {"asimd"}, False, False, "without the dot product"),
+    ("arm64", "Darwin", None, True, False, "Apple silicon"),
+    ("x86_64", "Windows", None, False, None, "unknown"),
+    ("riscv64", "Linux", {"rv64"}, False, None, "not known"),
+])
+def test_every_cpu_class_is_told(machine, system, flags, dot_product, saturates, words):
+    cpu = runtime.classify_cpu(machine, system, flags)
+    assert (cpu.dot_product, cpu.saturates) == (dot_product, saturates) and words in cpu.description
 
 
 # ----------------------------------------------------------------------------- bad input never gives garbage
 
 import collections  # noqa: E402
 
-import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
