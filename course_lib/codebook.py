@@ -23,7 +23,7 @@ from torch import nn
 
 from .checks import check_finite, check_int, check_model, check_type
 from .measure import CompressedLayer, StoredTensor, weight_layers
-from .quantization import _per_layer_bits, check_bits, check_weight
+from .quantization import per_layer_bits, check_bits, check_weight
 
 CENTROID_BITS_RANGE = (1, 64)    # bits per stored centroid: fp32 by default, fp64 at most
 
@@ -194,7 +194,7 @@ def kmeans_quantize_model(model: nn.Module, bits: int | dict[str, int], iteratio
     check_model(model)
     if isinstance(bits, dict) and not bits:
         raise ValueError(f"bits must name at least one layer of {list(weight_layers(model))}, got {{}}")
-    per_layer = _per_layer_bits(model, bits, "bits")
+    per_layer = per_layer_bits(model, bits, "bits")
     check_int(iterations, "iterations", 1)
     shared = copy.deepcopy(model)
     for name, b in per_layer.items():

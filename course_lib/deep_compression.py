@@ -534,7 +534,8 @@ def choose_bits(scan: dict[str, list[tuple[int, float]]], baseline_accuracy: flo
     most scanned bits if none does. The mirror of :func:`course_lib.pruning.choose_sparsities`.
 
     Raises:
-        TypeError: ``scan`` is not a non-empty dict. ValueError: an accuracy outside [0, 1].
+        TypeError: ``scan`` is not a non-empty dict. ValueError: a layer with no points, a point
+            that is not a (bits, accuracy) pair, bits outside [1, 32], an accuracy outside [0, 1].
     """
     if not isinstance(scan, dict) or not scan:
         raise TypeError(f"scan must be a non-empty dict {{layer: [(bits, accuracy), ...]}}, got {describe(scan)}")
@@ -542,8 +543,13 @@ def choose_bits(scan: dict[str, list[tuple[int, float]]], baseline_accuracy: flo
     check_real(max_drop, "max_drop", 0, 1)
     chosen = {}
     for layer, points in scan.items():
-        if not points:
-            raise ValueError(f"scan[{layer!r}] holds no (bits, accuracy) point")
+        if not isinstance(points, (list, tuple)) or not points:
+            raise ValueError(f"scan[{layer!r}] must be a non-empty list of (bits, accuracy) points, got {describe(points)}")
+        for k, point in enumerate(points):
+            if not isinstance(point, (list, tuple)) or len(point) != 2:
+                raise ValueError(f"scan[{layer!r}][{k}] must be a (bits, accuracy) pair, got {point!r}")
+            check_int(point[0], f"scan[{layer!r}][{k}] bits", 1, 32)
+            check_real(point[1], f"scan[{layer!r}][{k}] accuracy", 0, 1)
         good = [b for b, acc in points if acc >= baseline_accuracy - max_drop]
         chosen[layer] = min(good) if good else max(b for b, _ in points)
     return chosen

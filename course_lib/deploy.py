@@ -71,7 +71,7 @@ import numpy as np
 import torch
 
 from .checks import check_choice, check_type
-from .runtime import _check_onnx_file, _check_path
+from .runtime import check_onnx_file, check_file_path
 
 UINT8_MIN, UINT8_MAX = 0, 255
 REQUANTIZATIONS = ("float", "fixed_point")
@@ -185,10 +185,25 @@ def combined_scale(input_scale, weight_scale, output_scale) -> np.ndarray:
 
 def quantize_linear(x: np.ndarray, scale, zero_point: int) -> np.ndarray:
     """ONNX QuantizeLinear to uint8: :math:`q = \\mathrm{clamp}(\\mathrm{round}(x / s), -z, 255 - z) + z`,
-    with a float32 division and rounding half to even. ``x`` float32, any shape -> uint8, same shape."""
+    with a float32 division and rounding half to even. ``x`` float32, any shape -> uint8, same shape.
+
+    Raises:
+        ValueError: ``scale`` not a finite number > 0, or ``zero_point`` not an int in [0, 255].
+    """
+    _check_scale_and_zero_point(scale, zero_point)
     v = np.asarray(x, dtype=np.float32) / np.float32(scale)
     v = np.clip(v, np.float32(UINT8_MIN - zero_point), np.float32(UINT8_MAX - zero_point))
     return (np.rint(v).astype(np.int32) + zero_point).astype(np.uint8)
+
+
+def _check_scale_and_zero_point(scale, zero_point) -> None:
+    """A uint8 quantization: ``scale`` a finite number > 0, ``zero_point`` an int in [0, 255]."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    if isinstance(zero_point, (bool, np.bool_)) or not isinstance(zero_point, (int, np.integer)) \
+            or not UINT8_MIN <= zero_point <= UINT8_MAX:
+        raise ValueError(f"zero_point must be an int in [{UINT8_MIN}, {UINT8_MAX}] (uint8 codes), got {zero_point!r}")
 
 
 def dequantize_linear(q: np.ndarray, scale, zero_point: int) -> np.ndarray:
@@ -214,8 +229,16 @@ def quantize_multiplier(multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Fixed-point form of :math:`M > 0` (Jacob et al. 2018, eq. 6; TensorFlow Lite's
     ``QuantizeMultiplier``): :math:`M \\approx M_0 \\cdot 2^{n - 31}` with an int32
     :math:`M_0 \\in [2^{30}, 2^{31})` and an int32 shift :math:`n` (negative: shift right).
-    Returns ``(M0, n)``, both int32 arrays shaped like ``multiplier``; :math:`M = 0` gives (0, 0)."""
+    Returns ``(M0, n)``, both int32 arrays shaped like ``multiplier``; :math:`M = 0` gives (0, 0).
+
+    Raises:
+        ValueError: a multiplier that is negative, NaN or infinite (a requantization scale
+            :math:`s_x s_w / s_y` is always >= 0).
+    """
     m = np.asarray(multiplier, dtype=np.float64)
+    if not np.isfinite(m).all() or (m < 0).any():
+        raise ValueError(f"multiplier must hold finite numbers >= 0 (s_x * s_w / s_y), got "
+                         f"{m[~np.isfinite(m) | (m < 0)].ravel()[:3].tolist()}")
     fraction, exponent = np.frexp(m)                                 # m = fraction * 2**exponent, fraction in [0.5, 1)
     m0 = np.floor(fraction * 2.0 ** 31 + 0.5).astype(np.int64)       # round half away from zero (std::round)
     carry = m0 == 2 ** 31                                            # fraction rounded up to 1.0
@@ -410,7 +433,7 @@ def read_int8_model(path: Path | str) -> Int8Model:
             non-2-D convolutions, int8 activations, a pooling that changes the
             quantization, or a graph that is not one chain of layers.
     """
-    path = _check_onnx_file(path, "path")
+    path = check_onnx_file(path, "path")
     import onnx
     from google.protobuf.message import DecodeError
     from onnx import numpy_helper
@@ -746,7 +769,7 @@ def export_c_header(model: Int8Model, path: Path | str, name: str) -> int:
             a C identifier.
     """
     _check_model(model)
-    path = _check_path(path, "path")
+    path = check_file_path(path, "path")
     check_type(name, "name", str, "a C identifier such as 'lenet5'")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"name must be a C identifier (letters, digits and _, not starting with a digit), "

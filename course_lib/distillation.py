@@ -35,13 +35,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import data, hardware, measure, models, train, zoo
+from . import train
 from .checks import check_int, check_model, check_real, check_tensor, check_type, check_finite, is_real
 from .data import ImageSplit, check_split
 
@@ -250,7 +249,17 @@ class Ensemble(nn.Module):
         self.combine = combine
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([m(x) for m in self.members])            # (M, B, C)
+        """``x`` -> the combined logits (B, C).
+
+        Raises:
+            ValueError: the members give outputs of different shapes (different class counts).
+        """
+        outputs = [m(x) for m in self.members]
+        shapes = [tuple(o.shape) for o in outputs]
+        if len(set(shapes)) > 1:
+            raise ValueError(f"the ensemble's members must give logits of one shape (the same classes), got "
+                             f"{dict(enumerate(shapes))}; combine only models trained on the same task")
+        logits = torch.stack(outputs)                                 # (M, B, C)
         if self.combine == "logits":
             return logits.mean(dim=0)
         log_probs = F.log_softmax(logits, dim=-1)
@@ -258,21 +267,6 @@ class Ensemble(nn.Module):
 
 
 # ----------------------------------------------------------------------------- training
-
-def _output_classes(model: nn.Module, example: torch.Tensor) -> int:
-    """The number of classes a model outputs, from one example (eval mode, no grad; the
-    model's mode is restored)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(example.to(train.model_device(model)))
-    finally:
-        model.train(was_training)
-    if out.dim() != 2:
-        raise ValueError(f"a classifier must output (batch, classes) logits, got shape {tuple(out.shape)}")
-    return out.shape[1]
-
 
 @torch.no_grad()
 def precompute_logits(teacher: nn.Module, split: ImageSplit, batch_size: int = 1000) -> torch.Tensor:
@@ -326,7 +320,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
         raise ValueError("give exactly one of teacher (a model) and teacher_logits (its logits for transfer)")
     if teacher is not None:
         check_model(teacher, "teacher")
-        classes = _output_classes(teacher, transfer.images[:1])
+        classes = train.output_classes(teacher, transfer.images, "teacher")
     else:
         check_logits(teacher_logits, "teacher_logits")
         if len(teacher_logits) != len(transfer):
@@ -336,7 +330,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
             raise ValueError("teacher_logits were computed on unshifted images; with max_shift > 0 "
                              "pass the teacher itself so it sees the shifted batches")
         classes = teacher_logits.shape[1]
-    student_classes = _output_classes(student, transfer.images[:1])
+    student_classes = train.output_classes(student, transfer.images, "student")
     if student_classes != classes:
         raise ValueError(f"student and teacher must have the same number of classes, got "
                          f"{student_classes} and {classes}")
@@ -444,78 +438,3 @@ def choose_bias_shift(logits: torch.Tensor, labels: torch.Tensor, label: int,
         if best_errors is None or errors < best_errors:
             best, best_errors = shift, errors
     return best
-
-
-# ----------------------------------------------------------------------------- the panel's experiment
-
-@dataclass(frozen=True)
-class DistillationExperiment:
-    """A student trained twice with the same seed and epochs, on the labels and from the
-    teacher, scored on the validation split, with its size and verdict on a device."""
-    hidden: int
-    temperature: float
-    weight: float
-    epochs: int
-    labels_accuracy: float
-    distilled_accuracy: float
-    teacher_accuracy: float
-    report: measure.ModelReport
-    verdict: hardware.Verdict
-
-    @property
-    def gain(self) -> float:
-        """Distilled minus labels-only validation accuracy (a fraction; x100 for points)."""
-        return self.distilled_accuracy - self.labels_accuracy
-
-    def lines(self) -> list[str]:
-        """The panel's text, one line each."""
-        return [
-            f"Student 784-{self.hidden}-{self.hidden}-10, {self.epochs} epochs on the transfer set, "
-            f"T = {self.temperature:g}, weight {self.weight:g} on the soft targets",
-            f"Validation accuracy: labels only {100 * self.labels_accuracy:.2f}%, distilled "
-            f"{100 * self.distilled_accuracy:.2f}% ({100 * self.gain:+.2f} points); teacher "
-            f"{100 * self.teacher_accuracy:.2f}%",
-            f"{self.report.parameters:,} parameters, {measure.format_bytes(self.report.weight_bytes)} "
-            f"of fp32 weights, {self.report.macs:,} MACs",
-            *hardware.verdict_lines(self.verdict),
-        ]
-
-
-def distillation_experiment(hidden: int, temperature: float, weight: float, epochs: int,
-                            device_name: str, transfer_size: int = 10_000,
-                            seed: int = 0) -> DistillationExperiment:
-    """Notebook 03's panel: an MLP student 784-hidden-hidden-10 trained on the first
-    ``transfer_size`` training images, once on the labels and once distilled from the zoo's
-    ``kd_teacher`` (same seed, same epochs), scored on the validation split; its fp32 size and
-    its verdict on a device.
-
-    Raises:
-        TypeError / ValueError: ``hidden`` not an int in [1, 2048]; ``epochs`` not in [1, 50];
-            ``transfer_size`` not in [1, 55000]; ``temperature``/``weight`` as
-            :func:`distillation_loss`; an unknown ``device_name``; all before training.
-    """
-    check_int(hidden, "hidden", 1, 2048)
-    check_temperature(temperature)
-    check_weight(weight)
-    check_int(epochs, "epochs", 1, 50)
-    check_int(transfer_size, "transfer_size", 1, 55_000)
-    device = hardware.get_device(device_name)
-    transfer = data.load("mnist", "train").subset(transfer_size)
-    validation = data.load("mnist", "validation")
-    teacher = zoo.load("kd_teacher")
-    targets = precompute_logits(teacher, transfer)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        on_labels = models.mlp([hidden, hidden])
-        distilled = copy.deepcopy(on_labels)
-    train.fit(on_labels, transfer, epochs, seed=seed, device="cpu", progress=False,
-              description="labels")
-    distill(distilled, transfer, epochs, teacher_logits=targets, temperature=temperature,
-            weight=weight, seed=seed, device="cpu", progress=False)
-    report = measure.report(distilled, f"MLP student 784-{hidden}-{hidden}-10")
-    return DistillationExperiment(
-        hidden=hidden, temperature=temperature, weight=weight, epochs=epochs,
-        labels_accuracy=train.evaluate(on_labels, validation).accuracy,
-        distilled_accuracy=train.evaluate(distilled, validation).accuracy,
-        teacher_accuracy=train.evaluate(teacher, validation).accuracy,
-        report=report, verdict=hardware.check_fit(report, device))

@@ -369,7 +369,7 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
     model.eval()
     try:
         with torch.no_grad():
-            _run_on_shape(model, torch.zeros(1, *input_shape, device=device), input_shape)
+            run_on_shape(model, torch.zeros(1, *input_shape, device=device), input_shape)
     finally:
         for h in hooks:
             h.remove()
@@ -377,7 +377,7 @@ def trace_layers(model: nn.Module, input_shape: tuple[int, ...] = IMAGE_SHAPE) -
     return traces
 
 
-def _run_on_shape(model: nn.Module, x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+def run_on_shape(model: nn.Module, x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
     """``model(x)``, a shape mismatch reported as a ValueError naming ``input_shape``."""
     try:
         return model(x)

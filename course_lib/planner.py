@@ -215,6 +215,8 @@ def plan(device_name: str, accuracy_floor: float, objective: str = "smallest fla
         device_name: one of :func:`plan_devices`.
         accuracy_floor: a fraction in [0, 1] (0.85 is 85%).
         objective: one of :data:`PLAN_OBJECTIVES`.
+        table: None, or rows of :func:`plan_table` that include the reference (the first
+            model of :data:`PLAN_MODELS` in fp32).
 
     Raises:
         TypeError / ValueError: naming the argument, before the table is computed.
@@ -224,7 +226,16 @@ def plan(device_name: str, accuracy_floor: float, objective: str = "smallest fla
     check_real(accuracy_floor, "accuracy_floor", 0, 1)
     check_type(objective, "objective", str, f"a str, one of {PLAN_OBJECTIVES}")
     check_choice(objective, "objective", PLAN_OBJECTIVES)
-    rows = plan_table() if table is None else table
+    if table is not None:
+        check_type(table, "table", (tuple, list), "a tuple of PlanRow (from plan_table) or None")
+        if not all(isinstance(row, PlanRow) for row in table):
+            raise TypeError(f"table must hold PlanRow items (from plan_table), got "
+                            f"{sorted({type(row).__name__ for row in table})}")
+        if not any(r.model == PLAN_MODELS[0][0] and r.number_format == "fp32" for r in table):
+            raise ValueError(f"table must include the reference row ({PLAN_MODELS[0][0]} in fp32, which every "
+                             f"plan is compared with), got {len(table)} rows without it; filter plan_table() "
+                             f"to fewer rows, keeping that one")
+    rows = plan_table() if table is None else tuple(table)
     device = hardware.get_device(device_name)
     verdicts = tuple((row, hardware.check_fit(row.report, device)) for row in rows)
     meeting = sorted(((r, v) for r, v in verdicts if v.fits and r.validation_accuracy >= accuracy_floor),

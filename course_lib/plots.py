@@ -23,7 +23,7 @@ from .hardware import Verdict
 from .measure import ModelReport, format_bytes
 
 
-def _new_figure(figsize: tuple[float, float], pyplot: bool) -> Figure:
+def new_figure(figsize: tuple[float, float], pyplot: bool) -> Figure:
     """A figure of ``figsize`` inches: pyplot's (shown by ``plt.show()``), or a bare one on its
     own Agg canvas, untouched by pyplot's global state (safe on any thread)."""
     check_type(pyplot, "pyplot", bool, "True or False")
@@ -56,7 +56,7 @@ def plot_layer_costs(report: ModelReport, *, pyplot: bool = True) -> Figure:
     check_type(report, "report", ModelReport, "a ModelReport (from measure.report)")
     layers = [t for t in report.layers if t.parameters or t.macs]
     names = [t.name for t in layers]
-    fig = _new_figure((10, 3.2), pyplot)
+    fig = new_figure((10, 3.2), pyplot)
     axes = fig.subplots(1, 2)
     axes[0].barh(names, [t.parameters for t in layers], color="#4c72b0")
     axes[0].set_title(f"{report.name}: parameters per layer")
@@ -81,7 +81,7 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
     check_type(verdict, "verdict", Verdict, "a Verdict (from hardware.check_fit)")
     check_type(storage_label, "storage_label", str, "a str")
     check_type(memory_label, "memory_label", str, "a str")
-    fig = _new_figure((7, 1.8), pyplot)
+    fig = new_figure((7, 1.8), pyplot)
     ax = fig.subplots()
     rows = [(storage_label, verdict.storage_used, verdict.storage_available),
             (memory_label, verdict.memory_used, verdict.memory_available)]
@@ -129,7 +129,7 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
     if missing:
         raise ValueError(f"verdicts lacks (model, device) pairs {missing[:3]}; check_fit every "
                          "report on every device")
-    fig = _new_figure((1.6 * len(devices) + 2, 0.6 * len(reports) + 1.2), pyplot)
+    fig = new_figure((1.6 * len(devices) + 2, 0.6 * len(reports) + 1.2), pyplot)
     ax = fig.subplots()
     for i, r in enumerate(reports):
         for j, d in enumerate(devices):
@@ -169,7 +169,7 @@ def plot_history(history: list[dict], title: str = "training", *, pyplot: bool =
             raise ValueError(f"history[{i}] lacks {missing}")
     check_type(title, "title", str, "a str")
     epochs = [h["epoch"] for h in history]
-    fig = _new_figure((6, 3), pyplot)
+    fig = new_figure((6, 3), pyplot)
     ax = fig.subplots()
     ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
     ax.set_xlabel("epoch")

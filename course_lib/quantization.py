@@ -31,19 +31,16 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from . import data, hardware, measure, runtime, zoo
 from .checks import (check_choice, check_finite, check_int, check_model, check_real, check_tensor, check_type,
                      describe, is_int, is_real)
 from .data import ImageSplit, batches, check_split
 from .measure import CompressedLayer, StoredTensor, weight_bytes, weight_layers
-from .train import evaluate, model_device
+from .train import model_device
 
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 WEIGHT_SCHEMES = ("affine", "ternary", "binary")
@@ -101,12 +98,16 @@ def choose_qparams(x_min: torch.Tensor | float, x_max: torch.Tensor | float, bit
       (signed codes), as PyTorch's observers do.
 
     ``signed`` defaults to True for symmetric and False for asymmetric. Scales are at least
-    ``1e-8`` (a constant tensor still gets a valid scale).
+    ``1e-8`` (a constant tensor still gets a valid scale). Symmetric signed codes need 2 bits or
+    more: with 1 bit, :math:`[-1, 0]` would round every value to 0.
     """
     check_bits(bits)
     check_type(signed, "signed", bool, "a bool", allow_none=True)
     check_int(axis, "axis", 0, allow_none=True)
     signed = symmetric if signed is None else signed
+    if symmetric and signed and bits < 2:
+        raise ValueError("bits must be >= 2 for symmetric signed codes (1 bit leaves the codes {-1, 0}, and every "
+                         "weight would round to 0); for 1-bit weights use scheme='binary' (sign times a scale)")
     qmin, qmax = integer_range(bits, signed)
     lo, hi = _as_range_tensor(x_min, "x_min"), _as_range_tensor(x_max, "x_max")
     if lo.shape != hi.shape:
@@ -412,7 +413,7 @@ def layer_inputs(model: nn.Module, split: ImageSplit, n: int = 1000) -> dict[str
     return {name: torch.cat(chunks) for name, chunks in seen.items()}
 
 
-def _per_layer_bits(model: nn.Module, bits: int | dict[str, int], name: str) -> dict[str, int]:
+def per_layer_bits(model: nn.Module, bits: int | dict[str, int], name: str) -> dict[str, int]:
     """``{layer: bits}`` for every weight layer (an int) or the named ones (a dict), checked."""
     layers = weight_layers(model)
     if not layers:
@@ -450,7 +451,11 @@ def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, acti
     check_choice(weight_scheme, "weight_scheme", WEIGHT_SCHEMES)
     check_choice(method, "method", CALIBRATION_METHODS)
     check_type(per_channel, "per_channel", bool, "a bool")
-    bits = _per_layer_bits(model, weight_bits, "weight_bits")
+    bits = per_layer_bits(model, weight_bits, "weight_bits")
+    if weight_scheme == "affine" and any(b < 2 for b in bits.values()):
+        raise ValueError(f"weight_bits must be >= 2 for affine weights, got {weight_bits!r} (1 bit leaves the symmetric "
+                         f"codes {{-1, 0}}, and every weight would round to 0); for 1-bit weights use "
+                         f"weight_scheme='binary'")
     if activation_bits is not None:
         check_bits(activation_bits, "activation_bits")
         if calibration is None:
@@ -564,67 +569,3 @@ def mixed_precision_bits(model: nn.Module, sensitivity: dict[str, dict[int, floa
                              f"bits ({total()} bytes needed)")
         choice[best[1]] = best[2]
     return choice
-
-
-# ----------------------------------------------------------------------------- the experiment of notebook 02's panel
-
-GRANULARITIES = ("per-channel", "per-tensor")
-
-
-@dataclass(frozen=True)
-class QuantizationExperiment:
-    """What post-training quantization of a zoo model did: accuracy, bytes, fit, speed."""
-    model_name: str
-    bits: int
-    granularity: str
-    method: str
-    baseline_accuracy: float          # fp32, on the validation split
-    accuracy: float                   # quantized, on the validation split
-    report: measure.ModelReport       # of the quantized model (weights and activations at `bits`)
-    verdict: hardware.Verdict
-    speedup: measure.Speedup | None   # ONNX Runtime int8 against ONNX Runtime fp32 (8 bits only)
-
-    def lines(self) -> list[str]:
-        """The result in words, one line each (what the panel shows)."""
-        r = self.report
-        lines = [f"{self.model_name}, weights and activations at {self.bits} bits ({self.granularity} "
-                 f"weights, {self.method} calibration): validation accuracy {100 * self.accuracy:.2f}% "
-                 f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
-                 f"weights {measure.format_bytes(r.weight_bytes)} (codes, scales, zero-points and "
-                 f"biases), peak activations {measure.format_bytes(r.peak_activation_bytes)}; "
-                 f"{r.number_format} codes, computed with {hardware.compute_format(r.number_format)} arithmetic",
-                 *hardware.verdict_lines(self.verdict)]
-        if self.speedup is not None:
-            lines.append(f"Measured here with ONNX Runtime, batch {self.speedup.baseline.batch_size}: "
-                         f"int8 {1000 * self.speedup.candidate.median:.3f} ms vs fp32 "
-                         f"{1000 * self.speedup.baseline.median:.3f} ms: speedup {self.speedup.ratio:.2f}x")
-        else:
-            lines.append("Measured here: not timed (this CPU's runtime has integer kernels for 8 bits only)")
-        return lines
-
-
-def quantization_experiment(model_name: str, bits: int, granularity: str, method: str,
-                            device_name: str, measure_speed: bool = True) -> QuantizationExperiment:
-    """Post-training quantization of a zoo model at ``bits`` (weights and activations,
-    calibrated on 1,000 training images): its validation accuracy, its measured report (so
-    bytes and activations are at ``bits``), fit and estimated latency on a device; at 8 bits
-    also the measured speed of ONNX Runtime's int8 model against its fp32 one."""
-    check_choice(model_name, "model_name", zoo.names())
-    check_bits(bits)
-    check_choice(granularity, "granularity", GRANULARITIES)
-    check_choice(method, "method", CALIBRATION_METHODS)
-    device = hardware.get_device(device_name)
-    baseline = zoo.load(model_name)
-    dataset = zoo.dataset_of(model_name)
-    validation, calibration = data.load(dataset, "validation"), data.load(dataset, "train").sample(1000)
-    quantized = quantize_model(baseline, bits, bits, calibration, method,
-                               per_channel=granularity == "per-channel")
-    report = measure.report(quantized, model_name)
-    speed = None
-    if measure_speed and bits == 8:
-        with tempfile.TemporaryDirectory() as folder:
-            fp32, int8, _ = runtime.deploy_int8(baseline, calibration, folder)
-            speed = measure.speedup(fp32, int8, batch_size=128, repeats=20)
-    return QuantizationExperiment(
-        model_name, bits, granularity, method, evaluate(baseline, validation).accuracy,
-        evaluate(quantized, validation).accuracy, report, hardware.check_fit(report, device), speed)

@@ -66,7 +66,7 @@ from torch import nn
 
 from .checks import check_choice, check_int, check_model, check_path, check_tensor, check_type
 from .data import ImageSplit, check_split
-from .measure import Speedup, _run_on_shape, check_input_shape, speedup
+from .measure import Speedup, run_on_shape, check_input_shape, speedup
 from .models import IMAGE_SHAPE
 
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
@@ -77,7 +77,7 @@ INT16_PAIR_LIMIT = 128      # 255 * 128 = 32,640 <= 32,767: two same-sign produc
 
 # ----------------------------------------------------------------------------- argument checks
 
-def _check_path(path: Path | str, name: str) -> Path:
+def check_file_path(path: Path | str, name: str) -> Path:
     """A file path (str or Path) whose folder exists, as a Path."""
     path = check_path(path, name)
     if not path.parent.is_dir():
@@ -88,7 +88,7 @@ def _check_path(path: Path | str, name: str) -> Path:
     return path
 
 
-def _check_onnx_file(path: Path | str, name: str) -> Path:
+def check_onnx_file(path: Path | str, name: str) -> Path:
     """An existing file (str or Path), as a Path."""
     path = check_path(path, name)
     if not path.is_file():
@@ -199,12 +199,12 @@ def export_onnx(model: nn.Module, path: Path | str, input_shape: tuple[int, ...]
             holds a size < 1, or the model cannot run on an input of that shape.
     """
     check_model(model)
-    path = _check_path(path, "path")
+    path = check_file_path(path, "path")
     check_input_shape(input_shape)
     cpu_model = copy.deepcopy(model).cpu().eval()         # the given model is left as it was
     x = torch.zeros(1, *input_shape)
     with torch.no_grad():
-        _run_on_shape(cpu_model, x, input_shape)          # a clear error before the exporter's
+        run_on_shape(cpu_model, x, input_shape)          # a clear error before the exporter's
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(cpu_model, (x,), str(path), dynamo=False,
@@ -284,7 +284,7 @@ def int16_pair_sums(int8_path: Path | str) -> dict[str, int]:
         TypeError: ``int8_path`` is not a str or Path.
         ValueError: the file does not exist or is not an ONNX model.
     """
-    int8_path = _check_onnx_file(int8_path, "int8_path")
+    int8_path = check_onnx_file(int8_path, "int8_path")
     import onnx
     from google.protobuf.message import DecodeError
     from onnx import numpy_helper
@@ -351,8 +351,8 @@ def quantize_onnx_int8(fp32_path: Path | str, int8_path: Path | str, calibration
         ValueError: ``fp32_path`` does not exist, ``int8_path``'s folder does not exist or it
             is ``fp32_path``, ``calibration`` is empty, ``n`` < 1, ``weight_range`` unknown.
     """
-    fp32_path = _check_onnx_file(fp32_path, "fp32_path")
-    int8_path = _check_path(int8_path, "int8_path")
+    fp32_path = check_onnx_file(fp32_path, "fp32_path")
+    int8_path = check_file_path(int8_path, "int8_path")
     if int8_path.resolve() == fp32_path.resolve():
         raise ValueError(f"int8_path must differ from fp32_path (the float model would be "
                          f"overwritten), got {str(int8_path)!r} for both")
@@ -404,10 +404,10 @@ def ort_session(path: Path | str, threads: int | None = None, optimized_path: Pa
         ValueError: ``path`` does not exist, ``threads`` < 1, or ``optimized_path``'s folder
             does not exist.
     """
-    path = _check_onnx_file(path, "path")
+    path = check_onnx_file(path, "path")
     check_int(threads, "threads", 1, allow_none=True)
     if optimized_path is not None:
-        optimized_path = _check_path(optimized_path, "optimized_path")
+        optimized_path = check_file_path(optimized_path, "optimized_path")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -430,7 +430,7 @@ def int8_op_counts(optimized_path: Path | str) -> Counter:
         TypeError: ``optimized_path`` is not a str or Path.
         ValueError: the file does not exist or is not an ONNX model.
     """
-    optimized_path = _check_onnx_file(optimized_path, "optimized_path")
+    optimized_path = check_onnx_file(optimized_path, "optimized_path")
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -556,7 +556,7 @@ def operator_profile(path: Path | str, batch_size: int = 1, runs: int = 200, war
             ``threads`` not an int >= 1, ``warmup`` not an int >= 0, ``seed`` out of
             [0, 2**32 - 1]; ``by`` neither ``"op_type"`` nor ``"node"``.
     """
-    path = _check_onnx_file(path, "path")
+    path = check_onnx_file(path, "path")
     check_int(batch_size, "batch_size", 1)
     check_int(runs, "runs", 1)
     check_int(warmup, "warmup", 0)
@@ -603,8 +603,8 @@ def int8_speedup(fp32_path: Path | str, int8_path: Path | str, input_shape: tupl
         TypeError / ValueError: a path that is not an existing file, a bad ``input_shape``,
             ``batch_size``, ``threads`` or ``repeats`` not an int >= 1, ``warmup`` < 0.
     """
-    fp32_path = _check_onnx_file(fp32_path, "fp32_path")
-    int8_path = _check_onnx_file(int8_path, "int8_path")
+    fp32_path = check_onnx_file(fp32_path, "fp32_path")
+    int8_path = check_onnx_file(int8_path, "int8_path")
     check_input_shape(input_shape)
     check_int(threads, "threads", 1)
     fp32 = OrtModel(ort_session(fp32_path, threads))

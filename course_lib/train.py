@@ -75,6 +75,30 @@ class Evaluation:
         return 1.0 - self.accuracy
 
 
+def output_classes(model: nn.Module, images: torch.Tensor, name: str = "model") -> int:
+    """The number of classes ``model`` outputs, from the first of ``images`` (eval mode, no
+    gradient; the model's mode is restored), checked up front so that a model that cannot take
+    these images is named in plain words instead of failing deep inside torch.
+
+    Raises:
+        ValueError: the model cannot run on these images (a model built for other inputs, e.g.
+            3-channel ones), or does not output (batch, classes) logits.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(images[:1].to(model_device(model)))
+    except RuntimeError as e:
+        raise ValueError(f"{name} cannot run on these images (one image of shape {tuple(images.shape[1:])}); "
+                         f"was it built for other inputs? Torch said: {e}") from e
+    finally:
+        model.train(was_training)
+    if out.dim() != 2:
+        raise ValueError(f"{name} must be a classifier, outputting (batch, classes) logits, got shape {tuple(out.shape)}")
+    return out.shape[1]
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Logits (N, classes) of ``model`` in eval mode, computed in batches on the model's device

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from . import hardware, measure, pruning, quantization, zoo
+from . import architectures, experiments, hardware, measure, model_distillation, planner, quantization, zoo
 from .checks import check_choice, check_type
 from .hardware import Verdict, verdict_lines
 from .measure import Latency, ModelReport
+from .nas import STRATEGIES
 from .plots import figure_png, plot_fit_bars
 
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
@@ -181,7 +182,7 @@ def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746
 # ----------------------------------------------------------------------------- pruning (notebook 01)
 
 def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "STM32F746"):
-    """The notebook-01 panel over :func:`course_lib.pruning.pruning_experiment`: method,
+    """The notebook-01 panel over :func:`course_lib.experiments.pruning_experiment`: method,
     sparsity, device, fine-tuning; runs on the button only.
 
     Raises:
@@ -192,7 +193,7 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
     import ipywidgets as w
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
-    method = w.Dropdown(options=pruning.PRUNING_METHODS, value="layer-wise", description="method")
+    method = w.Dropdown(options=experiments.PRUNING_METHODS, value="layer-wise", description="method")
     sparsity = w.FloatSlider(value=0.9, min=0.0, max=0.98, step=0.01, description="sparsity",
                              continuous_update=False, readout_format=".2f")
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
@@ -200,7 +201,7 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
     button = w.Button(description="Prune and measure", button_style="primary", icon="scissors")
 
     def compute():
-        result = pruning.pruning_experiment(model.value, method.value, sparsity.value, device.value,
+        result = experiments.pruning_experiment(model.value, method.value, sparsity.value, device.value,
                                             epochs.value)
         return ["<br>".join(result.lines())]
 
@@ -211,7 +212,7 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
 # ----------------------------------------------------------------------------- quantization (notebook 02)
 
 def quantization_panel(default_model: str = "lenet5", default_device: str = "Arduino Nano 33 BLE Sense"):
-    """The notebook-02 panel over :func:`course_lib.quantization.quantization_experiment`: bits,
+    """The notebook-02 panel over :func:`course_lib.experiments.quantization_experiment`: bits,
     granularity, calibration, device; runs on the button only.
 
     Raises:
@@ -223,13 +224,13 @@ def quantization_panel(default_model: str = "lenet5", default_device: str = "Ard
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
     bits = w.IntSlider(value=8, min=2, max=8, description="bits", continuous_update=False)
-    granularity = w.Dropdown(options=quantization.GRANULARITIES, value="per-channel", description="weights")
+    granularity = w.Dropdown(options=experiments.GRANULARITIES, value="per-channel", description="weights")
     method = w.Dropdown(options=quantization.CALIBRATION_METHODS, value="minmax", description="calibration")
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     button = w.Button(description="Quantize and measure", button_style="primary", icon="compress")
 
     def compute():
-        result = quantization.quantization_experiment(model.value, bits.value, granularity.value,
+        result = experiments.quantization_experiment(model.value, bits.value, granularity.value,
                                                       method.value, device.value)
         return ["<br>".join(result.lines())]
 
@@ -240,7 +241,7 @@ def quantization_panel(default_model: str = "lenet5", default_device: str = "Ard
 # ----------------------------------------------------------------------------- low-rank (notebook 04)
 
 def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "Arduino Nano 33 BLE Sense"):
-    """The notebook-04 panel over :func:`course_lib.lowrank.lowrank_experiment`: model, layer,
+    """The notebook-04 panel over :func:`course_lib.experiments.lowrank_experiment`: model, layer,
     rank, device; no training, so an answer comes in about a second, on the button.
 
     Raises:
@@ -250,7 +251,6 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
     _check_defaults(default_model, default_device)
     import ipywidgets as w
 
-    from . import lowrank
 
     def layer_names(model_name: str) -> list[str]:
         return list(measure.weight_layers(zoo.load(model_name)))
@@ -280,7 +280,7 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
     rank.max = largest_rank(default_model, layer.value)
 
     def compute():
-        result = lowrank.lowrank_experiment(model.value, layer.value, rank.value, device.value)
+        result = experiments.lowrank_experiment(model.value, layer.value, rank.value, device.value)
         return ["<br>".join(result.lines())]
 
     return _panel([w.HBox([model, layer]), w.HBox([rank, device]), button], button, compute,
@@ -293,7 +293,7 @@ PANEL_TEMPERATURES = (1, 2, 4, 8, 20)
 
 
 def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
-    """The notebook-03 panel over :func:`course_lib.distillation.distillation_experiment`:
+    """The notebook-03 panel over :func:`course_lib.experiments.distillation_experiment`:
     student width, temperature, weight, epochs and device; the two short trainings (labels
     only, distilled) run on the button, never on a slider tick.
 
@@ -304,7 +304,6 @@ def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     _check_dropdown(default_device, "default_device", hardware.device_names())
     import ipywidgets as w
 
-    from . import distillation
 
     hidden = w.IntSlider(value=100, min=10, max=800, step=10, description="hidden",
                          continuous_update=False)
@@ -317,7 +316,7 @@ def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     button = w.Button(description="Distill", button_style="primary", icon="graduation-cap")
 
     def compute():
-        result = distillation.distillation_experiment(hidden.value, temperature.value, weight.value,
+        result = experiments.distillation_experiment(hidden.value, temperature.value, weight.value,
                                                       epochs.value, device.value)
         return ["<br>".join(result.lines())]
 
@@ -331,7 +330,7 @@ PANEL_RESOLUTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)
 
 
 def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
-    """The notebook-05 panel over :func:`course_lib.architectures.architecture_experiment`:
+    """The notebook-05 panel over :func:`course_lib.experiments.architecture_experiment`:
     block type, width multiplier, resolution multiplier, depth and device; nothing trains, so the
     design is built and measured again on every change (a live panel; the button measures again,
     e.g. to re-time "This machine").
@@ -343,7 +342,6 @@ def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     _check_dropdown(default_device, "default_device", hardware.device_names())
     import ipywidgets as w
 
-    from . import architectures
 
     block = w.Dropdown(options=architectures.BLOCK_TYPES, value="separable", description="block")
     width = w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.25, description="width α",
@@ -355,7 +353,7 @@ def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     button = w.Button(description="Build and measure", button_style="primary", icon="cubes")
 
     def compute():
-        result = architectures.architecture_experiment(block.value, width.value, resolution.value,
+        result = experiments.architecture_experiment(block.value, width.value, resolution.value,
                                                        device.value, depth.value)
         return ["<br>".join(result.lines())]
 
@@ -371,7 +369,7 @@ PANEL_STUDENT_SIZES = {"mlp": (100, 10, 800, 10), "tiny_cnn": (8, 2, 32, 2), "so
 
 
 def model_distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
-    """The notebook-06 panel over :func:`course_lib.model_distillation.model_distillation_experiment`:
+    """The notebook-06 panel over :func:`course_lib.experiments.model_distillation_experiment`:
     student family, its size (hidden width, first conv width or depth: the slider follows the
     family), transfer set, epochs and device; the student is trained on the teacher's outputs (no
     labels) on the button, never on a slider tick.
@@ -383,9 +381,8 @@ def model_distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     _check_dropdown(default_device, "default_device", hardware.device_names())
     import ipywidgets as w
 
-    from . import model_distillation
 
-    family = w.Dropdown(options=model_distillation.FAMILIES, value="mlp", description="student")
+    family = w.Dropdown(options=experiments.FAMILIES, value="mlp", description="student")
     start, low, high, step = PANEL_STUDENT_SIZES["mlp"]
     size = w.IntSlider(value=start, min=low, max=high, step=step, description="width",
                        continuous_update=False)
@@ -400,13 +397,13 @@ def model_distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
         start, low, high, step = PANEL_STUDENT_SIZES[change["new"]]
         size.min, size.max = min(size.min, low), max(size.max, high)      # never clamp mid-update
         size.step, size.value, size.min, size.max = step, start, low, high
-        size.description = model_distillation.SIZES[change["new"]][0].split()[-1]
+        size.description = experiments.SIZES[change["new"]][0].split()[-1]
         epochs.disabled = change["new"] == "tree"                            # a tree is fitted, not trained
 
     family.observe(on_family, names="value")
 
     def compute():
-        result = model_distillation.model_distillation_experiment(family.value, size.value, transfer.value,
+        result = experiments.model_distillation_experiment(family.value, size.value, transfer.value,
                                                                   device.value, epochs=epochs.value)
         return ["<br>".join(result.lines())]
 
@@ -417,7 +414,7 @@ def model_distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
 # ----------------------------------------------------------------------------- AutoML and NAS (notebook 07)
 
 def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
-    """The notebook-07 panel over :func:`course_lib.nas.experiment.nas_experiment`: device, the
+    """The notebook-07 panel over :func:`course_lib.experiments.nas_experiment`: device, the
     flash, SRAM and latency the model may use on it, search strategy and budget of evaluations;
     the search runs on the zoo's supernet on the button, never on a slider tick, and shows the
     accuracy-latency Pareto plot, the best network, its costs and its verdict on the device.
@@ -425,28 +422,26 @@ def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     Raises:
         TypeError / ValueError: ``default_device`` is not one of :data:`course_lib.nas.DEVICES`.
     """
-    from .nas import experiment
 
-    _check_dropdown(default_device, "default_device", experiment.panel_devices())
+    _check_dropdown(default_device, "default_device", experiments.panel_devices())
     import ipywidgets as w
 
-    from .nas import STRATEGIES
 
     def slider(limits, value, description):
         low, high, step = limits
         return w.IntSlider(value=value, min=low, max=high, step=step, description=description,
                            continuous_update=False)
 
-    device = w.Dropdown(options=experiment.panel_devices(), value=default_device, description="device")
-    flash = slider(experiment.PANEL_FLASH_KB, 64, "flash KB")
-    sram = slider(experiment.PANEL_SRAM_KB, 32, "SRAM KB")
-    latency = slider(experiment.PANEL_LATENCY_MS, 50, "latency ms")
+    device = w.Dropdown(options=experiments.panel_devices(), value=default_device, description="device")
+    flash = slider(experiments.PANEL_FLASH_KB, 64, "flash KB")
+    sram = slider(experiments.PANEL_SRAM_KB, 32, "SRAM KB")
+    latency = slider(experiments.PANEL_LATENCY_MS, 50, "latency ms")
     strategy = w.Dropdown(options=STRATEGIES, value="evolution", description="strategy")
-    budget = slider(experiment.PANEL_BUDGET, 20, "budget")
+    budget = slider(experiments.PANEL_BUDGET, 20, "budget")
     button = w.Button(description="Search", button_style="primary", icon="search")
 
     def compute():
-        result = experiment.nas_experiment(device.value, flash.value, sram.value, latency.value, strategy.value,
+        result = experiments.nas_experiment(device.value, flash.value, sram.value, latency.value, strategy.value,
                                            budget.value)
         return ["<br>".join(html.escape(line, quote=False) for line in result.lines()), result.figure(pyplot=False)]
 
@@ -469,7 +464,6 @@ def compression_planner_panel(default_device: str = "Arduino Nano 33 BLE Sense")
         TypeError / ValueError: ``default_device`` is not one of
             :func:`course_lib.planner.plan_devices`.
     """
-    from . import planner
 
     _check_dropdown(default_device, "default_device", planner.plan_devices())
     import ipywidgets as w

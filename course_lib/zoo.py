@@ -1,4 +1,4 @@
-"""Pretrained baselines: safetensors files with a checksum manifest, and the recipes that rebuild them.
+"""Pretrained baselines: safetensors files with a checksum manifest, and the recipes they were built by.
 
 A notebook starts from a trained baseline in a second instead of training for minutes::
 
@@ -6,9 +6,15 @@ A notebook starts from a trained baseline in a second instead of training for mi
     >>> model = zoo.load("lenet5")          # verified against its SHA-256, then loaded
     >>> zoo.entry("lenet5")["test_error"]   # the error measured when it was built
 
-Each baseline is rebuilt, seeded, by one command (with a progress bar)::
+Each baseline is rebuilt, seeded, by one command (with a progress bar), from
+:mod:`course_lib.zoo_build`, which trains it with the technique modules::
 
-    python -m course_lib.zoo build lenet5      # or: build --all, list, verify
+    python -m course_lib.zoo_build lenet5      # or: --all
+    python -m course_lib.zoo list              # each recipe and its measured test error; or: verify
+
+This module is the store (the recipes as data, the manifest, loading and verifying); it builds
+fresh networks with the modules that define them (``models``, ``architectures``, ``nas``,
+``model_distillation``), none of which imports it.
 
 The files live in ``course_lib/pretrained/``: ``<name>.safetensors`` and ``manifest.json``
 (recipe, SHA-256, measured test error, training time, library versions).
@@ -27,20 +33,17 @@ if __name__ == "__main__":
 
 import argparse
 import json
-import platform
 import re
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from . import architectures, data, models, train
-from .checks import check_choice, check_path, check_type
-from .measure import torch_threads
+from . import architectures, data, model_distillation, models, nas
+from .checks import check_choice, check_path
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 MANIFEST = PRETRAINED_DIR / "manifest.json"
@@ -438,11 +441,11 @@ def entry(name: str) -> dict:
     record = read_manifest().get(name)
     if record is None:
         raise CheckpointError(f"baseline {name!r} has not been built; "
-                              f"run: python -m course_lib.zoo build {name}")
+                              f"run: python -m course_lib.zoo_build {name}")
     if not isinstance(record, dict):
         raise CheckpointError(f"{MANIFEST.name}: the record of {name!r} must be a JSON object, "
                               f"got a JSON {type(record).__name__}; rebuild it with: "
-                              f"python -m course_lib.zoo build {name}")
+                              f"python -m course_lib.zoo_build {name}")
     return record
 
 
@@ -469,15 +472,15 @@ def verify(name: str) -> Path:
     if not isinstance(expected, str) or not re.fullmatch(r"[0-9a-f]{64}", expected):
         field = "has no 'sha256' field" if expected is None else f"has sha256 {expected!r}, not 64 hex digits"
         raise CheckpointError(f"{MANIFEST.name}: the record of {name!r} {field}; rebuild it with: "
-                              f"python -m course_lib.zoo build {name}")
+                              f"python -m course_lib.zoo_build {name}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path.name} is missing; "
-                              f"rebuild it with: python -m course_lib.zoo build {name}")
+                              f"rebuild it with: python -m course_lib.zoo_build {name}")
     actual = data.sha256_of_file(path)
     if actual != expected:
         raise CheckpointError(f"checkpoint {path.name} is corrupted: SHA-256 is {actual[:16]}..., "
                               f"expected {expected[:16]}...; restore it from the repository or "
-                              f"rebuild it with: python -m course_lib.zoo build {name}")
+                              f"rebuild it with: python -m course_lib.zoo_build {name}")
     return path
 
 
@@ -534,8 +537,6 @@ def nas_architecture(name: str) -> architectures.Architecture:
     Raises:
         ValueError: ``name`` is not in :data:`NAS_CHOICES`.
     """
-    from . import nas     # zoo sits below the technique modules; imported where used
-
     check_choice(name, "name", sorted(NAS_CHOICES))
     space = nas.TIGHT_SPACE if name.startswith("nas_tight_wide") else nas.SearchSpace()
     return nas.from_choices(NAS_CHOICES[name], space)
@@ -554,10 +555,8 @@ def build_architecture(architecture: str, seed: int = 0) -> nn.Module:
     if isinstance(architecture, str) and architecture in NAS_CHOICES:
         return architectures.build_model(nas_architecture(architecture), seed=seed)
     if architecture == "supernet":
-        from . import nas     # zoo sits below the technique modules; imported where used
         return nas.Supernet(nas.SearchSpace(), seed=seed)
     if isinstance(architecture, str) and architecture in SOFT_TREES:
-        from . import model_distillation     # zoo sits below the technique modules; imported where used
         return model_distillation.soft_decision_tree(SOFT_TREES[architecture], seed=seed)
     check_choice(architecture, "architecture",
                  sorted(models.ARCHITECTURES) + sorted(architectures.FASHION_FAMILY) + sorted(SOFT_TREES)
@@ -565,233 +564,9 @@ def build_architecture(architecture: str, seed: int = 0) -> nn.Module:
     return models.build(architecture, seed=seed)
 
 
-def _train_from_scratch(name: str, recipe: Recipe | SearchRecipe, progress: bool,
-                        architecture: architectures.Architecture | None = None) -> tuple[nn.Module, list[dict]]:
-    # fork_rng: dropout draws from torch's global generator, seeded here for a repeatable build
-    # and restored afterwards, so building a model leaves the caller's random state as it was.
-    # The validation split is scored after every epoch (eval mode, no random draws): the
-    # training history the manifest keeps. ``architecture``, when given, is built instead of
-    # the recipe's named one (a search's winner, not yet in NAS_CHOICES).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        model = (build_architecture(recipe.architecture, seed=recipe.seed) if architecture is None
-                 else architectures.build_model(architecture, seed=recipe.seed))
-        result = train.fit(model, data.load(recipe.dataset, "train"), recipe.epochs, lr=recipe.lr,
-                           optimizer=recipe.optimizer, lr_schedule=recipe.lr_schedule,
-                           batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
-                           max_shift=recipe.max_shift, test=data.load(recipe.dataset, "validation"),
-                           seed=recipe.seed, device="cpu", progress=progress, description=name)
-    history = [{"epoch": h["epoch"], "train_loss": round(h["train_loss"], 6),
-                "train_accuracy": round(h["train_accuracy"], 6),
-                "validation_accuracy": round(h["test_accuracy"], 6), "seconds": round(h["seconds"], 2)}
-               for h in result.history]
-    return model, history
-
-
-def _distill_from_teacher(recipe: DistillRecipe, progress: bool) -> nn.Module:
-    from . import distillation     # zoo sits above the technique modules; imported where used
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        student = build_architecture(recipe.architecture, seed=recipe.seed)
-        distillation.distill(student, data.load(recipe.dataset, "train"), recipe.epochs,
-                             teacher=load(recipe.teacher), temperature=recipe.temperature,
-                             weight=recipe.weight, lr=recipe.lr, batch_size=recipe.batch_size,
-                             weight_decay=recipe.weight_decay, max_shift=recipe.max_shift,
-                             seed=recipe.seed, device="cpu", progress=progress)
-    return student
-
-
-def _train_soft_tree(recipe: SoftTreeRecipe, progress: bool) -> nn.Module:
-    from . import model_distillation     # zoo sits below the technique modules; imported where used
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        tree = build_architecture(recipe.architecture, seed=recipe.seed)
-        teacher = load(recipe.teacher) if recipe.teacher else None
-        model_distillation.train_soft_tree(
-            tree, data.load(recipe.dataset, "train"), recipe.epochs, teacher=teacher,
-            temperature=recipe.temperature, penalty=recipe.penalty, lr=recipe.lr,
-            batch_size=recipe.batch_size, max_shift=recipe.max_shift, seed=recipe.seed, device="cpu",
-            progress=progress, description=recipe.architecture)
-    return tree
-
-
-def _train_supernet(recipe: SupernetRecipe, progress: bool) -> tuple[nn.Module, nn.Module, dict]:
-    """The trained supernet, its largest subnet (batch norms re-estimated: what the build's
-    validation and test errors score) and the record's extra fields (history, stand-alone runs)."""
-    import random
-
-    from . import nas     # zoo sits below the technique modules; imported where used
-
-    space = nas.SearchSpace()
-    train_split = data.load(recipe.dataset, "train")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        result = nas.train_supernet(space, train_split, recipe.epochs, seed=recipe.seed, rule=recipe.rule,
-                                    n_random=recipe.n_random, batch_size=recipe.batch_size, lr=recipe.lr,
-                                    threads=BUILD_THREADS, progress=progress)
-        supernet = result.supernet
-        evaluator = nas.fashion_evaluator(supernet, seed=recipe.seed)
-        validation = data.load(recipe.dataset, "validation")
-        rng = random.Random(recipe.seed)
-        standalone = []
-        for k in range(recipe.n_standalone):
-            architecture = nas.sample(space, rng)
-            model = architectures.build_model(architecture, seed=recipe.seed + k)
-            start = time.perf_counter()
-            train.fit(model, train_split, recipe.standalone_epochs, lr=recipe.standalone_lr, seed=recipe.seed + k,
-                      device="cpu", progress=progress, description=f"stand-alone {k + 1}")
-            standalone.append({"choices": nas.to_choices(architecture, space),
-                               "standalone_validation_accuracy": round(train.evaluate(model, validation).accuracy, 6),
-                               "inherited_validation_accuracy": round(evaluator(architecture), 6),
-                               "train_seconds": round(time.perf_counter() - start, 1)})
-        largest_architecture = supernet.largest(random.Random(recipe.seed))
-        largest = evaluator.subnet(largest_architecture)
-    history = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()} for h in result.history]
-    return supernet, largest, {"history": history, "supernet_seconds": round(result.seconds, 1),
-                               "standalone": standalone,
-                               "scored_subnet": nas.to_choices(largest_architecture, space)}
-
-
-def _search_then_train(name: str, recipe: SearchRecipe, progress: bool) -> tuple[nn.Module, list[dict], dict]:
-    """The search's winner trained in full, its training history, and the record's extra fields:
-    every scored candidate (choices, costs, short-training validation accuracy) and the winner's
-    choices."""
-    from . import nas     # zoo sits below the technique modules; imported where used
-
-    space = nas.TIGHT_SPACE
-    constraints = nas.device_constraints(nas.TIGHT_BUDGET.name, max_latency_ms=recipe.max_latency_ms)
-    objective = nas.ShortTraining(data.load(recipe.dataset, "train"), data.load(recipe.dataset, "validation"),
-                                  recipe.screen_epochs, recipe.screen_lr, recipe.seed)
-    options = ({"population_size": recipe.population_size, "sample_size": recipe.sample_size}
-               if recipe.strategy == "evolution" else {})
-    start = time.perf_counter()
-    result = nas.run_search(recipe.strategy, space, objective, recipe.budget, recipe.seed, constraints, **options)
-    search_seconds = time.perf_counter() - start
-    search = [{"choices": nas.to_choices(c.architecture, space), "validation_accuracy": round(c.accuracy, 6),
-               "parameters": c.costs.parameters, "macs": c.costs.macs, "flash_bytes": c.costs.flash_bytes,
-               "peak_activation_bytes": c.costs.peak_activation_bytes, "latency_ms": round(c.costs.latency_ms, 2)}
-              for c in result.evaluated]
-    winner = result.best.architecture
-    model, history = _train_from_scratch(name, recipe, progress, architecture=winner)
-    return model, history, {"search": search, "search_seconds": round(search_seconds, 1),
-                            "rejected": len(result.rejected), "choices": nas.to_choices(winner, space)}
-
-
-def _prune_from_base(recipe: PruneRecipe, progress: bool) -> nn.Module:
-    from . import pruning     # zoo sits above the technique modules; imported where used
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        pruned, _, _ = pruning.iterative_prune(
-            load(recipe.base), data.load(recipe.dataset, "train"), dict(recipe.sparsity),
-            recipe.steps, recipe.epochs_per_step, lr=recipe.lr, seed=recipe.seed,
-            max_shift=recipe.max_shift, device="cpu", progress=progress)
-    return pruned
-
-
-def _deep_compress_from_base(recipe: DeepCompressionRecipe, progress: bool) -> nn.Module:
-    from . import deep_compression, pruning     # zoo sits above the technique modules
-
-    train_split = data.load(recipe.dataset, "train")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        model = load(recipe.base)
-        if recipe.sparsity:
-            model, _, _ = pruning.iterative_prune(
-                model, train_split, dict(recipe.sparsity), recipe.steps, recipe.epochs_per_step,
-                lr=recipe.lr, seed=recipe.seed, max_shift=recipe.max_shift, device="cpu",
-                progress=progress)
-        compressed = deep_compression.deep_compress(
-            model, dict(recipe.bits), train_split, recipe.codebook_epochs, lr=recipe.codebook_lr,
-            index_bits=recipe.index_bits, seed=recipe.seed, max_shift=recipe.max_shift, device="cpu",
-            progress=progress)
-    return deep_compression.as_plain_model(compressed.model)
-
-
-def _compression_record(model: nn.Module, recipe: DeepCompressionRecipe) -> dict:
-    """What Deep Compression's format makes of a saved model: ratios against dense fp32 and the
-    per-layer table (:func:`course_lib.deep_compression.account_model`)."""
-    from . import deep_compression
-
-    table = deep_compression.account_model(model, dict(recipe.bits), recipe.index_bits)
-    return {"compression_ratio": round(table.ratio, 4), "compression_ratio_pq": round(table.ratio_pq, 4),
-            "compressed_bits": table.bits_pqh, "dense_bits": table.dense_bits,
-            "kept_fraction": round(table.kept, 6), "compression_table": table.rows()}
-
-
-def build_baseline(name: str, progress: bool = True) -> dict:
-    """Build a shipped model from its recipe on the CPU, save it, and record it in the manifest.
-
-    The run is seeded (weights, batch order, augmentation) and uses one CPU thread: with more,
-    the math library may split its sums differently when the machine is busy, and the file
-    would change from run to run. So the same machine gives the same file. Returns the
-    manifest record, with the test error measured on the saved model.
-
-    Raises:
-        ValueError: ``name`` is not one of :func:`names`. TypeError: ``progress`` not a bool.
-        CheckpointError: the existing manifest is garbled (checked before training).
-    """
-    check_choice(name, "name", names())
-    check_type(progress, "progress", bool, "True or False")
-    read_manifest()
-    recipe = RECIPES[name]
-    start = time.perf_counter()
-    with torch_threads(BUILD_THREADS):
-        history = None
-        if isinstance(recipe, PruneRecipe):
-            model = _prune_from_base(recipe, progress)
-        elif isinstance(recipe, DistillRecipe):
-            model = _distill_from_teacher(recipe, progress)
-        elif isinstance(recipe, DeepCompressionRecipe):
-            model = _deep_compress_from_base(recipe, progress)
-        elif isinstance(recipe, SoftTreeRecipe):
-            model = _train_soft_tree(recipe, progress)
-        elif isinstance(recipe, SupernetRecipe):
-            model, scored, extra = _train_supernet(recipe, progress)
-        elif isinstance(recipe, SearchRecipe):
-            model, history, extra = _search_then_train(name, recipe, progress)
-        else:
-            model, history = _train_from_scratch(name, recipe, progress)
-    seconds = time.perf_counter() - start
-    scored = scored if isinstance(recipe, SupernetRecipe) else model    # a supernet is scored by a subnet
-    validation = train.evaluate(scored, data.load(recipe.dataset, "validation"))
-    final = train.evaluate(scored, data.load(recipe.dataset, "test"))
-    PRETRAINED_DIR.mkdir(exist_ok=True)
-    path = weights_path(name)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"name": name, "architecture": recipe.architecture})
-    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    record = {
-        "file": path.name,
-        "sha256": data.sha256_of_file(path),
-        "architecture": recipe.architecture,
-        "dataset": recipe.dataset,
-        "recipe": asdict(recipe),
-        "validation_error": round(validation.error, 6),
-        "test_accuracy": round(final.accuracy, 6),
-        "test_error": round(final.error, 6),
-        "nonzero_parameters": nonzero,
-        "train_seconds": round(seconds, 1),
-        "seconds_per_epoch": round(seconds / max(1, recipe.epochs), 2),
-        "built_with": {"torch": torch.__version__, "python": platform.python_version(),
-                       "threads": BUILD_THREADS},
-    }
-    if isinstance(recipe, DeepCompressionRecipe):
-        record.update(_compression_record(model, recipe))
-    if isinstance(recipe, (SupernetRecipe, SearchRecipe)):
-        record.update(extra)
-    if history is not None:
-        record["history"] = history
-    manifest = read_manifest()
-    manifest[name] = record
-    MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return record
-
-
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``list``, ``verify`` or ``build NAME... | --all``; returns the exit code.
+    """The command line: ``list`` or ``verify``; returns the exit code. (Building is
+    :mod:`course_lib.zoo_build`'s.)
 
     Raises:
         TypeError: ``argv`` is neither None nor a list of str.
@@ -801,16 +576,12 @@ def main(argv: list[str] | None = None) -> int:
                              not all(isinstance(a, str) for a in argv)):
         raise TypeError(f"argv must be a list of str or None, got {argv!r}")
     parser = argparse.ArgumentParser(prog="python -m course_lib.zoo",
-                                     description="List, verify or rebuild the pretrained baselines.")
+                                     description="List or verify the pretrained baselines "
+                                                 "(rebuild them with python -m course_lib.zoo_build).")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="show each baseline's recipe and measured test error")
     sub.add_parser("verify", help="check every shipped file against its SHA-256")
-    build_cmd = sub.add_parser("build", help="retrain baselines from their recipes")
-    build_cmd.add_argument("names", nargs="*", metavar="NAME",
-                           help=f"one or more of {names()}")
-    build_cmd.add_argument("--all", action="store_true", help="rebuild every baseline")
     args = parser.parse_args(argv)
-
     if args.command == "list":
         for name in names():
             recipe = RECIPES[name]
@@ -818,22 +589,10 @@ def main(argv: list[str] | None = None) -> int:
             error = f"{100 * record['test_error']:.2f}% test error" if record else "not built"
             print(f"{name:27s} {recipe.architecture:18s} {recipe.dataset:14s} "
                   f"{recipe.epochs:3d} epochs  {error}   [{recipe.reference}]")
-    elif args.command == "verify":
+    else:
         for name in names():
             verify(name)
             print(f"{name}: ok")
-    else:
-        chosen = names() if args.all else args.names
-        if not chosen:
-            parser.error("build needs one or more names, or --all")
-        unknown = [n for n in chosen if n not in RECIPES]
-        if unknown:
-            parser.error(f"unknown baseline(s) {unknown}; choose from {names()}")
-        for name in chosen:
-            print(f"building {name}: {RECIPES[name]}")
-            record = build_baseline(name)
-            print(f"{name}: test error {100 * record['test_error']:.2f}% "
-                  f"in {record['train_seconds']:.0f} s -> {record['file']}")
     return 0
 
 

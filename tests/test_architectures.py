@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models._utils import _make_divisible
 
 from course_lib import architectures as A
-from course_lib import measure
+from course_lib import experiments, measure
 
 Stage, Architecture = A.Stage, A.Architecture
 
@@ -564,8 +564,8 @@ def test_block_diagram_and_plot_block_name_their_bad_arguments():
 # ----------------------------------------------------------------------------- the panel's experiment
 
 def test_architecture_experiment_costs_the_family_design_at_the_chosen_multipliers():
-    for block, design in A.DESIGNS.items():
-        result = A.architecture_experiment(block, 1.0, 1.0, "Arduino Nano 33 BLE Sense")
+    for block, design in experiments.DESIGNS.items():
+        result = experiments.architecture_experiment(block, 1.0, 1.0, "Arduino Nano 33 BLE Sense")
         family = A.FASHION_FAMILY[f"{design}_x1_0"]
         assert result.architecture == family and result.design == design
         model = A.build_model(family)
@@ -574,7 +574,7 @@ def test_architecture_experiment_costs_the_family_design_at_the_chosen_multiplie
         assert result.report.weight_bytes == measure.weight_bytes(model, "int8")
         assert result.report.peak_activation_bytes == measure.peak_activation_bytes(model, number_format="int8")
         assert result.verdict.device == "Arduino Nano 33 BLE Sense"
-    half = A.architecture_experiment("separable", 0.5, 0.5, "STM32F746", depth_multiplier=2)
+    half = experiments.architecture_experiment("separable", 0.5, 0.5, "STM32F746", depth_multiplier=2)
     assert half.architecture.width_multiplier == 0.5 and half.architecture.resolution == (14, 14)
     assert [s.depth for s in half.architecture.stages] == [2, 2, 2, 2]
     assert half.reference_costs == A.architecture_costs(A.FASHION_FAMILY["separable_x1_0"])
@@ -582,9 +582,9 @@ def test_architecture_experiment_costs_the_family_design_at_the_chosen_multiplie
 
 
 def test_architecture_experiment_macs_fall_about_as_alpha_squared_rho_squared():
-    full = A.architecture_experiment("conv", 1.0, 1.0, "ESP32").report.macs
+    full = experiments.architecture_experiment("conv", 1.0, 1.0, "ESP32").report.macs
     for alpha, rho in ((0.5, 1.0), (1.0, 0.5), (0.5, 0.5)):
-        macs = A.architecture_experiment("conv", alpha, rho, "ESP32").report.macs
+        macs = experiments.architecture_experiment("conv", alpha, rho, "ESP32").report.macs
         assert 0.7 * alpha ** 2 * rho ** 2 < macs / full < 1.5 * alpha ** 2 * rho ** 2
 
 
@@ -597,13 +597,13 @@ def test_architecture_experiment_reports_the_zoo_accuracy_only_for_a_trained_mat
             raise zoo.CheckpointError(f"baseline {name!r} has not been built")
         return records[name]
     monkeypatch.setattr(zoo, "entry", entry)
-    exact = A.architecture_experiment("inverted_residual", 0.5, 1.0, "Arduino Nano 33 BLE Sense")
+    exact = experiments.architecture_experiment("inverted_residual", 0.5, 1.0, "Arduino Nano 33 BLE Sense")
     assert exact.zoo_name == "mobilenet_v2_x0_5_fashion" and exact.test_accuracy == pytest.approx(0.9)
     assert "zoo model mobilenet_v2_x0_5_fashion" in exact.lines()[-1] and "90.00%" in exact.lines()[-1]
-    near = A.architecture_experiment("inverted_residual", 1.0, 1.0, "Arduino Nano 33 BLE Sense")
+    near = experiments.architecture_experiment("inverted_residual", 1.0, 1.0, "Arduino Nano 33 BLE Sense")
     assert near.zoo_name is None and near.nearest_name == "mobilenet_v2_x0_5_fashion"
     assert "not trained" in near.lines()[-1] and "nearest trained: mobilenet_v2_x0_5_fashion" in near.lines()[-1]
-    none = A.architecture_experiment("residual", 0.5, 1.0, "Arduino Nano 33 BLE Sense")
+    none = experiments.architecture_experiment("residual", 0.5, 1.0, "Arduino Nano 33 BLE Sense")
     assert none.zoo_name is None and none.nearest_name is None
     assert none.lines()[-1] == "Fashion-MNIST test accuracy: not trained (no zoo model at these settings)"
     lines = "\n".join(exact.lines())
@@ -628,4 +628,4 @@ def test_architecture_experiment_names_bad_input(kwargs, error, match):
     args = dict(block="separable", width_multiplier=1.0, resolution_multiplier=1.0,
                 device_name="Arduino Nano 33 BLE Sense") | kwargs
     with pytest.raises(error, match=match):
-        A.architecture_experiment(**args)
+        experiments.architecture_experiment(**args)

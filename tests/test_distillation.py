@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from course_lib import data, distillation, models, train
+from course_lib import data, distillation, experiments, models, train
 from course_lib.data import ImageSplit
 
 D = distillation
@@ -987,10 +987,11 @@ def no_training(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("distillation_experiment went past its argument checks")
 
-    monkeypatch.setattr(D.data, "load", reached)
-    monkeypatch.setattr(D.zoo, "load", reached)
-    monkeypatch.setattr(D.train, "fit", reached)
-    monkeypatch.setattr(D, "distill", reached)
+    panel = experiments.distillation                                  # the module the experiment lives in
+    monkeypatch.setattr(panel.data, "load", reached)
+    monkeypatch.setattr(panel.zoo, "load", reached)
+    monkeypatch.setattr(panel.train, "fit", reached)
+    monkeypatch.setattr(panel, "distill", reached)
 
 
 _GOOD = dict(hidden=32, temperature=4.0, weight=0.9, epochs=2, device_name="ESP32")
@@ -1016,7 +1017,7 @@ _GOOD = dict(hidden=32, temperature=4.0, weight=0.9, epochs=2, device_name="ESP3
 ])
 def test_distillation_experiment_checks_arguments_before_training(no_training, kwargs, error, name):
     with pytest.raises(error) as info:
-        D.distillation_experiment(**{**_GOOD, **kwargs})
+        experiments.distillation_experiment(**{**_GOOD, **kwargs})
     assert name in str(info.value)
 
 
@@ -1024,4 +1025,4 @@ def test_the_experiment_guard_is_real(no_training):
     """Good arguments do get past the checks (into the patched loader): the test above is not
     passing for the wrong reason."""
     with pytest.raises(AssertionError, match="past its argument checks"):
-        D.distillation_experiment(**_GOOD)
+        experiments.distillation_experiment(**_GOOD)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tensorly.decomposition import parafac, partial_tucker
 from torch import nn
 
-from course_lib import data, lowrank, measure, models, zoo
+from course_lib import data, experiments, lowrank, measure, models, zoo
 
 # TensorLy's backend is global state: each comparison selects PyTorch inside a context, so other tests are untouched.
 
@@ -301,7 +301,7 @@ def test_add_lora_trains_only_a_and_b():
 # ----------------------------------------------------------------------------- the experiment
 
 def test_lowrank_experiment_on_lenet_300_100_fc1():
-    result = lowrank.lowrank_experiment("lenet_300_100", "fc1", 20, "STM32F746", n_validation=500)
+    result = experiments.lowrank_experiment("lenet_300_100", "fc1", 20, "STM32F746", n_validation=500)
     assert result.rank == 20 and result.layer == "fc1"
     assert result.report.parameters == result.baseline_report.parameters - 784 * 300 + 20 * (784 + 300)
     assert result.report.macs < result.baseline_report.macs
@@ -311,7 +311,7 @@ def test_lowrank_experiment_on_lenet_300_100_fc1():
 
 
 def test_lowrank_experiment_on_a_conv_uses_tucker2():
-    result = lowrank.lowrank_experiment("lenet5", "conv2", 10, "Raspberry Pi 4", n_validation=200)
+    result = experiments.lowrank_experiment("lenet5", "conv2", 10, "Raspberry Pi 4", n_validation=200)
     assert result.rank == (10, 10) and "Tucker-2" in result.lines()[0]
     assert result.report.parameters < result.baseline_report.parameters
 
@@ -357,9 +357,9 @@ S = torch.tensor([3.0, 2.0, 1.0])
     (lambda: lowrank.LoRALinear(nn.Linear(4, 3), 2, alpha=0), ValueError, "alpha"),
     (lambda: lowrank.LoRALinear(nn.Conv2d(4, 3, 1), 2), TypeError, "layer must be an nn.Linear"),
     (lambda: lowrank.count_trainable("lenet5"), TypeError, "model must be"),
-    (lambda: lowrank.lowrank_experiment("lenet_300_100", "fc9", 20, "STM32F746"), ValueError, "layer"),
-    (lambda: lowrank.lowrank_experiment("lenet_300_100", "fc1", 301, "STM32F746"), ValueError, "'fc1'.*rank"),
-    (lambda: lowrank.lowrank_experiment("resnet", "fc1", 20, "STM32F746"), ValueError, "model_name"),
+    (lambda: experiments.lowrank_experiment("lenet_300_100", "fc9", 20, "STM32F746"), ValueError, "layer"),
+    (lambda: experiments.lowrank_experiment("lenet_300_100", "fc1", 301, "STM32F746"), ValueError, "'fc1'.*rank"),
+    (lambda: experiments.lowrank_experiment("resnet", "fc1", 20, "STM32F746"), ValueError, "model_name"),
 ])
 def test_bad_primitive_and_layer_arguments_raise_named_errors(call, error, match):
     with pytest.raises(error, match=match):

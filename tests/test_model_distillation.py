@@ -19,7 +19,7 @@ from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 from torch.nn import functional as F
 
-from course_lib import data, distillation, hardware, measure, models, train
+from course_lib import data, distillation, experiments, hardware, measure, models, train
 from course_lib import model_distillation as M
 from course_lib.data import ImageSplit
 
@@ -549,17 +549,17 @@ def test_tree_errors_are_named(small, teacher, call, error, words):
 # ----------------------------------------------------------------------------- the panel's experiment
 
 def test_the_students_of_the_panel():
-    assert measure.count_parameters(M.experiment._student("tiny_cnn", 8, 0)) == measure.count_parameters(models.tiny_cnn())
-    assert measure.count_parameters(M.experiment._student("mlp", 16, 0)) == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
-    assert isinstance(M.experiment._student("soft_tree", 3, 0), M.SoftDecisionTree)
+    assert measure.count_parameters(experiments.model_distillation._student("tiny_cnn", 8, 0)) == measure.count_parameters(models.tiny_cnn())
+    assert measure.count_parameters(experiments.model_distillation._student("mlp", 16, 0)) == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+    assert isinstance(experiments.model_distillation._student("soft_tree", 3, 0), M.SoftDecisionTree)
 
 
 def test_experiment_with_a_tree_and_with_a_soft_tree():
-    tree = M.model_distillation_experiment("tree", 5, "images", "Arduino Nano 33 BLE Sense", transfer_size=400)
+    tree = experiments.model_distillation_experiment("tree", 5, "images", "Arduino Nano 33 BLE Sense", transfer_size=400)
     assert 0.5 < tree.fidelity.agreement <= 1 and tree.fidelity.kl is None and tree.verdict.fits
     lines = tree.lines()
     assert "no true labels" in lines[0] and "n/a" in lines[1] and "FITS" in "\n".join(lines)
-    soft = M.model_distillation_experiment("soft_tree", 2, "munge", "ESP32", epochs=1, transfer_size=300,
+    soft = experiments.model_distillation_experiment("soft_tree", 2, "munge", "ESP32", epochs=1, transfer_size=300,
                                            sample_size=50)
     assert soft.fidelity.kl is not None and soft.report.parameters == 3 * 785 + 4 * 10
     assert "munge images" in soft.lines()[0]
@@ -576,4 +576,4 @@ def test_experiment_with_a_tree_and_with_a_soft_tree():
 ])
 def test_experiment_errors(args, kwargs, error, words):
     with pytest.raises(error, match=words):
-        M.model_distillation_experiment(*args, **kwargs)
+        experiments.model_distillation_experiment(*args, **kwargs)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from course_lib import architectures as A
-from course_lib import data, hardware, measure
+from course_lib import data, experiments, hardware, measure
 from course_lib import nas
 
 SPACE = nas.SearchSpace()
@@ -515,22 +515,21 @@ def test_space_objective_records_the_candidate():
 
 def test_cached_objective_computes_each_network_once():
     toy = nas.toy_objective(SPACE, 2)
-    cached = nas.CachedObjective(toy)
+    cached = experiments.CachedObjective(toy)
     a, b = nas.sample(SPACE, random.Random(0)), nas.sample(SPACE, random.Random(1))
     assert [cached(a), cached(b), cached(a)] == [toy(a), toy(b), toy(a)]
     assert (cached.calls, cached.hits) == (2, 1)
     with pytest.raises(TypeError, match="objective"):
-        nas.CachedObjective(3)
+        experiments.CachedObjective(3)
 
 
 @pytest.mark.parametrize("strategy", nas.STRATEGIES)
 def test_nas_experiment_respects_the_panel_limits(strategy):
-    from course_lib.nas import experiment as E
 
-    low = {"flash_kb": E.PANEL_FLASH_KB[0], "sram_kb": E.PANEL_SRAM_KB[0], "latency_ms": E.PANEL_LATENCY_MS[0]}
-    run = nas.nas_experiment("Arduino Nano 33 BLE Sense", **low, strategy=strategy, budget=E.PANEL_BUDGET[0],
+    low = {"flash_kb": experiments.PANEL_FLASH_KB[0], "sram_kb": experiments.PANEL_SRAM_KB[0], "latency_ms": experiments.PANEL_LATENCY_MS[0]}
+    run = experiments.nas_experiment("Arduino Nano 33 BLE Sense", **low, strategy=strategy, budget=experiments.PANEL_BUDGET[0],
                              objective=nas.toy_objective(SPACE, 3))
-    assert len(run.result.evaluated) == E.PANEL_BUDGET[0]          # the sliders' minimum is a valid search
+    assert len(run.result.evaluated) == experiments.PANEL_BUDGET[0]          # the sliders' minimum is a valid search
     costs = run.best.costs
     assert costs.flash_bytes <= 8 * 1024 and costs.peak_activation_bytes <= 8 * 1024 and costs.latency_ms <= 5
     text = "\n".join(run.lines())
@@ -549,16 +548,16 @@ def test_nas_experiment_rejects_bad_input_with_a_named_error(kwargs, error, frag
     args = {"device_name": "ESP32", "flash_kb": 64, "sram_kb": 32, "latency_ms": 50, "strategy": "random", "budget": 5,
             "objective": nas.toy_objective(SPACE, 0)}
     with pytest.raises(error, match=fragment):
-        nas.nas_experiment(**{**args, **kwargs})
+        experiments.nas_experiment(**{**args, **kwargs})
 
 
 def test_nas_panel_click_runs_the_search(monkeypatch):
     import ipywidgets as w
 
     from course_lib import widgets
-    from course_lib.nas import experiment as E
+    from course_lib.experiments import nas as E
 
-    monkeypatch.setattr(E, "panel_evaluator", lambda: nas.CachedObjective(nas.toy_objective(SPACE, 1)))
+    monkeypatch.setattr(E, "panel_evaluator", lambda: experiments.CachedObjective(nas.toy_objective(SPACE, 1)))
     panel = widgets.nas_panel(default_device="ESP32")
     panel.children[2].children[1].value = 5                       # budget
     panel.children[3].click()

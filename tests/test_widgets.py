@@ -4,8 +4,7 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import pytest
 
-from course_lib import distillation, lowrank, model_distillation, planner, plots, pruning, quantization, widgets
-from course_lib.nas import experiment as nas_experiment
+from course_lib import experiments, planner, plots, widgets
 
 
 def shown(panel) -> str:
@@ -36,10 +35,10 @@ def test_panel_click_evaluates():
 
 
 def test_pruning_experiment_channel_and_global():
-    channel = pruning.pruning_experiment("lenet_300_100", "channel", 0.5, "STM32F746",
+    channel = experiments.pruning_experiment("lenet_300_100", "channel", 0.5, "STM32F746",
                                              fine_tune_epochs=0, measure_speed=False)
     assert channel.report.parameters < 0.6 * 266_610 and channel.report.encoding == "dense"
-    glob = pruning.pruning_experiment("lenet_300_100", "global", 0.9, "ESP32",
+    glob = experiments.pruning_experiment("lenet_300_100", "global", 0.9, "ESP32",
                                           fine_tune_epochs=1, fine_tune_examples=1000)
     assert glob.report.nonzeros < 0.12 * 266_610 and glob.speedup is not None
     assert glob.report.weight_bytes < glob.dense_bytes / 4
@@ -48,11 +47,11 @@ def test_pruning_experiment_channel_and_global():
 
 def test_pruning_experiment_rejects_bad_input():
     with pytest.raises(ValueError, match="method"):
-        pruning.pruning_experiment("lenet5", "random", 0.5, "ESP32")
+        experiments.pruning_experiment("lenet5", "random", 0.5, "ESP32")
     with pytest.raises(ValueError, match="sparsity"):
-        pruning.pruning_experiment("lenet5", "global", 1.5, "ESP32")
+        experiments.pruning_experiment("lenet5", "global", 1.5, "ESP32")
     with pytest.raises(ValueError, match="fine_tune_epochs"):
-        pruning.pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
+        experiments.pruning_experiment("lenet5", "global", 0.5, "ESP32", fine_tune_epochs=-1)
 
 
 def test_pruning_panel_click_runs_the_experiment():
@@ -65,34 +64,34 @@ def test_pruning_panel_click_runs_the_experiment():
 
 
 def test_quantization_experiment():
-    r8 = quantization.quantization_experiment("lenet_300_100", 8, "per-channel", "minmax", "STM32F746",
+    r8 = experiments.quantization_experiment("lenet_300_100", 8, "per-channel", "minmax", "STM32F746",
                                              measure_speed=False)
     assert abs(r8.accuracy - r8.baseline_accuracy) < 0.005
     # The report is of the quantized model: int8 codes, scales, biases, input qparams.
     assert r8.report.weight_bytes == 266_200 + 4 * 410 + 4 * 410 + 3 * 8 and r8.report.number_format == "int8"
-    r2 = quantization.quantization_experiment("lenet_300_100", 2, "per-tensor", "minmax", "STM32F746",
+    r2 = experiments.quantization_experiment("lenet_300_100", 2, "per-tensor", "minmax", "STM32F746",
                                              measure_speed=False)
     assert r2.accuracy < r8.accuracy and "not timed" in "\n".join(r2.lines())
     assert r2.report.weight_bytes < r8.report.weight_bytes / 3
     with pytest.raises(ValueError, match="bits"):
-        quantization.quantization_experiment("lenet5", 17, "per-tensor", "minmax", "ESP32")
+        experiments.quantization_experiment("lenet5", 17, "per-tensor", "minmax", "ESP32")
     with pytest.raises(ValueError, match="granularity"):
-        quantization.quantization_experiment("lenet5", 8, "per-row", "minmax", "ESP32")
+        experiments.quantization_experiment("lenet5", 8, "per-row", "minmax", "ESP32")
     with pytest.raises(ValueError, match="method"):
-        quantization.quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
+        experiments.quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
 
 
 @pytest.mark.parametrize("make_panel, module, computation, button, failure", [
     (widgets.device_panel, widgets, "evaluate_on_device", lambda p: p.children[2], "Cannot evaluate"),
-    (widgets.pruning_panel, pruning, "pruning_experiment", lambda p: p.children[2].children[1], "Cannot run"),
-    (widgets.quantization_panel, quantization, "quantization_experiment", lambda p: p.children[2].children[1],
+    (widgets.pruning_panel, experiments, "pruning_experiment", lambda p: p.children[2].children[1], "Cannot run"),
+    (widgets.quantization_panel, experiments, "quantization_experiment", lambda p: p.children[2].children[1],
      "Cannot run"),
-    (widgets.lowrank_panel, lowrank, "lowrank_experiment", lambda p: p.children[2], "Cannot factorize"),
-    (widgets.distillation_panel, distillation, "distillation_experiment", lambda p: p.children[2].children[1],
+    (widgets.lowrank_panel, experiments, "lowrank_experiment", lambda p: p.children[2], "Cannot factorize"),
+    (widgets.distillation_panel, experiments, "distillation_experiment", lambda p: p.children[2].children[1],
      "Cannot distill"),
-    (widgets.model_distillation_panel, model_distillation, "model_distillation_experiment",
+    (widgets.model_distillation_panel, experiments, "model_distillation_experiment",
      lambda p: p.children[2].children[1], "Cannot distill"),
-    (widgets.nas_panel, nas_experiment, "nas_experiment", lambda p: p.children[3], "Cannot search"),
+    (widgets.nas_panel, experiments, "nas_experiment", lambda p: p.children[3], "Cannot search"),
     (widgets.compression_planner_panel, planner, "plan", lambda p: p.children[1].children[1], "Cannot plan"),
 ])
 def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, button, failure, monkeypatch):
@@ -274,7 +273,7 @@ def test_model_distillation_panel_size_slider_follows_the_family():
     for name, (start, low, high, step) in widgets.PANEL_STUDENT_SIZES.items():
         family.value = name
         assert (size.value, size.min, size.max, size.step) == (start, low, high, step)
-        assert size.description == model_distillation.SIZES[name][0].split()[-1]
+        assert size.description == experiments.SIZES[name][0].split()[-1]
         assert epochs.disabled == (name == "tree")
     family.value = "tree"
     size.value = 3

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from course_lib import data, measure, train, zoo
+from course_lib import data, measure, train, zoo, zoo_build
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -186,7 +186,11 @@ def test_cli_lists_and_verifies(capsys):
     assert "lenet5" in capsys.readouterr().out
     assert zoo.main(["verify"]) == 0
     with pytest.raises(SystemExit):
-        zoo.main(["build", "alexnet"])
+        zoo.main(["build", "lenet5"])                  # building is zoo_build's
+    with pytest.raises(SystemExit):
+        zoo_build.main(["alexnet"])
+    with pytest.raises(SystemExit):
+        zoo_build.main([])
 
 
 # ----------------------------------------------------------------------------- bad manifest, bad arguments
@@ -253,9 +257,10 @@ def test_checkpoint_of_another_architecture_is_a_mismatch(pretrained_copy):
     (lambda: zoo.verify("alexnet"), ValueError, "name must be one of"),
     (lambda: zoo.dataset_of(3), ValueError, "name must be one of"),
     (lambda: zoo.load_state_dict(None), TypeError, "path must be a file path"),
-    (lambda: zoo.build_baseline("alexnet"), ValueError, "name must be one of"),
-    (lambda: zoo.build_baseline("lenet5", progress="no"), TypeError, "progress must be True or False"),
+    (lambda: zoo_build.build_baseline("alexnet"), ValueError, "name must be one of"),
+    (lambda: zoo_build.build_baseline("lenet5", progress="no"), TypeError, "progress must be True or False"),
     (lambda: zoo.main("list"), TypeError, "argv must be a list of str or None"),
+    (lambda: zoo_build.main("lenet5"), TypeError, "argv must be a list of str or None"),
 ])
 def test_bad_arguments_raise_a_named_error(call, error, fragment):
     with pytest.raises(error) as info:
@@ -266,7 +271,7 @@ def test_bad_arguments_raise_a_named_error(call, error, fragment):
 def test_nothing_changes_on_error(pretrained_copy):
     _edit_manifest(pretrained_copy, lambda m: m["lenet5"].pop("sha256"))
     before = {p.name: p.read_bytes() for p in pretrained_copy.iterdir()}
-    for call in (lambda: zoo.load("lenet5"), lambda: zoo.build_baseline("lenet5", progress=0),
+    for call in (lambda: zoo.load("lenet5"), lambda: zoo_build.build_baseline("lenet5", progress=0),
                  lambda: zoo.load("lenet5", device="gpu")):
         with pytest.raises((zoo.CheckpointError, TypeError, ValueError)):
             call()

@@ -57,7 +57,7 @@ Taught in ``notebooks/05_architecture_design.ipynb``; searched over in ``noteboo
 The package, one concern per module: :mod:`.costs` (sizes, widths and the cost formulas),
 :mod:`.blocks` (the blocks as modules, and each block's costs), :mod:`.descriptions` (stages,
 architectures, building and costing them, the course's designs), :mod:`.diagrams` (pictures of
-blocks), :mod:`.experiment` (the architecture panel's computation). Every public name is
+blocks). The panel's experiment is in :mod:`course_lib.experiments`. Every public name is
 importable from ``course_lib.architectures``.
 """
 
@@ -70,7 +70,6 @@ from .blocks import (check_block, block_costs, channel_shuffle, ChannelShuffle, 
 from .descriptions import (Stage, Architecture, BlockLayout, layout, build_model, architecture_costs,
                            plain_and_residual, FASHION_FAMILY)
 from .diagrams import DiagramBox, BlockDiagram, block_diagram, plot_block
-from .experiment import DESIGNS, TRAINED_WIDTHS, ArchitectureExperiment, architecture_experiment
 
 __all__ = [
     # costs
@@ -84,6 +83,4 @@ __all__ = [
     "plain_and_residual", "FASHION_FAMILY",
     # diagrams
     "DiagramBox", "BlockDiagram", "block_diagram", "plot_block",
-    # experiment
-    "DESIGNS", "TRAINED_WIDTHS", "ArchitectureExperiment", "architecture_experiment",
 ]

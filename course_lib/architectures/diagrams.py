@@ -9,9 +9,17 @@ import torch
 from torch import nn
 
 from ..checks import check_type
+from ..plots import new_figure
+from .blocks import (
+    ChannelShuffle,
+    ConvBlock,
+    InvertedResidualBlock,
+    ResidualBlock,
+    SeparableBlock,
+    ShuffleBlock,
+    SqueezeExcite,
+)
 from .costs import _check_size
-from .blocks import (ChannelShuffle, ConvBlock, InvertedResidualBlock, ResidualBlock, SeparableBlock,
-                     ShuffleBlock, SqueezeExcite)
 
 
 class DiagramBox(NamedTuple):
@@ -158,10 +166,9 @@ def plot_block(block: nn.Module, input_size: tuple[int, int] = (14, 14), *, ax=N
         TypeError: as :func:`block_diagram`; ``ax`` not a matplotlib Axes; ``pyplot`` not a bool.
         ValueError: as :func:`block_diagram`.
     """
-    from matplotlib.axes import Axes          # matplotlib only where a picture is drawn
+    from matplotlib.axes import Axes  # matplotlib only where a picture is drawn
     from matplotlib.patches import Circle, FancyBboxPatch
 
-    from ..plots import _new_figure
 
     check_type(ax, "ax", Axes, "a matplotlib Axes or None", allow_none=True)
     check_type(pyplot, "pyplot", bool, "True or False")
@@ -172,7 +179,7 @@ def plot_block(block: nn.Module, input_size: tuple[int, int] = (14, 14), *, ax=N
     left, right = -width / 2 - 1.4, side + 0.95     # room for the shapes (left) and the shortcut's box
     if ax is None:
         inch = 0.5                                  # per data unit: 6-point labels fit their boxes
-        fig = _new_figure(((right - left) * inch, (step * (rows - 1) + 1.0) * inch + 0.3), pyplot)
+        fig = new_figure(((right - left) * inch, (step * (rows - 1) + 1.0) * inch + 0.3), pyplot)
         ax = fig.add_axes((0, 0, 1, 0.94))
     fig = ax.figure
     shape_text = lambda shape: "(" + ", ".join(str(v) for v in shape) + ")"          # noqa: E731

@@ -16,7 +16,6 @@ gives the maths; they are listed bottom-up, each using only the ones above it:
   parameter budget or by an accuracy scan.
 * :mod:`~course_lib.lowrank.lora`: low-rank adaptation (Hu et al. 2021, "LoRA"): a frozen
   layer plus a trainable update :math:`\\frac{\\alpha}{r} BA`.
-* :mod:`~course_lib.lowrank.experiment`: the experiment behind notebook 04's panel.
 
 Primitives take tensors and return new tensors; the layer and model transforms return new
 modules and leave the given ones untouched. A factorised layer is an ``nn.Sequential`` of plain
@@ -32,7 +31,6 @@ from .layers import (FACTORIZATION_METHODS, factorize_conv_cp, factorize_conv_sp
                      factorize_linear, factorize_model, layer_singular_values, rank_scan, ranks_for_budget,
                      ranks_for_energy)
 from .lora import LoRALinear, add_lora, count_trainable
-from .experiment import LowRankExperiment, lowrank_experiment
 
 __all__ = [
     # svd
@@ -46,6 +44,4 @@ __all__ = [
     "ranks_for_budget", "rank_scan",
     # lora
     "LoRALinear", "add_lora", "count_trainable",
-    # experiment
-    "LowRankExperiment", "lowrank_experiment",
 ]

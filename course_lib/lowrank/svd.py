@@ -40,7 +40,7 @@ def _check_matrix(W: torch.Tensor, name: str = "W") -> None:
 
 
 def _check_singular_values(s: torch.Tensor) -> None:
-    """A non-empty vector of finite, non-negative numbers, not all zero."""
+    """A non-empty vector of finite, non-negative numbers, not all zero, sorted largest first."""
     check_tensor(s, "singular_values")
     if s.dim() != 1 or s.numel() == 0 or not s.is_floating_point():
         raise ValueError(f"singular_values must be a non-empty 1-D float tensor, got shape "
@@ -48,6 +48,10 @@ def _check_singular_values(s: torch.Tensor) -> None:
     check_finite(s, "singular_values")
     if (s < 0).any() or not (s > 0).any():
         raise ValueError("singular_values must be >= 0 and not all zero (from torch.linalg.svdvals)")
+    if (s[1:] > s[:-1]).any():
+        raise ValueError("singular_values must be sorted largest first, as torch.linalg.svdvals returns them; "
+                         "got an increase, e.g. at index "
+                         f"{int(torch.nonzero(s[1:] > s[:-1])[0]) + 1}: sort them with s.sort(descending=True)")
 
 
 def _working_copy(t: torch.Tensor) -> torch.Tensor:

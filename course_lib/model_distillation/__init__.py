@@ -37,7 +37,6 @@ The package, bottom-up, each part using only the ones above it:
 * :mod:`~course_lib.model_distillation.hints`: FitNets hints.
 * :mod:`~course_lib.model_distillation.soft_tree`: Frosst & Hinton's soft decision tree.
 * :mod:`~course_lib.model_distillation.trees`: scikit-learn trees on the teacher's labels.
-* :mod:`~course_lib.model_distillation.experiment`: notebook 06's panel computation.
 
 Every public name is importable from here (``model_distillation.mimic``, ``model_distillation.SoftDecisionTree``).
 
@@ -55,8 +54,6 @@ from .soft_tree import (PREDICTIONS, MAX_SOFT_TREE_DEPTH, path_probabilities, ex
                         node_filters, tree_path)
 from .trees import (TREE_TARGETS, fit_tree, tree_predict, TreeSize, tree_size, tree_report, TreeSweepRow,
                     tree_depth_sweep)
-from .experiment import (FAMILIES, SIZES, EXPERIMENT_LR, EXPERIMENT_BATCH_SIZE, ModelDistillationExperiment,
-                         model_distillation_experiment)
 
 __all__ = [
     # common
@@ -76,7 +73,4 @@ __all__ = [
     # trees
     "TREE_TARGETS", "fit_tree", "tree_predict", "TreeSize", "tree_size", "tree_report", "TreeSweepRow",
     "tree_depth_sweep",
-    # experiment
-    "FAMILIES", "SIZES", "EXPERIMENT_LR", "EXPERIMENT_BATCH_SIZE", "ModelDistillationExperiment",
-    "model_distillation_experiment",
 ]

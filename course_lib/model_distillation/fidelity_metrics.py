@@ -107,6 +107,8 @@ def fidelity(student: nn.Module, teacher: nn.Module, split: ImageSplit, batch_si
     check_model(teacher, "teacher")
     check_split(split, "split")
     check_int(batch_size, "batch_size", 1)
+    train.output_classes(student, split.images, "student")        # each model takes these images, or is named
+    train.output_classes(teacher, split.images, "teacher")
     student_logits = train.predict_logits(student, split.images, batch_size).cpu()
     teacher_logits = train.predict_logits(teacher, split.images, batch_size).cpu()
     if student_logits.shape != teacher_logits.shape:

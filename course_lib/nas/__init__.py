@@ -25,8 +25,6 @@ bottom-up, each using only the ones above it:
 * :mod:`~course_lib.nas.standalone`: a space designed around the device (MCUNet's rule,
   :func:`fitting_macs`, :data:`TIGHT_SPACE`) and candidates judged by short stand-alone training
   (:class:`ShortTraining`).
-* :mod:`~course_lib.nas.experiment`: notebook 07's experiment (:func:`nas_experiment`, the panel's
-  search for a device's limits on the zoo's supernet) and :class:`CachedObjective`.
 
 Every public name is importable from here (``nas.sample``, ``nas.train_supernet``). Randomness
 always comes in as a seed or a generator; library code never prints.
@@ -50,7 +48,6 @@ from .compression import CompressionSearchResult, apply_policy, policy_bytes, se
 from .parallel import (SpaceObjective, StoragePathError, check_storage_path, journal_storage, run_parallel_study,
                        toy_trial_objective)
 from .standalone import TIGHT_SPACE, ShortTraining, fitting_macs
-from .experiment import CachedObjective, NasExperiment, nas_experiment, panel_evaluator
 
 __all__ = [
     # space
@@ -79,6 +76,4 @@ __all__ = [
     "toy_trial_objective",
     # standalone
     "TIGHT_SPACE", "fitting_macs", "ShortTraining",
-    # experiment (notebook 07's panel)
-    "CachedObjective", "NasExperiment", "nas_experiment", "panel_evaluator",
 ]

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..checks import check_int, check_real, check_type
+from ..checks import check_choice, check_int, check_real, check_type
 from ..data import SEED_RANGE, ImageSplit, batches, check_split
 from ..measure import torch_threads
 from ..train import evaluate
@@ -52,7 +52,14 @@ class Zero(nn.Module):
 
 
 def make_op(name: str, channels: int) -> nn.Module:
-    """One candidate operation of :data:`DARTS_OPS` on ``channels`` channels, stride 1."""
+    """One candidate operation of :data:`DARTS_OPS` on ``channels`` channels, stride 1.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`DARTS_OPS`. TypeError / ValueError: ``channels``
+            not an int >= 1.
+    """
+    check_choice(name, "name", DARTS_OPS)
+    check_int(channels, "channels", 1)
     if name == "zero":
         return Zero()
     if name == "skip":
@@ -85,6 +92,15 @@ class DartsNetwork(nn.Module):
     ``self.alpha`` (edges, ops) is kept apart from the weights: :meth:`weights` lists the others."""
 
     def __init__(self, channels: int = 8, num_classes: int = 10, genotype: tuple[str, ...] | None = None):
+        check_int(channels, "channels", 1)
+        check_int(num_classes, "num_classes", 2)
+        if genotype is not None:
+            if not isinstance(genotype, (tuple, list)) or len(genotype) != len(EDGES):
+                raise ValueError(f"genotype must be a tuple of {len(EDGES)} operation names, one per edge of "
+                                 f"EDGES {EDGES}, or None, got {genotype!r}")
+            for k, name in enumerate(genotype):
+                check_choice(name, f"genotype[{k}]", DARTS_OPS)
+            genotype = tuple(genotype)
         super().__init__()
         self.genotype = genotype
         self.stem = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1, bias=False),

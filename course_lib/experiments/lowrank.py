@@ -9,10 +9,9 @@ from torch import nn
 
 from .. import data, hardware, measure, zoo
 from ..checks import check_choice, check_int
+from ..lowrank.layers import factorize_model
 from ..measure import weight_layers
 from ..train import evaluate
-from .layers import factorize_model
-
 
 # ----------------------------------------------------------------------------- the experiment of notebook 04's panel
 

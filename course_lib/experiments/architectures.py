@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import hardware, measure
+from .. import hardware, measure, zoo
+from ..architectures.costs import BLOCK_TYPES, Costs
+from ..architectures.descriptions import (
+    FASHION_FAMILY,
+    Architecture,
+    architecture_costs,
+    build_model,
+)
 from ..checks import check_choice, check_int, check_real
-from .costs import BLOCK_TYPES, Costs
-from .descriptions import Architecture, FASHION_FAMILY, architecture_costs, build_model
-
 
 # The family design built from each block type (see FASHION_FAMILY).
 DESIGNS = {"conv": "cnn", "separable": "separable", "inverted_residual": "mobilenet_v2", "residual": "resnet",
@@ -61,8 +65,6 @@ class ArchitectureExperiment:
 
 def _recorded_accuracy(name: str) -> float | None:
     """The test accuracy in a zoo model's manifest record, or None if it is not built."""
-    from .. import zoo               # zoo builds on this module: imported where used
-
     if name not in zoo.names():
         return None
     try:

@@ -22,13 +22,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import hardware, measure
+from .. import hardware, measure, zoo
 from ..architectures import Architecture, build_model
 from ..checks import check_int, check_type
-from .costs import DEVICES, Constraints, get_device
-from .pareto import hypervolume
-from .space import SearchSpace, describe_architecture
-from .strategies import STRATEGIES, Candidate, Objective, SearchResult, run_search
+from ..nas.costs import DEVICES, Constraints, get_device
+from ..nas.pareto import hypervolume
+from ..nas.space import SearchSpace, describe_architecture
+from ..nas.strategies import STRATEGIES, Candidate, Objective, SearchResult, run_search
+from ..nas.supernet import fashion_evaluator
+from ..plots import new_figure
 
 PANEL_CALIBRATION, PANEL_VALIDATION = 256, 500     # images: batch-norm re-estimation, accuracy
 PANEL_FLASH_KB = (8, 128, 8)                         # (smallest, largest, step) of the panel's sliders
@@ -65,9 +67,6 @@ class CachedObjective:
 def panel_evaluator() -> CachedObjective:
     """The zoo's supernet as an objective: :func:`~course_lib.nas.supernet.fashion_evaluator`
     with 256 calibration and 500 validation images (seed 0), cached. Loaded once per process."""
-    from .. import zoo
-    from .supernet import fashion_evaluator
-
     return CachedObjective(fashion_evaluator(zoo.load("supernet_fashion"), PANEL_CALIBRATION,
                                              PANEL_VALIDATION, seed=0))
 
@@ -113,9 +112,7 @@ class NasExperiment:
     def figure(self, *, pyplot: bool = True):
         """Accuracy against estimated latency of the evaluated networks, the front joined, the
         best starred and the latency limit dashed. ``pyplot=False`` in a panel's callback."""
-        from ..plots import _new_figure
-
-        fig = _new_figure((6, 3.2), pyplot)
+        fig = new_figure((6, 3.2), pyplot)
         ax = fig.add_subplot(1, 1, 1)
         evaluated = self.result.evaluated
         ax.scatter([e.costs.latency_ms for e in evaluated], [100 * e.accuracy for e in evaluated], s=12,

@@ -13,12 +13,15 @@ from .. import data, hardware, measure, models, zoo
 from ..checks import check_choice, check_int
 from ..data import SEED_RANGE
 from ..distillation import precompute_logits
-from .fidelity_metrics import Fidelity, fidelity, fidelity_of_predictions
-from .mimic_learning import label_with_teacher, mimic
-from .transfer import TRANSFER_SETS, transfer_images
-from .soft_tree import soft_decision_tree, train_soft_tree
-from .trees import fit_tree, tree_predict, tree_report
-
+from ..model_distillation.fidelity_metrics import (
+    Fidelity,
+    fidelity,
+    fidelity_of_predictions,
+)
+from ..model_distillation.mimic_learning import label_with_teacher, mimic
+from ..model_distillation.soft_tree import soft_decision_tree, train_soft_tree
+from ..model_distillation.transfer import TRANSFER_SETS, transfer_images
+from ..model_distillation.trees import fit_tree, tree_predict, tree_report
 
 FAMILIES = ("mlp", "tiny_cnn", "soft_tree", "tree")
 # What "size" means for each family of the panel, and its range.

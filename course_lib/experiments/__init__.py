@@ -1,0 +1,53 @@
+"""The panels' experiments: each loads models from the zoo and runs one technique's workflow for a
+notebook's panel (prune and measure, quantize and time, distil and score...), returning a result
+whose ``lines()`` the panel shows.
+
+This layer sits above the technique modules and the zoo, and below :mod:`course_lib.widgets`: the
+techniques never import it, so a learner reads each technique without the panel's plumbing.
+
+* :mod:`.pruning`: notebook 01; :mod:`.quantization`: notebook 02; :mod:`.distillation`: notebook 03;
+  :mod:`.lowrank`: notebook 04; :mod:`.architectures`: notebook 05; :mod:`.model_distillation`:
+  notebook 06; :mod:`.nas`: notebook 07.
+"""
+
+from .architectures import (
+                                 DESIGNS,
+                                 TRAINED_WIDTHS,
+                                 ArchitectureExperiment,
+                                 architecture_experiment,
+)
+from .distillation import DistillationExperiment, distillation_experiment
+from .lowrank import LowRankExperiment, lowrank_experiment
+from .model_distillation import (
+                                 EXPERIMENT_BATCH_SIZE,
+                                 EXPERIMENT_LR,
+                                 FAMILIES,
+                                 SIZES,
+                                 ModelDistillationExperiment,
+                                 model_distillation_experiment,
+)
+from .nas import (
+                                 PANEL_BUDGET,
+                                 PANEL_FLASH_KB,
+                                 PANEL_LATENCY_MS,
+                                 PANEL_SRAM_KB,
+                                 CachedObjective,
+                                 NasExperiment,
+                                 nas_experiment,
+                                 panel_devices,
+                                 panel_evaluator,
+)
+from .pruning import PRUNING_METHODS, PruningExperiment, pruning_experiment
+from .quantization import GRANULARITIES, QuantizationExperiment, quantization_experiment
+
+__all__ = [
+    "DESIGNS", "TRAINED_WIDTHS", "ArchitectureExperiment", "architecture_experiment",
+    "DistillationExperiment", "distillation_experiment",
+    "LowRankExperiment", "lowrank_experiment",
+    "EXPERIMENT_BATCH_SIZE", "EXPERIMENT_LR", "FAMILIES", "SIZES", "ModelDistillationExperiment",
+    "model_distillation_experiment",
+    "PANEL_BUDGET", "PANEL_FLASH_KB", "PANEL_LATENCY_MS", "PANEL_SRAM_KB", "CachedObjective", "NasExperiment",
+    "nas_experiment", "panel_devices", "panel_evaluator",
+    "PRUNING_METHODS", "PruningExperiment", "pruning_experiment",
+    "GRANULARITIES", "QuantizationExperiment", "quantization_experiment",
+]
