@@ -29,6 +29,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+__all__ = ["describe", "is_int", "is_real", "check_type", "check_int", "check_real", "check_choice", "check_path",
+           "check_model", "check_tensor", "check_finite"]
+
 
 def describe(value) -> str:
     """What was given, for the end of a message: the type, and the value itself when it is a

@@ -25,6 +25,9 @@ from .checks import check_finite, check_int, check_model, check_type
 from .measure import CompressedLayer, StoredTensor, weight_layers
 from .quantization import per_layer_bits, check_bits, check_weight
 
+__all__ = ["CENTROID_BITS_RANGE", "Codebook", "nearest_centroid", "kmeans_quantize", "codebook_storage_bits",
+           "SharedWeights", "kmeans_quantize_model"]
+
 CENTROID_BITS_RANGE = (1, 64)    # bits per stored centroid: fp32 by default, fp64 at most
 
 

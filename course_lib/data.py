@@ -40,6 +40,12 @@ import torch
 
 from .checks import check_choice, check_finite, check_int, check_path, check_real, check_type
 
+__all__ = ["DATASET_NAMES", "SPLITS", "MEAN_STD", "CLASS_NAMES", "FASHION_SPLIT_SEED", "FASHION_TEST_PER_CLASS",
+           "VALIDATION_SEED", "VALIDATION_PER_CLASS", "DatasetError", "SEED_RANGE", "check_device", "data_root",
+           "sha256_of_file", "read_checksums", "verified_path", "parse_idx", "stratified_split",
+           "fashion_split_indices", "validation_split_indices", "ImageSplit", "check_split", "load_raw", "load",
+           "random_shift", "affine", "random_affine", "batches", "torchvision_dataset"]
+
 DATASET_NAMES = ("mnist", "fashion-mnist")
 SPLITS = ("train", "validation", "test")
 

@@ -67,6 +67,11 @@ from .measure import CompressedLayer, StoredTensor, weight_layers
 from .quantization import check_bits, check_weight
 from .train import evaluate, fine_tune
 
+__all__ = ["CENTROID_BITS", "BIAS_BITS", "DENSE_BITS", "LENET_INDEX_BITS", "INDEX_BITS_RANGE", "PaperResult",
+           "PAPER_TABLE_1", "share_nonzero_weights", "SparseSharedWeights", "share_model_weights",
+           "as_plain_model", "LayerAccount", "CompressionTable", "account_layer", "account_model",
+           "DeepCompressed", "deep_compress", "bits_sensitivity_scan", "choose_bits"]
+
 CENTROID_BITS = 32            # each learned shared value is stored in fp32
 BIAS_BITS = 32                # biases are stored dense in fp32
 DENSE_BITS = 32               # the reference: every parameter in fp32
@@ -531,7 +536,9 @@ def choose_bits(scan: dict[str, list[tuple[int, float]]], baseline_accuracy: flo
                 max_drop: float) -> dict[str, int]:
     """For each layer, the fewest scanned bits whose accuracy stays within ``max_drop``
     (absolute: 0.001 is a tenth of a point) of ``baseline_accuracy``, boundary included; the
-    most scanned bits if none does. The mirror of :func:`course_lib.pruning.choose_sparsities`.
+    most scanned bits if none does. The mirror of :func:`course_lib.pruning.choose_sparsities`;
+    ``scan`` is what :func:`bits_sensitivity_scan` measures (how the zoo's Deep Compression
+    recipes chose their bits, recorded in :data:`course_lib.zoo.RECIPES`).
 
     Raises:
         TypeError: ``scan`` is not a non-empty dict. ValueError: a layer with no points, a point

@@ -73,6 +73,12 @@ import torch
 from .checks import check_choice, check_type
 from .runtime import check_onnx_file, check_file_path
 
+__all__ = ["REQUANTIZATIONS", "ACCUMULATIONS", "SUPPORTED_OPS", "CHUNK", "QuantizedConv2d", "QuantizedLinear",
+           "MaxPool2d", "Flatten", "Layer", "Int8Model", "Int8Output", "combined_scale", "quantize_linear",
+           "dequantize_linear", "requantize", "quantize_multiplier", "requantize_fixed_point", "conv2d_accumulate",
+           "linear_accumulate", "int16_pair_error", "conv2d_int16_pair_error", "max_pool2d_codes",
+           "read_int8_model", "forward_int8", "C_TYPES", "flash_bytes", "export_c_header"]
+
 UINT8_MIN, UINT8_MAX = 0, 255
 REQUANTIZATIONS = ("float", "fixed_point")
 ACCUMULATIONS = ("int32", "int16_pairs")

@@ -44,6 +44,11 @@ from . import train
 from .checks import check_int, check_model, check_real, check_tensor, check_type, check_finite, is_real
 from .data import ImageSplit, check_split
 
+__all__ = ["COMBINE", "check_temperature", "check_weight", "check_logits", "check_logit_pair",
+           "softmax_with_temperature", "log_softmax_with_temperature", "soft_target_loss", "distillation_loss",
+           "soft_target_gradient", "logit_matching_loss", "Ensemble", "precompute_logits", "distill",
+           "without_class", "with_bias_shift", "choose_bias_shift"]
+
 COMBINE = ("logits", "probabilities")
 
 

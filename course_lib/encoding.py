@@ -36,6 +36,13 @@ import torch
 
 from .checks import check_choice, check_finite, check_int, check_tensor, check_type, describe, is_int
 
+__all__ = ["ENCODINGS", "NAMED_FORMATS", "DEFAULT_INDEX_BITS", "bits_of", "unsigned_int_bits", "Bitmask",
+           "encode_bitmask", "decode_bitmask", "CSR", "as_matrix", "encode_csr", "decode_csr", "RelativeIndex",
+           "encode_relative_index", "decode_relative_index", "count_relative_index_entries", "storage_bits",
+           "storage_bytes", "best_encoding", "HuffmanCode", "HuffmanBits", "huffman_code_lengths",
+           "canonical_code", "huffman_code", "huffman_bits", "huffman_table_bits", "entropy_bits",
+           "huffman_encode", "huffman_decode"]
+
 ENCODINGS = ("dense", "bitmask", "csr", "relative_index")
 NAMED_FORMATS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8}
 DEFAULT_INDEX_BITS = {"conv": 8, "fc": 5}   # Deep Compression, Sec. 3

@@ -41,6 +41,12 @@ from .checks import check_choice, check_int, check_real, check_type
 from .encoding import bits_of
 from .measure import ModelReport, format_bytes, torch_threads
 
+__all__ = ["KB", "MB", "GB", "GB_DECIMAL", "CMSIS_NN_CIFAR10_MACS", "CMSIS_NN_CIFAR10_SECONDS",
+           "CORTEX_M7_INT8_MACS_PER_CYCLE", "CORTEX_M_EFFICIENCY", "ENERGY_PJ", "ENERGY_PER_MAC_PJ",
+           "compute_format", "Device", "PROFILES", "device_names", "cpu_clock_hz", "this_machine", "get_device",
+           "LatencyEstimate", "estimate_latency", "Verdict", "check_fit", "verdict_table", "EnergyEstimate",
+           "estimate_energy", "with_overheads", "verdict_lines"]
+
 KB = 1024           # binary units for memories (a "256 KB" SRAM holds 256 KiB)
 MB = 1024 ** 2
 GB = 1024 ** 3

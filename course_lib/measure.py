@@ -45,6 +45,13 @@ from .checks import (check_choice, check_finite, check_int, check_model, check_t
 from .encoding import ENCODINGS, bits_of, storage_bytes
 from .models import IMAGE_SHAPE
 
+__all__ = ["IN_PLACE_LAYERS", "VIEW_LAYERS", "ENCODING_CHOICES", "check_input_shape", "format_bytes",
+           "format_name", "WEIGHT_LAYER_TYPES", "weight_layers", "StoredTensor", "CompressedLayer",
+           "compressed_layers", "count_parameters", "count_nonzero", "tensor_bytes", "weight_bytes", "LayerTrace",
+           "layer_macs", "trace_layers", "run_on_shape", "count_macs", "peak_activation_bytes", "Latency",
+           "torch_threads", "measure_latency", "compare_latency", "Speedup", "speedup", "ModelReport",
+           "computed_format", "report"]
+
 IN_PLACE_LAYERS = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity,
                    nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh)
 VIEW_LAYERS = (nn.Flatten, nn.Unflatten)

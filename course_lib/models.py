@@ -27,6 +27,9 @@ from torch import nn
 from .checks import check_choice, check_int, describe, is_int, is_real
 from .data import SEED_RANGE
 
+__all__ = ["IMAGE_SHAPE", "NUM_CLASSES", "mlp", "lenet_300_100", "lenet5", "kd_teacher", "kd_student", "small_cnn",
+           "tiny_cnn", "ARCHITECTURES", "build"]
+
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from . import hardware, measure, zoo
 from .checks import check_choice, check_real, check_type
 
+__all__ = ["PLAN_MODELS", "PLAN_FORMATS", "PLAN_OBJECTIVES", "CALIBRATION_IMAGES", "plan_devices", "PlanRow",
+           "INT8_ACCURACY", "measure_int8_accuracy", "plan_table", "main", "PlanResult", "plan"]
+
 # (zoo entry, the techniques that made it, the notebook that teaches them)
 PLAN_MODELS = (
     ("small_cnn_fashion", "baseline CNN (the teacher)", "00"),

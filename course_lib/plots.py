@@ -22,6 +22,8 @@ from .checks import check_type
 from .hardware import Verdict
 from .measure import ModelReport, format_bytes
 
+__all__ = ["new_figure", "figure_png", "plot_layer_costs", "plot_fit_bars", "plot_device_matrix", "plot_history"]
+
 
 def new_figure(figsize: tuple[float, float], pyplot: bool) -> Figure:
     """A figure of ``figsize`` inches: pyplot's (shown by ``plt.show()``), or a bare one on its

@@ -41,6 +41,12 @@ from .data import ImageSplit, batches, check_split
 from .measure import WEIGHT_LAYER_TYPES, trace_layers, weight_layers
 from .train import evaluate, fine_tune, model_device
 
+__all__ = ["Masks", "CRITERIA", "SCOPES", "check_sparsity", "magnitude_mask", "prunable_layers", "layerwise_masks",
+           "global_masks", "apply_masks_", "masks_hook", "prune_weights", "layer_sparsity", "kept_fraction",
+           "sensitivity_scan", "choose_sparsities", "sparsities_for_target", "cubic_sparsity", "iterative_prune",
+           "channel_norm", "activation_importance", "taylor_importance", "select_channels", "remove_channels",
+           "prune_channels"]
+
 Masks = dict[str, torch.Tensor]          # parameter name ("fc1.weight") -> 0/1 mask of its shape
 CRITERIA = ("l1", "l2", "activation", "taylor")
 SCOPES = ("layer", "global")              # one sparsity per layer, or one global threshold

@@ -42,6 +42,11 @@ from .data import ImageSplit, batches, check_split
 from .measure import CompressedLayer, StoredTensor, weight_bytes, weight_layers
 from .train import model_device
 
+__all__ = ["CALIBRATION_METHODS", "WEIGHT_SCHEMES", "check_bits", "integer_range", "QParams", "choose_qparams",
+           "quantize", "dequantize", "fake_quantize", "check_weight", "weight_qparams", "ternary_scales",
+           "ternarize", "binarize", "quantize_weight", "weight_code_bits", "calibrate_range", "FakeQuantized",
+           "layer_inputs", "per_layer_bits", "quantize_model", "integer_linear", "mixed_precision_bits"]
+
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 WEIGHT_SCHEMES = ("affine", "ternary", "binary")
 

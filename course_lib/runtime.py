@@ -69,6 +69,12 @@ from .data import ImageSplit, check_split
 from .measure import Speedup, run_on_shape, check_input_shape, speedup
 from .models import IMAGE_SHAPE
 
+__all__ = ["INT8_OPS", "WEIGHT_RANGES", "INT16_PAIR_LIMIT", "check_file_path", "check_onnx_file",
+           "DOT_PRODUCT_FLAGS", "SATURATING_FLAGS", "cpu_int8_features", "CpuInt8", "cpu_int8", "classify_cpu",
+           "export_onnx", "saturation_safe_range", "int16_pair_sums", "quantize_onnx_int8", "ort_session",
+           "int8_op_counts", "OrtModel", "deploy_int8", "OperatorTime", "OVERHEAD", "operator_profile",
+           "int8_speedup"]
+
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
 WEIGHT_RANGES = ("saturation_safe", "reduced", "full")

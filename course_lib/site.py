@@ -27,6 +27,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["MATHJAX_CONFIG", "PAGE_TEMPLATE", "STYLE", "SNAPSHOT_STYLE", "NotebookEntry", "read_entry",
+           "widget_snapshot", "build_site", "main"]
+
 MATHJAX_CONFIG = """<script type="text/x-mathjax-config">
 MathJax.Hub.Config({
   tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],

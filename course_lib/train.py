@@ -25,6 +25,9 @@ from tqdm.auto import tqdm
 from .checks import check_choice, check_finite, check_int, check_model, check_real, check_type
 from .data import SEED_RANGE, ImageSplit, batches, check_device, check_split
 
+__all__ = ["OPTIMIZERS", "LR_SCHEDULES", "seed_everything", "default_device", "model_device", "Evaluation",
+           "output_classes", "predict_logits", "evaluate", "FitResult", "fit", "fine_tune"]
+
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 

@@ -21,6 +21,11 @@ from .measure import Latency, ModelReport
 from .nas import STRATEGIES
 from .plots import figure_png, plot_fit_bars
 
+__all__ = ["PANEL_FORMATS", "STALE_NOTE", "RUNNING_NOTE", "DevicePanelResult", "evaluate_on_device",
+           "device_panel", "pruning_panel", "quantization_panel", "lowrank_panel", "PANEL_TEMPERATURES",
+           "distillation_panel", "PANEL_RESOLUTIONS", "architecture_panel", "PANEL_STUDENT_SIZES",
+           "model_distillation_panel", "nas_panel", "PANEL_ACCURACY_FLOOR", "compression_planner_panel"]
+
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
 
 

@@ -45,6 +45,12 @@ from torch import nn
 from . import architectures, data, model_distillation, models, nas
 from .checks import check_choice, check_path
 
+__all__ = ["PRETRAINED_DIR", "MANIFEST", "BUILD_THREADS", "CheckpointError", "Recipe", "DerivedRecipe",
+           "PruneRecipe", "DistillRecipe", "SoftTreeRecipe", "DeepCompressionRecipe", "SupernetRecipe",
+           "SearchRecipe", "ZOO_FAMILY", "SOFT_TREES", "NAS_CHOICES", "RECIPES", "names", "read_manifest", "entry",
+           "weights_path", "verify", "load_state_dict", "load", "dataset_of", "nas_architecture",
+           "build_architecture", "main"]
+
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 MANIFEST = PRETRAINED_DIR / "manifest.json"
 BUILD_THREADS = 1

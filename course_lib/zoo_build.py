@@ -51,6 +51,8 @@ from .zoo import (
     weights_path,
 )
 
+__all__ = ["build_baseline", "main"]
+
 
 def _train_from_scratch(name: str, recipe: Recipe | SearchRecipe, progress: bool,
                         architecture: architectures.Architecture | None = None) -> tuple[nn.Module, list[dict]]:

@@ -104,3 +104,25 @@ def test_no_course_lib_import_hides_in_a_function_below_the_top_layer():
 def test_the_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_module_declares_its_public_names():
+    """``__all__`` in every module with public definitions, naming only what the module defines or
+    re-exports, and every public definition listed (so a reader sees the API, not the imports)."""
+    import importlib
+
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.name == "__main__.py":
+            continue
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        tree = ast.parse(path.read_text())
+        defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+        if not defined and path.name == "__init__.py" and name == "course_lib":
+            continue
+        module = importlib.import_module(name)
+        assert hasattr(module, "__all__"), f"{name} declares no __all__"
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert not missing, f"{name}.__all__ names what it lacks: {missing}"
+        unlisted = [n for n in defined if n not in module.__all__]
+        assert not unlisted, f"{name} defines public names missing from __all__: {unlisted}"

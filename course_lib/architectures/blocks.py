@@ -12,6 +12,9 @@ from ..checks import check_choice, check_int, check_type
 from .costs import (BLOCK_TYPES, Costs, _check_groups, _check_size, batch_norm_costs, conv_costs,
                     conv_output_size, se_channels, se_costs, shuffle_bottleneck)
 
+__all__ = ["check_block", "block_costs", "channel_shuffle", "ChannelShuffle", "SqueezeExcite", "conv_bn",
+           "ConvBlock", "SeparableBlock", "InvertedResidualBlock", "ResidualBlock", "ShuffleBlock", "make_block"]
+
 
 def _check_block_fields(block: str, kernel: int, stride: int, expansion: int, groups: int, se: bool,
                         prefix: str = "") -> None:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from ..checks import check_int, check_real, check_type, is_int
 
+__all__ = ["BLOCK_TYPES", "HEADS", "SE_REDUCTION", "make_divisible", "conv_output_size", "se_channels",
+           "shuffle_bottleneck", "Costs", "conv_costs", "batch_norm_costs", "se_costs", "separable_ratio"]
+
 
 BLOCK_TYPES = ("conv", "separable", "inverted_residual", "residual", "shuffle")
 HEADS = ("avgpool", "flatten")     # global average pooling + linear, or flatten + fully connected

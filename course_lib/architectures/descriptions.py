@@ -18,6 +18,9 @@ from ..models import IMAGE_SHAPE, NUM_CLASSES
 from .costs import Costs, HEADS, conv_costs, conv_output_size, make_divisible
 from .blocks import _check_block_fields, block_costs, check_block, conv_bn, make_block
 
+__all__ = ["Stage", "Architecture", "BlockLayout", "layout", "build_model", "architecture_costs",
+           "plain_and_residual", "FASHION_FAMILY"]
+
 
 # ----------------------------------------------------------------------------- descriptions
 

@@ -21,6 +21,8 @@ from .blocks import (
 )
 from .costs import _check_size
 
+__all__ = ["DiagramBox", "BlockDiagram", "block_diagram", "plot_block"]
+
 
 class DiagramBox(NamedTuple):
     """One box of a block's picture: a layer (or a conv-bn-activation unit) of the block, what it

@@ -23,6 +23,12 @@ from ..checks import is_int, is_real
 from .checking import (close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, learner_code, not_attempted, passed)
 
+__all__ = ["separable_costs_reference", "SEPARABLE_CASES", "check_separable_costs", "InvertedResidualReference",
+           "inverted_residual_state_dict", "INVERTED_RESIDUAL_CASES", "check_inverted_residual",
+           "channel_shuffle_reference", "check_channel_shuffle", "make_divisible_reference",
+           "MAKE_DIVISIBLE_CASES", "check_make_divisible", "pareto_front_reference", "PARETO_CASES",
+           "check_pareto_front"]
+
 
 
 

@@ -24,6 +24,9 @@ from .. import encoding
 from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, passed)
 
+__all__ = ["huffman_code_lengths_reference", "check_huffman_code_lengths", "layer_compression_ratio_reference",
+           "check_layer_compression_ratio", "relative_index_reference", "check_relative_index"]
+
 
 # ----------------------------------------------------------------------------- huffman_code_lengths
 

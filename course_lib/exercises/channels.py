@@ -15,6 +15,9 @@ from torch import nn
 
 from .checking import CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
 
+__all__ = ["select_channels_reference", "check_select_channels", "remove_channels_reference",
+           "check_remove_channels"]
+
 
 # ----------------------------------------------------------------------------- select_channels
 

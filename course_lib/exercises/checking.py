@@ -25,6 +25,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+__all__ = ["STATUSES", "NOT_ATTEMPTED_MESSAGE", "CheckResult", "passed", "failed", "not_attempted",
+           "assert_no_failures", "falls_back_to", "learner_code", "TIME_LIMIT_S", "describe",
+           "call_learner_function", "check_returned", "same", "check_unchanged", "checker", "close_to"]
+
 PASS, FAIL, NOT_ATTEMPTED = "pass", "fail", "not attempted"
 STATUSES = (PASS, FAIL, NOT_ATTEMPTED)
 NOT_ATTEMPTED_MESSAGE = ("not attempted yet: the notebook uses the reference; write your solution "

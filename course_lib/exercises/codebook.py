@@ -13,6 +13,8 @@ import torch
 from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, passed)
 
+__all__ = ["kmeans_quantize_reference", "check_kmeans_quantize"]
+
 
 # ----------------------------------------------------------------------------- kmeans_quantize
 

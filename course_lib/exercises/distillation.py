@@ -21,6 +21,10 @@ from torch.nn import functional as F
 
 from .checking import close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
 
+__all__ = ["softmax_with_temperature_reference", "check_softmax_with_temperature", "distillation_loss_reference",
+           "check_distillation_loss", "ensemble_logits_reference", "check_ensemble_logits",
+           "choose_bias_shift_reference", "check_choose_bias_shift"]
+
 
 def _show(t: torch.Tensor) -> str:
     """A matrix by value when tiny, else by shape, for messages."""

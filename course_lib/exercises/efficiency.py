@@ -12,6 +12,9 @@ from torch import nn
 from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, passed)
 
+__all__ = ["conv_cost_reference", "CONV_CASES", "check_conv_cost", "storage_bytes_reference",
+           "check_storage_bytes"]
+
 
 def conv_cost_reference(c_in: int, c_out: int, kernel_size: int, height: int, width: int,
                         stride: int = 1, padding: int = 0) -> tuple[int, int]:

@@ -18,6 +18,10 @@ from torch import nn
 from .checking import (close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, passed)
 
+__all__ = ["svd_factors_reference", "check_svd_factors", "factorize_linear_reference", "check_factorize_linear",
+           "choose_rank_reference", "check_choose_rank", "tucker2_reference", "check_tucker2",
+           "lora_forward_reference", "check_lora_forward"]
+
 
 def _show(t: torch.Tensor) -> str:
     """A matrix by value when tiny, else by shape, for messages."""

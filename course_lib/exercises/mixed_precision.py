@@ -11,6 +11,8 @@ from typing import Callable
 
 from .checking import CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
 
+__all__ = ["choose_bits_reference", "check_choose_bits"]
+
 
 # ----------------------------------------------------------------------------- choose_bits
 

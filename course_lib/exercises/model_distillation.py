@@ -19,6 +19,9 @@ from torch.nn import functional as F
 
 from .checking import close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
 
+__all__ = ["agreement_and_accuracy_reference", "check_agreement_and_accuracy", "mimic_loss_reference",
+           "check_mimic_loss", "leaf_probabilities_reference", "check_leaf_probabilities"]
+
 
 def _show(t: torch.Tensor) -> str:
     """A small tensor by value (4 decimals), a larger one by shape, for messages."""

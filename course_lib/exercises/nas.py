@@ -17,6 +17,10 @@ from ..checks import is_int
 from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed,
                        passed)
 
+__all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
+           "pareto_front_reference", "PARETO_POINTS", "check_pareto_front", "violated_limits_reference", "TIGHT",
+           "LIMIT_CASES", "check_violated_limits"]
+
 KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
 
 

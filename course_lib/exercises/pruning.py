@@ -16,6 +16,9 @@ import torch
 from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, passed)
 
+__all__ = ["magnitude_prune_reference", "check_magnitude_prune", "cubic_sparsity_reference",
+           "check_cubic_sparsity", "choose_sparsities_reference", "check_choose_sparsities"]
+
 
 # ----------------------------------------------------------------------------- magnitude_prune
 

@@ -17,6 +17,9 @@ import torch
 from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
                        failed, learner_code, not_attempted, passed)
 
+__all__ = ["linear_quantize_reference", "linear_dequantize_reference", "check_linear_quantize",
+           "MinMaxObserverReference", "check_minmax_observer", "integer_linear_reference", "check_integer_linear"]
+
 
 def _short(t: torch.Tensor):
     """A tensor's values rounded to 4 decimals, for messages."""

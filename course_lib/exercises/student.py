@@ -14,6 +14,9 @@ import json
 import re
 from pathlib import Path
 
+__all__ = ["REMOVED", "strip_solutions", "student_notebook", "build_student_notebooks", "count_solution_blocks",
+           "main"]
+
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 REMOVED = "# (solution removed in the student version)"
 

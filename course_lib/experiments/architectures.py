@@ -15,6 +15,8 @@ from ..architectures.descriptions import (
 )
 from ..checks import check_choice, check_int, check_real
 
+__all__ = ["DESIGNS", "TRAINED_WIDTHS", "ArchitectureExperiment", "architecture_experiment"]
+
 # The family design built from each block type (see FASHION_FAMILY).
 DESIGNS = {"conv": "cnn", "separable": "separable", "inverted_residual": "mobilenet_v2", "residual": "resnet",
            "shuffle": "shufflenet"}

@@ -11,6 +11,8 @@ from .. import data, hardware, measure, models, train, zoo
 from ..checks import check_int
 from ..distillation import check_temperature, check_weight, distill, precompute_logits
 
+__all__ = ["DistillationExperiment", "distillation_experiment"]
+
 
 @dataclass(frozen=True)
 class DistillationExperiment:

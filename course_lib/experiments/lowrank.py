@@ -13,6 +13,8 @@ from ..lowrank.layers import factorize_model
 from ..measure import weight_layers
 from ..train import evaluate
 
+__all__ = ["LowRankExperiment", "lowrank_experiment"]
+
 # ----------------------------------------------------------------------------- the experiment of notebook 04's panel
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ from ..model_distillation.soft_tree import soft_decision_tree, train_soft_tree
 from ..model_distillation.transfer import TRANSFER_SETS, transfer_images
 from ..model_distillation.trees import fit_tree, tree_predict, tree_report
 
+__all__ = ["FAMILIES", "SIZES", "EXPERIMENT_LR", "EXPERIMENT_BATCH_SIZE", "ModelDistillationExperiment",
+           "model_distillation_experiment"]
+
 FAMILIES = ("mlp", "tiny_cnn", "soft_tree", "tree")
 # What "size" means for each family of the panel, and its range.
 SIZES = {"mlp": ("hidden width", 1, 2048), "tiny_cnn": ("first conv width", 1, 64),

@@ -32,6 +32,9 @@ from ..nas.strategies import STRATEGIES, Candidate, Objective, SearchResult, run
 from ..nas.supernet import fashion_evaluator
 from ..plots import new_figure
 
+__all__ = ["PANEL_FLASH_KB", "PANEL_SRAM_KB", "PANEL_LATENCY_MS", "PANEL_BUDGET", "CachedObjective",
+           "panel_evaluator", "panel_devices", "NasExperiment", "nas_experiment"]
+
 PANEL_CALIBRATION, PANEL_VALIDATION = 256, 500     # images: batch-norm re-estimation, accuracy
 PANEL_FLASH_KB = (8, 128, 8)                         # (smallest, largest, step) of the panel's sliders
 PANEL_SRAM_KB = (8, 64, 4)

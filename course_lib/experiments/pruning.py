@@ -15,6 +15,8 @@ from ..pruning import (
 )
 from ..train import evaluate, fine_tune
 
+__all__ = ["PRUNING_METHODS", "PruningExperiment", "pruning_experiment"]
+
 PRUNING_METHODS = ("layer-wise", "global", "channel")
 
 

@@ -10,6 +10,8 @@ from ..checks import check_choice
 from ..quantization import CALIBRATION_METHODS, check_bits, quantize_model
 from ..train import evaluate
 
+__all__ = ["GRANULARITIES", "QuantizationExperiment", "quantization_experiment"]
+
 GRANULARITIES = ("per-channel", "per-tensor")
 
 

@@ -25,6 +25,10 @@ from ..train import evaluate
 from .svd import _working_copy, lowrank_parameters, rank_for_energy, svd_factors
 from .tensors import _unfold, cp_als, spatial_factors, tucker2
 
+__all__ = ["FACTORIZATION_METHODS", "factorize_linear", "factorize_conv_tucker2", "factorize_conv_cp",
+           "factorize_conv_spatial", "factorize_model", "layer_singular_values", "ranks_for_energy",
+           "ranks_for_budget", "rank_scan"]
+
 FACTORIZATION_METHODS = ("svd", "tucker2", "cp", "spatial")   # "svd": Linear layers only
 
 

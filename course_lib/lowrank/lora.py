@@ -23,6 +23,8 @@ from ..checks import check_finite, check_int, check_model, check_real, check_typ
 from ..data import SEED_RANGE
 from .layers import _chosen_layers, _set_layer
 
+__all__ = ["LoRALinear", "add_lora", "count_trainable"]
+
 
 # ----------------------------------------------------------------------------- low-rank adaptation
 

@@ -29,6 +29,9 @@ import torch
 
 from ..checks import check_finite, check_int, check_real, check_tensor
 
+__all__ = ["svd_factors", "approximation_error_bound", "energy_kept", "rank_for_energy", "lowrank_parameters",
+           "break_even_rank"]
+
 
 def _check_matrix(W: torch.Tensor, name: str = "W") -> None:
     """A non-empty 2-D floating-point tensor of finite values."""

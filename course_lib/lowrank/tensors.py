@@ -37,6 +37,8 @@ from ..checks import check_finite, check_int, check_tensor, check_type
 from ..data import SEED_RANGE
 from .svd import _working_copy
 
+__all__ = ["tucker2", "tucker2_reconstruct", "cp_als", "cp_reconstruct", "spatial_factors"]
+
 
 def _check_kernel(K: torch.Tensor, name: str = "K") -> None:
     """A non-empty 4-D floating-point conv kernel (C_out, C_in, kh, kw) of finite values."""

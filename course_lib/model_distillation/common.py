@@ -12,6 +12,8 @@ from ..checks import check_finite, check_model, check_tensor, check_type
 from ..data import ImageSplit
 from ..distillation import check_logits
 
+__all__ = ["layer_names", "check_layer_name", "intermediate"]
+
 
 def _check_labels(labels: torch.Tensor, n: int, classes: int, name: str = "labels") -> None:
     check_tensor(labels, name)

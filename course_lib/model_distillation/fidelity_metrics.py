@@ -17,6 +17,8 @@ from ..data import ImageSplit, check_split
 from ..distillation import check_logit_pair, check_logits, soft_target_loss
 from .common import _check_labels
 
+__all__ = ["top1_agreement", "mean_kl", "Fidelity", "fidelity_of_predictions", "fidelity_of_logits", "fidelity"]
+
 
 def top1_agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
     """The fraction of examples on which the student's top class is the teacher's:

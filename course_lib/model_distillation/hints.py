@@ -18,6 +18,8 @@ from ..distillation import check_temperature, check_weight, distill
 from .common import _output_shape, check_layer_name, intermediate
 from .mimic_learning import _check_teacher_args
 
+__all__ = ["hint_regressor", "hint_loss", "HintTraining", "train_with_hints"]
+
 
 def hint_regressor(guided_shape: Sequence[int], hint_shape: Sequence[int], seed: int = 0) -> nn.Module:
     """The FitNets regressor :math:`r` from the student's guided layer (one example's output

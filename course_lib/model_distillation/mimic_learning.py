@@ -20,6 +20,8 @@ from ..data import ImageSplit, check_split
 from ..distillation import check_logit_pair, check_logits, precompute_logits
 from .common import _check_images, _check_teacher_logits, _classes_of
 
+__all__ = ["mimic_loss", "TransferSet", "label_with_teacher", "mimic"]
+
 
 def mimic_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, centre: bool = False) -> torch.Tensor:
     """Ba & Caruana's (2014) L2 regression of the teacher's logits:

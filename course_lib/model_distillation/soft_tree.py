@@ -19,6 +19,10 @@ from ..distillation import check_temperature
 from .common import _check_labels
 from .mimic_learning import _check_teacher_args, _fit_on_teacher
 
+__all__ = ["PREDICTIONS", "MAX_SOFT_TREE_DEPTH", "path_probabilities", "expected_cross_entropy", "balance_penalty",
+           "SoftDecisionTree", "soft_decision_tree", "train_soft_tree", "PathStep", "TreePath", "node_filters",
+           "tree_path"]
+
 
 PREDICTIONS = ("max_path", "mixture")
 

@@ -12,6 +12,8 @@ import torch
 from ..checks import check_choice, check_int, check_real, check_type
 from .common import _check_images
 
+__all__ = ["TRANSFER_SETS", "munge", "mixup_images", "noise_images", "transfer_images"]
+
 
 TRANSFER_SETS = ("images", "munge", "mixup", "noise")
 

@@ -19,6 +19,9 @@ from .common import _check_images
 from .fidelity_metrics import Fidelity, fidelity_of_predictions
 from .mimic_learning import label_with_teacher
 
+__all__ = ["TREE_TARGETS", "fit_tree", "tree_predict", "TreeSize", "tree_size", "tree_report", "TreeSweepRow",
+           "tree_depth_sweep"]
+
 
 TREE_TARGETS = ("teacher", "labels")
 

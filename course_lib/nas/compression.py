@@ -39,6 +39,8 @@ from ..quantization import check_bits, quantize_model
 from ..train import evaluate
 from .strategies import _constraint_option, _set_constraints, quiet_optuna
 
+__all__ = ["Policy", "apply_policy", "policy_bytes", "CompressionSearchResult", "search_compression"]
+
 Policy = dict[str, tuple[float, int]]           # layer name -> (sparsity, bits)
 
 

@@ -34,6 +34,9 @@ from .. import hardware, measure
 from ..architectures import Architecture, build_model
 from ..checks import check_choice, check_real, check_type
 
+__all__ = ["TIGHT_BUDGET", "DEVICES", "LIMITS", "get_device", "CandidateCosts", "candidate_costs", "Constraints",
+           "device_constraints", "violated_limits"]
+
 TIGHT_BUDGET = dataclasses.replace(
     hardware.PROFILES["Arduino Nano 33 BLE Sense"], name="Tight budget (64 KB flash, 32 KB SRAM)",
     storage_bytes=64 * hardware.KB, memory_bytes=32 * hardware.KB, storage_overhead_bytes=0,

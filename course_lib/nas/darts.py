@@ -40,6 +40,9 @@ from ..data import SEED_RANGE, ImageSplit, batches, check_split
 from ..measure import torch_threads
 from ..train import evaluate
 
+__all__ = ["DARTS_OPS", "EDGES", "Zero", "make_op", "MixedOp", "DartsNetwork", "discretize", "DartsResult",
+           "darts_search"]
+
 DARTS_OPS = ("zero", "skip", "sep3x3", "sep5x5", "conv3x3", "maxpool3x3")
 EDGES = ((0, 1), (0, 2), (1, 2))               # (from node, to node) of the cell
 

@@ -36,6 +36,9 @@ from .costs import Constraints, candidate_costs, violated_limits
 from .space import SearchSpace
 from .strategies import Objective, _constraint_option, _set_constraints, _suggest, constraint_values, quiet_optuna
 
+__all__ = ["DIRECTIONS", "StoragePathError", "check_storage_path", "journal_storage", "SpaceObjective",
+           "run_parallel_study", "toy_trial_objective"]
+
 DIRECTIONS = ("maximize", "minimize")
 
 

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 from ..checks import check_type, describe, is_real
 
+__all__ = ["dominates", "pareto_front", "hypervolume"]
+
 
 def _check_points(points, name: str = "points") -> list[tuple[float, float]]:
     """A sequence of (accuracy, cost) pairs of finite numbers, as a list of float pairs."""

@@ -37,6 +37,9 @@ from torch import nn
 
 from ..checks import check_model, check_type, describe, is_real
 
+__all__ = ["ACTIVATIONS", "synflow", "activation_codes", "naswot", "kendall_tau", "ranks", "spearman_rho",
+           "proxy_scores"]
+
 ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 
 

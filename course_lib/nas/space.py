@@ -38,6 +38,10 @@ from ..architectures import BLOCK_TYPES, Architecture, Stage
 from ..checks import check_type, describe, is_int
 from ..models import IMAGE_SHAPE, NUM_CLASSES
 
+__all__ = ["Rng", "STAGE_DECISIONS", "SPACE_BLOCKS", "OutOfSpaceError", "SearchSpace", "decisions", "space_size",
+           "from_choices", "to_choices", "active_decisions", "check_in_space", "check_rng", "choose", "sample",
+           "mutate", "crossover", "describe_architecture"]
+
 Rng = random.Random | np.random.Generator
 STAGE_DECISIONS = ("block", "width", "kernel", "depth", "expansion")
 SPACE_BLOCKS = ("conv", "separable", "inverted_residual", "residual")   # blocks a space may hold

@@ -40,6 +40,8 @@ from ..data import SEED_RANGE, ImageSplit, check_split
 from .costs import Constraints, candidate_costs, violated_limits
 from .space import SearchSpace, sample
 
+__all__ = ["TIGHT_SPACE", "fitting_macs", "ShortTraining"]
+
 # The tight budget's space by MCUNet's rule (notebook 07, Sec. 7): the networks of the default
 # space that fit 64 KB / 32 KB average under a million MACs; these average about two million,
 # near MobileNetV2-style x1.0's 2.2 million.

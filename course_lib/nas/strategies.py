@@ -59,6 +59,10 @@ from .costs import CandidateCosts, Constraints, candidate_costs, get_device, vio
 from .pareto import pareto_front
 from .space import SearchSpace, check_in_space, decisions, from_choices, mutate, sample, to_choices
 
+__all__ = ["STRATEGIES", "DEFAULT_DEVICE", "MAX_REJECTIONS_PER_EVALUATION", "Objective", "Candidate",
+           "SearchResult", "random_search", "regularized_evolution", "softmax", "reinforce_search", "quiet_optuna",
+           "constraint_values", "tpe_search", "nsga2_search", "run_search", "ToyObjective", "toy_objective"]
+
 STRATEGIES = ("random", "evolution", "reinforce", "tpe", "nsga2")
 DEFAULT_DEVICE = "Arduino Nano 33 BLE Sense"     # where costs are estimated when no constraints are given
 MAX_REJECTIONS_PER_EVALUATION = 50               # then the constraints are deemed (almost) impossible

@@ -57,6 +57,9 @@ from ..measure import torch_threads
 from ..train import evaluate
 from .space import SearchSpace, check_in_space, choose, decisions, from_choices, sample
 
+__all__ = ["SUPERNET_BLOCKS", "TRAINING_RULES", "ElasticConvBN", "ElasticBlock", "Supernet", "SupernetTraining",
+           "train_supernet", "recalibrate_batch_norm", "SubnetEvaluator", "fashion_evaluator"]
+
 SUPERNET_BLOCKS = ("conv", "separable", "inverted_residual")
 TRAINING_RULES = ("sandwich", "random")
 
