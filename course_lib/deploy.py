@@ -418,7 +418,8 @@ def read_int8_model(path: Path | str) -> Int8Model:
     (the ``onnx`` package, ``onnx.numpy_helper``): per layer, int8 weights, int32 biases, weight
     scales and zero points (per output channel), input and output scales and uint8 zero points.
 
-    The graph is walked in order. ``QuantizeLinear(x)`` gives the input's quantization;
+    The graph is walked in order, each node read by the :class:`_GraphReader` method that
+    :data:`_READERS` names for its operator. ``QuantizeLinear(x)`` gives the input's quantization;
     ``DequantizeLinear`` of a constant is a weight or a bias; each ``Conv`` / ``Gemm`` reads the
     dequantized codes of the layer before, and the ``QuantizeLinear`` after it (through an optional
     ``Relu``) gives its output's quantization; ``MaxPool`` and ``Flatten`` keep the quantization of
@@ -460,135 +461,175 @@ def read_int8_model(path: Path | str) -> Int8Model:
         raise NotImplementedError(f"path {str(path)!r}: course_lib.deploy reads models with one input and one "
                                   f"output, got {len(inputs)} and {len(graph.output)}")
     input_shape = tuple(d.dim_value for d in inputs[0].type.tensor_type.shape.dim[1:])
+    reader = _GraphReader(consts, inputs[0].name)
+    for index, node in enumerate(graph.node):
+        if node.op_type == "Constant":
+            continue
+        read = _READERS.get(node.op_type)
+        if read is None:
+            raise _unsupported(node, "this operator is not supported")
+        read(reader, node, index)
+    output = graph.output[0].name
+    if reader.input_q is None or reader.pending or output not in reader.views or \
+            reader.views[output][2] != reader.latest:
+        raise NotImplementedError(f"path {str(path)!r}: the graph is not one chain QuantizeLinear -> layers -> "
+                                  f"DequantizeLinear (the output {output!r} is not the last layer's dequantized codes)")
+    scale, zero_point, _ = reader.views[output]
+    return Int8Model(path.name, input_shape, *reader.input_q, tuple(reader.layers), scale, zero_point)
 
-    floats = {inputs[0].name}         # float tensors: the input, maybe flattened (commutes with quantizing)
-    codes: dict[str, tuple] = {}      # uint8 activations: name -> (scale, zero point)
-    views: dict[str, tuple] = {}      # DequantizeLinear of activations: name -> (scale, zero point, codes' name)
-    consts_dq: dict[str, tuple] = {}  # DequantizeLinear of constants: name -> (values, scale, zero point, axis)
-    pending: dict[str, dict] = {}     # float outputs of layers waiting for their QuantizeLinear
-    layers: list[Layer] = []
-    taken: set[str] = set()
-    input_q, latest = None, None      # the input's quantization; the codes the next layer must read
 
-    def qparams(node) -> tuple[np.float32, np.ndarray]:
-        scale = consts.get(node.input[1])
-        zero = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+class _GraphReader:
+    """What :func:`read_int8_model` knows while it walks the graph, and one method per operator.
+
+    ``floats``: float tensors (the input, maybe flattened: flattening commutes with quantizing);
+    ``codes``: uint8 activations, name -> (scale, zero point); ``views``: DequantizeLinear of
+    activations, name -> (scale, zero point, codes' name); ``weights``: DequantizeLinear of
+    constants, name -> (values, scale, zero point, axis); ``pending``: float outputs of layers
+    waiting for their QuantizeLinear; ``latest``: the codes the next layer must read."""
+
+    def __init__(self, consts: dict[str, np.ndarray], input_name: str):
+        self.consts = consts
+        self.floats = {input_name}
+        self.codes: dict[str, tuple] = {}
+        self.views: dict[str, tuple] = {}
+        self.weights: dict[str, tuple] = {}
+        self.pending: dict[str, dict] = {}
+        self.layers: list[Layer] = []
+        self.taken: set[str] = set()
+        self.input_q: tuple | None = None
+        self.latest: str | None = None
+
+    def qparams(self, node) -> tuple[np.ndarray, np.ndarray | None]:
+        """A Quantize/DequantizeLinear node's constant scale and zero point (None if absent)."""
+        scale = self.consts.get(node.input[1])
+        zero = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if scale is None:
             raise _unsupported(node, "its scale is not a constant")
         return scale, zero
 
-    def activation(node, name: str) -> tuple:
-        if name not in views or views[name][2] != latest:
+    def activation(self, node, name: str) -> tuple:
+        """(scale, zero point, codes' name) of the dequantized codes a layer reads: those of the layer before."""
+        if name not in self.views or self.views[name][2] != self.latest:
             raise _unsupported(node, f"its input {name!r} is not the dequantized output of the layer before")
-        return views[name]
+        return self.views[name]
 
-    for index, node in enumerate(graph.node):
-        op, out = node.op_type, node.output[0]
-        if op == "Constant":
-            continue
-        if op == "DequantizeLinear":
-            scale, zero = qparams(node)
-            source = node.input[0]
-            if source in consts:                                    # a weight or a bias
-                zero = np.zeros_like(consts[source]) if zero is None else zero
-                consts_dq[out] = (consts[source], scale, zero, _attributes(node).get("axis", 1))
-            elif source in codes:
-                views[out] = (*codes[source], source)
-            else:
-                raise _unsupported(node, f"its input {source!r} is neither a constant nor uint8 codes")
-        elif op == "QuantizeLinear":
-            scale, zero = qparams(node)
-            if zero is None or zero.dtype != np.uint8 or scale.size != 1:
-                raise _unsupported(node, "activations must be uint8 with one scale per tensor "
-                                         "(quantize_onnx_int8's QUInt8)")
-            q = (np.float32(scale.reshape(())), int(zero.reshape(())))
-            source = node.input[0]
-            if source in floats:                                    # the input's quantization
-                if input_q is not None:
-                    raise _unsupported(node, "the input is quantized twice")
-                input_q = q
-            elif source in pending:
-                spec = pending.pop(source)
-                layer = spec.pop("layer")
-                if layer is None:                                   # a Conv or Gemm: its output's quantization
-                    kind = spec.pop("kind")
-                    layer = kind(**spec, output_scale=q[0], output_zero_point=q[1])
-                elif (spec["input_scale"], spec["input_zero_point"]) != q:
-                    raise _unsupported(node, f"{type(layer).__name__} {layer.name!r} changes the "
-                                             f"quantization, which needs a requantization step")
-                layers.append(layer)
-            else:
-                raise _unsupported(node, f"its input {source!r} is not the output of a supported layer")
-            codes[out] = q
-            latest = out
-        elif op in ("Conv", "Gemm"):
-            scale_x, zero_x, _ = activation(node, node.input[0])
-            if node.input[1] not in consts_dq:
-                raise _unsupported(node, "its weight is not a dequantized int8 constant")
-            w, w_scale, w_zero, axis = consts_dq[node.input[1]]
-            a = _attributes(node)
-            if op == "Gemm":
-                if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
-                    raise _unsupported(node, "only alpha = beta = 1 and transA = 0 are supported")
-                if not a.get("transB", 0):                          # (K, N) -> (N, K)
-                    w, axis = w.T, 1 - axis
-            elif w.ndim != 4 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise _unsupported(node, "only 2-D convolutions with explicit pads are supported")
-            if w.dtype != np.int8:
-                raise _unsupported(node, f"weights must be int8, got {w.dtype}")
-            channels = w.shape[0]
-            if np.size(w_scale) > 1 and axis != 0:
-                raise _unsupported(node, "weight scales must be per output channel")
-            if len(node.input) > 2 and node.input[2]:
-                if node.input[2] not in consts_dq or consts_dq[node.input[2]][0].dtype != np.int32:
-                    raise _unsupported(node, "its bias is not a dequantized int32 constant")
-                bias = consts_dq[node.input[2]][0]
-            else:
-                bias = np.zeros(channels, np.int32)
-            spec = {"name": _layer_name(node, index, taken), "weight": _frozen(w, np.int8),
-                    "bias": _frozen(bias.reshape(channels), np.int32),
-                    "weight_scale": _frozen(np.broadcast_to(w_scale, (channels,)), np.float32),
-                    "weight_zero_point": _frozen(np.broadcast_to(w_zero, (channels,)), np.int8),
-                    "input_scale": scale_x, "input_zero_point": zero_x}
-            if op == "Conv":
-                spec.update(kind=QuantizedConv2d, stride=tuple(a.get("strides", (1, 1))),
-                            padding=tuple(a.get("pads", (0, 0, 0, 0))), dilation=tuple(a.get("dilations", (1, 1))),
-                            groups=int(a.get("group", 1)))
-            else:
-                spec.update(kind=QuantizedLinear)
-            pending[out] = dict(spec, layer=None)
-        elif op == "Relu":
-            spec = pending.pop(node.input[0], None)
-            if spec is None or spec["layer"] is not None:
-                raise _unsupported(node, "a ReLU is supported only right after a Conv or Gemm")
-            pending[out] = dict(spec, relu=True)
-        elif op == "MaxPool":
-            scale_x, zero_x, _ = activation(node, node.input[0])
-            a = _attributes(node)
-            if any(d != 1 for d in a.get("dilations", (1, 1))) or a.get("ceil_mode", 0) or \
-                    a.get("storage_order", 0) or len(a["kernel_shape"]) != 2:
-                raise _unsupported(node, "only 2-D max pooling without dilation or ceil_mode is supported")
-            layer = MaxPool2d(_layer_name(node, index, taken), tuple(a["kernel_shape"]),
-                              tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0))))
-            pending[out] = {"layer": layer, "input_scale": scale_x, "input_zero_point": zero_x}
-        elif op == "Flatten":
-            if _attributes(node).get("axis", 1) != 1:
-                raise _unsupported(node, "only axis = 1 is supported")
-            layer = Flatten(_layer_name(node, index, taken))
-            if node.input[0] in floats:                             # flattening the float input
-                layers.append(layer)
-                floats.add(out)
-            else:
-                scale_x, zero_x, _ = activation(node, node.input[0])
-                pending[out] = {"layer": layer, "input_scale": scale_x, "input_zero_point": zero_x}
+    def dequantize_linear(self, node, index: int) -> None:
+        """A weight or a bias (a constant), or a view of uint8 codes as floats."""
+        scale, zero = self.qparams(node)
+        source, out = node.input[0], node.output[0]
+        if source in self.consts:
+            zero = np.zeros_like(self.consts[source]) if zero is None else zero
+            self.weights[out] = (self.consts[source], scale, zero, _attributes(node).get("axis", 1))
+        elif source in self.codes:
+            self.views[out] = (*self.codes[source], source)
         else:
-            raise _unsupported(node, "this operator is not supported")
+            raise _unsupported(node, f"its input {source!r} is neither a constant nor uint8 codes")
 
-    output = graph.output[0].name
-    if input_q is None or pending or output not in views or views[output][2] != latest:
-        raise NotImplementedError(f"path {str(path)!r}: the graph is not one chain QuantizeLinear -> layers -> "
-                                  f"DequantizeLinear (the output {output!r} is not the last layer's dequantized codes)")
-    return Int8Model(path.name, input_shape, input_q[0], input_q[1], tuple(layers), views[output][0], views[output][1])
+    def quantize_linear(self, node, index: int) -> None:
+        """The input's quantization, or the output quantization that completes a pending layer."""
+        scale, zero = self.qparams(node)
+        if zero is None or zero.dtype != np.uint8 or scale.size != 1:
+            raise _unsupported(node, "activations must be uint8 with one scale per tensor "
+                                     "(quantize_onnx_int8's QUInt8)")
+        q = (np.float32(scale.reshape(())), int(zero.reshape(())))
+        source = node.input[0]
+        if source in self.floats:
+            if self.input_q is not None:
+                raise _unsupported(node, "the input is quantized twice")
+            self.input_q = q
+        elif source in self.pending:
+            spec = self.pending.pop(source)
+            layer = spec.pop("layer")
+            if layer is None:                                       # a Conv or Gemm: its output's quantization
+                kind = spec.pop("kind")
+                layer = kind(**spec, output_scale=q[0], output_zero_point=q[1])
+            elif (spec["input_scale"], spec["input_zero_point"]) != q:
+                raise _unsupported(node, f"{type(layer).__name__} {layer.name!r} changes the "
+                                         f"quantization, which needs a requantization step")
+            self.layers.append(layer)
+        else:
+            raise _unsupported(node, f"its input {source!r} is not the output of a supported layer")
+        self.codes[node.output[0]] = q
+        self.latest = node.output[0]
+
+    def weight_of(self, node) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A Conv's or Gemm's int8 weight (output channels first), its per-channel scale and zero
+        point, and its int32 bias (zeros if absent)."""
+        if node.input[1] not in self.weights:
+            raise _unsupported(node, "its weight is not a dequantized int8 constant")
+        w, w_scale, w_zero, axis = self.weights[node.input[1]]
+        a = _attributes(node)
+        if node.op_type == "Gemm":
+            if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+                raise _unsupported(node, "only alpha = beta = 1 and transA = 0 are supported")
+            if not a.get("transB", 0):                              # (K, N) -> (N, K)
+                w, axis = w.T, 1 - axis
+        elif w.ndim != 4 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise _unsupported(node, "only 2-D convolutions with explicit pads are supported")
+        if w.dtype != np.int8:
+            raise _unsupported(node, f"weights must be int8, got {w.dtype}")
+        if np.size(w_scale) > 1 and axis != 0:
+            raise _unsupported(node, "weight scales must be per output channel")
+        channels = w.shape[0]
+        if len(node.input) > 2 and node.input[2]:
+            if node.input[2] not in self.weights or self.weights[node.input[2]][0].dtype != np.int32:
+                raise _unsupported(node, "its bias is not a dequantized int32 constant")
+            bias = self.weights[node.input[2]][0]
+        else:
+            bias = np.zeros(channels, np.int32)
+        return (w, np.broadcast_to(w_scale, (channels,)), np.broadcast_to(w_zero, (channels,)),
+                bias.reshape(channels))
+
+    def conv_or_gemm(self, node, index: int) -> None:
+        """A layer whose output quantization comes with the QuantizeLinear after it (through a ReLU)."""
+        scale_x, zero_x, _ = self.activation(node, node.input[0])
+        w, w_scale, w_zero, bias = self.weight_of(node)
+        spec = {"name": _layer_name(node, index, self.taken), "weight": _frozen(w, np.int8),
+                "bias": _frozen(bias, np.int32), "weight_scale": _frozen(w_scale, np.float32),
+                "weight_zero_point": _frozen(w_zero, np.int8), "input_scale": scale_x, "input_zero_point": zero_x}
+        if node.op_type == "Conv":
+            a = _attributes(node)
+            spec.update(kind=QuantizedConv2d, stride=tuple(a.get("strides", (1, 1))),
+                        padding=tuple(a.get("pads", (0, 0, 0, 0))), dilation=tuple(a.get("dilations", (1, 1))),
+                        groups=int(a.get("group", 1)))
+        else:
+            spec.update(kind=QuantizedLinear)
+        self.pending[node.output[0]] = dict(spec, layer=None)
+
+    def relu(self, node, index: int) -> None:
+        """Fused into the Conv or Gemm before it (the clamp at the zero point does the job)."""
+        spec = self.pending.pop(node.input[0], None)
+        if spec is None or spec["layer"] is not None:
+            raise _unsupported(node, "a ReLU is supported only right after a Conv or Gemm")
+        self.pending[node.output[0]] = dict(spec, relu=True)
+
+    def max_pool(self, node, index: int) -> None:
+        """Max pooling on the codes (the map from codes to reals is increasing)."""
+        scale_x, zero_x, _ = self.activation(node, node.input[0])
+        a = _attributes(node)
+        if any(d != 1 for d in a.get("dilations", (1, 1))) or a.get("ceil_mode", 0) or \
+                a.get("storage_order", 0) or len(a["kernel_shape"]) != 2:
+            raise _unsupported(node, "only 2-D max pooling without dilation or ceil_mode is supported")
+        layer = MaxPool2d(_layer_name(node, index, self.taken), tuple(a["kernel_shape"]),
+                          tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0))))
+        self.pending[node.output[0]] = {"layer": layer, "input_scale": scale_x, "input_zero_point": zero_x}
+
+    def flatten(self, node, index: int) -> None:
+        """Flattening the float input (before its quantization) or the codes of a layer."""
+        if _attributes(node).get("axis", 1) != 1:
+            raise _unsupported(node, "only axis = 1 is supported")
+        layer = Flatten(_layer_name(node, index, self.taken))
+        if node.input[0] in self.floats:
+            self.layers.append(layer)
+            self.floats.add(node.output[0])
+        else:
+            scale_x, zero_x, _ = self.activation(node, node.input[0])
+            self.pending[node.output[0]] = {"layer": layer, "input_scale": scale_x, "input_zero_point": zero_x}
+
+
+_READERS = {"DequantizeLinear": _GraphReader.dequantize_linear, "QuantizeLinear": _GraphReader.quantize_linear,
+            "Conv": _GraphReader.conv_or_gemm, "Gemm": _GraphReader.conv_or_gemm, "Relu": _GraphReader.relu,
+            "MaxPool": _GraphReader.max_pool, "Flatten": _GraphReader.flatten}
 
 
 # ----------------------------------------------------------------------------- the integer forward pass

@@ -373,6 +373,10 @@ def unsupported_file(tmp_path_factory):
     return _int8_files(tmp_path_factory.mktemp("avgpool"), model, 20)[1]
 
 
+def test_every_supported_operator_has_a_reader():
+    assert set(deploy._READERS) == set(deploy.SUPPORTED_OPS)
+
+
 def test_unsupported_operator_is_named(unsupported_file):
     with pytest.raises(NotImplementedError, match="AveragePool node"):
         deploy.read_int8_model(unsupported_file)
