@@ -285,6 +285,26 @@ def precompute_logits(teacher: nn.Module, split: ImageSplit, batch_size: int = 1
     return train.predict_logits(teacher, split.images, batch_size).cpu()
 
 
+def _teacher_classes(teacher: nn.Module | None, teacher_logits: torch.Tensor | None, transfer: ImageSplit,
+                     max_shift: int) -> int:
+    """The teacher's number of classes, once exactly one of ``teacher`` (a model that takes the
+    transfer images) and ``teacher_logits`` (one finite row per transfer image, unshifted) is
+    checked to fit ``transfer``."""
+    if (teacher is None) == (teacher_logits is None):
+        raise ValueError("give exactly one of teacher (a model) and teacher_logits (its logits for transfer)")
+    if teacher is not None:
+        check_model(teacher, "teacher")
+        return train.output_classes(teacher, transfer.images, "teacher")
+    check_logits(teacher_logits, "teacher_logits")
+    if len(teacher_logits) != len(transfer):
+        raise ValueError(f"teacher_logits must have one row per transfer image ({len(transfer)}), "
+                         f"got {len(teacher_logits)}")
+    if max_shift:
+        raise ValueError("teacher_logits were computed on unshifted images; with max_shift > 0 "
+                         "pass the teacher itself so it sees the shifted batches")
+    return teacher_logits.shape[1]
+
+
 def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
             teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None,
             temperature: float = 4.0, weight: float = 0.9, lr: float = 1e-3,
@@ -321,20 +341,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
     check_temperature(temperature)
     check_weight(weight)
     check_int(max_shift, "max_shift", 0)
-    if (teacher is None) == (teacher_logits is None):
-        raise ValueError("give exactly one of teacher (a model) and teacher_logits (its logits for transfer)")
-    if teacher is not None:
-        check_model(teacher, "teacher")
-        classes = train.output_classes(teacher, transfer.images, "teacher")
-    else:
-        check_logits(teacher_logits, "teacher_logits")
-        if len(teacher_logits) != len(transfer):
-            raise ValueError(f"teacher_logits must have one row per transfer image ({len(transfer)}), "
-                             f"got {len(teacher_logits)}")
-        if max_shift:
-            raise ValueError("teacher_logits were computed on unshifted images; with max_shift > 0 "
-                             "pass the teacher itself so it sees the shifted batches")
-        classes = teacher_logits.shape[1]
+    classes = _teacher_classes(teacher, teacher_logits, transfer, max_shift)
     student_classes = train.output_classes(student, transfer.images, "student")
     if student_classes != classes:
         raise ValueError(f"student and teacher must have the same number of classes, got "
@@ -342,17 +349,18 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
     if transfer.labels.min() < 0 or transfer.labels.max() >= classes:
         raise ValueError(f"transfer labels must be class indices in [0, {classes - 1}]")
 
+    common = dict(lr=lr, optimizer=optimizer, lr_schedule=lr_schedule, batch_size=batch_size,
+                  weight_decay=weight_decay, test=test, seed=seed, device=device, progress=progress,
+                  description=description)
+
     def loss_on_targets(logits, labels, images, targets):
         return distillation_loss(logits, targets, labels, temperature, weight)
 
     if teacher is not None and max_shift == 0:
         teacher_logits = precompute_logits(teacher, transfer)
     if teacher_logits is not None:
-        return train.fit(student, transfer, epochs, lr=lr, optimizer=optimizer,
-                         lr_schedule=lr_schedule, batch_size=batch_size,
-                         weight_decay=weight_decay, max_shift=0, test=test, seed=seed,
-                         loss_fn=loss_on_targets, targets=teacher_logits, device=device,
-                         progress=progress, description=description)
+        return train.fit(student, transfer, epochs, max_shift=0, loss_fn=loss_on_targets, targets=teacher_logits,
+                         **common)
 
     was_training = teacher.training
     frozen = teacher.eval()
@@ -363,11 +371,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
         return distillation_loss(logits, targets, labels, temperature, weight)
 
     try:
-        return train.fit(student, transfer, epochs, lr=lr, optimizer=optimizer,
-                         lr_schedule=lr_schedule, batch_size=batch_size,
-                         weight_decay=weight_decay, max_shift=max_shift, test=test, seed=seed,
-                         loss_fn=loss_with_teacher, device=device, progress=progress,
-                         description=description)
+        return train.fit(student, transfer, epochs, max_shift=max_shift, loss_fn=loss_with_teacher, **common)
     finally:
         teacher.train(was_training)
 

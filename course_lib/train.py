@@ -165,6 +165,37 @@ def _make_optimizer(model: nn.Module, optimizer: str, lr: float, weight_decay: f
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+def _check_targets(targets: torch.Tensor, n: int, loss_fn) -> None:
+    """Per-example targets for :func:`fit`: one finite row per training example, and a loss that uses them."""
+    if targets.dim() == 0 or len(targets) != n:
+        raise ValueError(f"targets must have one row per training example ({n}), got shape {tuple(targets.shape)}")
+    if loss_fn is None:
+        raise ValueError("targets need a loss_fn(logits, labels, images, targets) to use them")
+    check_finite(targets, "targets")
+
+
+def _train_one_epoch(model: nn.Module, epoch_batches, loss_fn, targets: torch.Tensor | None,
+                     opt: torch.optim.Optimizer, scheduler, after_step) -> tuple[float, float]:
+    """One pass of :func:`fit` over ``epoch_batches`` (images, labels, indices): for each batch the
+    loss, a gradient step, the schedule's step and ``after_step``. Returns the epoch's mean loss
+    and accuracy on the training batches."""
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y, index in epoch_batches:
+        logits = model(x)
+        loss = loss_fn(logits, y, x) if targets is None else loss_fn(logits, y, x, targets[index])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        scheduler.step()
+        if after_step is not None:
+            after_step(model)
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    return loss_sum / seen, correct / seen
+
+
 def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
         optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
         weight_decay: float = 0.0, momentum: float = 0.9, max_shift: int = 0,
@@ -225,12 +256,7 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     check_type(targets, "targets", torch.Tensor, "a (N, ...) tensor aligned with train",
                allow_none=True)
     if targets is not None:
-        if targets.dim() == 0 or len(targets) != len(train):
-            raise ValueError(f"targets must have one row per training example ({len(train)}), "
-                             f"got shape {tuple(targets.shape)}")
-        if loss_fn is None:
-            raise ValueError("targets need a loss_fn(logits, labels, images, targets) to use them")
-        check_finite(targets, "targets")
+        _check_targets(targets, len(train), loss_fn)
     check_type(progress, "progress", bool, "True or False")
     check_type(description, "description", str, "a str")
     device = check_device(device) if device is not None else model_device(model)
@@ -253,28 +279,14 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=description, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
-        model.train()
         t0 = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
         epoch_lr = opt.param_groups[0]["lr"]
-        for x, y, index in batches(train_on_device, batch_size, shuffle=True, generator=generator,
-                                   max_shift=max_shift, with_index=True):
-            logits = model(x)
-            if targets_on_device is None:
-                loss = loss_fn(logits, y, x)
-            else:
-                loss = loss_fn(logits, y, x, targets_on_device[index])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            scheduler.step()
-            if after_step is not None:
-                after_step(model)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-        record = {"epoch": epoch + 1, "lr": epoch_lr, "train_loss": loss_sum / seen,
-                  "train_accuracy": correct / seen, "seconds": time.perf_counter() - t0}
+        epoch_batches = batches(train_on_device, batch_size, shuffle=True, generator=generator,
+                                max_shift=max_shift, with_index=True)
+        train_loss, train_accuracy = _train_one_epoch(model, epoch_batches, loss_fn, targets_on_device, opt,
+                                                      scheduler, after_step)
+        record = {"epoch": epoch + 1, "lr": epoch_lr, "train_loss": train_loss,
+                  "train_accuracy": train_accuracy, "seconds": time.perf_counter() - t0}
         if test is not None:
             record["test_accuracy"] = evaluate(model, test).accuracy
         result.history.append(record)
