@@ -44,7 +44,7 @@ from . import train
 from .checks import check_int, check_model, check_real, check_tensor, check_type, check_finite, is_real
 from .data import ImageSplit, check_split
 
-__all__ = ["COMBINE", "check_temperature", "check_weight", "check_logits", "check_logit_pair",
+__all__ = ["COMBINE", "check_temperature", "check_soft_target_weight", "check_logits", "check_logit_pair",
            "softmax_with_temperature", "log_softmax_with_temperature", "soft_target_loss", "distillation_loss",
            "soft_target_gradient", "logit_matching_loss", "Ensemble", "precompute_logits", "distill",
            "without_class", "with_bias_shift", "choose_bias_shift"]
@@ -63,7 +63,7 @@ def check_temperature(temperature: float) -> None:
     check_real(temperature, "temperature", 0, math.inf, low_open=True, high_open=True)
 
 
-def check_weight(weight: float) -> None:
+def check_soft_target_weight(weight: float) -> None:
     """``weight`` (the soft term's share of the loss) is a finite number in [0, 1].
 
     Raises:
@@ -179,7 +179,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     """
     check_logit_pair(student_logits, teacher_logits)
     check_temperature(temperature)
-    check_weight(weight)
+    check_soft_target_weight(weight)
     if labels is None and weight < 1:
         raise ValueError(f"labels are needed when weight < 1 (the hard term has weight {1 - weight}); "
                          "pass labels, or weight=1 to train on soft targets alone")
@@ -339,7 +339,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
     check_model(student, "student")
     check_split(transfer, "transfer")
     check_temperature(temperature)
-    check_weight(weight)
+    check_soft_target_weight(weight)
     check_int(max_shift, "max_shift", 0)
     classes = _teacher_classes(teacher, teacher_logits, transfer, max_shift)
     student_classes = train.output_classes(student, transfer.images, "student")

@@ -43,7 +43,7 @@ from .measure import ModelReport, format_bytes, torch_threads
 
 __all__ = ["KB", "MB", "GB", "GB_DECIMAL", "CMSIS_NN_CIFAR10_MACS", "CMSIS_NN_CIFAR10_SECONDS",
            "CORTEX_M7_INT8_MACS_PER_CYCLE", "CORTEX_M_EFFICIENCY", "ENERGY_PJ", "ENERGY_PER_MAC_PJ",
-           "compute_format", "Device", "PROFILES", "device_names", "cpu_clock_hz", "this_machine", "get_device",
+           "arithmetic_format", "Device", "PROFILES", "device_names", "cpu_clock_hz", "this_machine", "get_device",
            "LatencyEstimate", "estimate_latency", "Verdict", "check_fit", "verdict_table", "EnergyEstimate",
            "estimate_energy", "with_overheads", "verdict_lines"]
 
@@ -71,7 +71,7 @@ ENERGY_PER_MAC_PJ = {
 }
 
 
-def compute_format(number_format: str | int) -> str:
+def arithmetic_format(number_format: str | int) -> str:
     """The arithmetic a format runs in: fp32; fp16 (also bf16); int8 for integer codes of 1-8
     bits (unpacked to int8); int16 for 9-16 bits; fp32 for wider integers. A plain int N is an
     N-bit integer code.
@@ -97,7 +97,7 @@ def _check_report(report: ModelReport) -> None:
     """A :class:`ModelReport` whose format names an arithmetic and whose counts are ints >= 0."""
     check_type(report, "report", ModelReport, "a ModelReport (from measure.report)")
     try:
-        compute_format(report.number_format)
+        arithmetic_format(report.number_format)
     except (TypeError, ValueError) as e:
         raise ValueError(f"report.number_format must be a format name like 'int8', 'int4' or "
                          f"'fp16', or an int number of bits, got {report.number_format!r}; "
@@ -168,9 +168,9 @@ class Device:
         per SIMD register).
 
         Raises:
-            TypeError / ValueError: as :func:`compute_format`.
+            TypeError / ValueError: as :func:`arithmetic_format`.
         """
-        fmt = compute_format(number_format)
+        fmt = arithmetic_format(number_format)
         if fmt == "int16":
             peak = self.macs_per_cycle.get("int8", 0.0) / 2
         else:
@@ -328,7 +328,7 @@ def estimate_latency(report: ModelReport, device: Device) -> LatencyEstimate:
 
     Raises:
         TypeError: ``report`` is not a ModelReport or ``device`` not a Device.
-        ValueError: ``report.number_format`` is not a format name (see :func:`compute_format`).
+        ValueError: ``report.number_format`` is not a format name (see :func:`arithmetic_format`).
     """
     _check_report(report)
     _check_device(device)
@@ -376,7 +376,7 @@ def check_fit(report: ModelReport, device: Device) -> Verdict:
         what = "weights + activations" if device.weights_in_memory else "peak activations"
         reasons.append(f"{what} + runtime need {format_bytes(memory_used)}, {memory_word} holds "
                        f"{format_bytes(device.memory_bytes)}")
-    fmt = compute_format(report.number_format)
+    fmt = arithmetic_format(report.number_format)
     if fmt not in device.formats:
         reasons.append(f"{device.name} has no {fmt} arithmetic (supports {', '.join(device.formats)})")
     return Verdict(device.name, not reasons, tuple(reasons), storage_used, device.storage_bytes,
@@ -438,7 +438,7 @@ def estimate_energy(report: ModelReport, weights_from: str = "dram") -> EnergyEs
     _check_report(report)
     if not isinstance(weights_from, str) or weights_from not in ("dram", "sram"):
         raise ValueError(f"weights_from must be 'dram' or 'sram', got {weights_from!r}")
-    fmt = compute_format(report.number_format)
+    fmt = arithmetic_format(report.number_format)
     per_mac = ENERGY_PER_MAC_PJ.get(fmt, ENERGY_PER_MAC_PJ["fp32"])
     per_weight_byte = ENERGY_PJ[f"{weights_from} read 32b"] / 4
     per_activation_byte = ENERGY_PJ["sram read 32b"] / 4

@@ -50,7 +50,7 @@ __all__ = ["IN_PLACE_LAYERS", "VIEW_LAYERS", "ENCODING_CHOICES", "check_input_sh
            "compressed_layers", "count_parameters", "count_nonzero", "tensor_bytes", "weight_bytes", "LayerTrace",
            "layer_macs", "trace_layers", "run_on_shape", "count_macs", "peak_activation_bytes", "Latency",
            "torch_threads", "measure_latency", "compare_latency", "Speedup", "speedup", "ModelReport",
-           "computed_format", "report"]
+           "model_arithmetic_format", "report"]
 
 IN_PLACE_LAYERS = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Identity,
                    nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh)
@@ -635,7 +635,7 @@ class ModelReport:
         return row
 
 
-def computed_format(model: nn.Module) -> str:
+def model_arithmetic_format(model: nn.Module) -> str:
     """The number format a model computes in: ``"int<b>"`` when every weight layer is a
     :class:`CompressedLayer` whose inputs are quantized (``b`` the widest input bits), else
     ``"fp32"`` (plain layers, or weight-only compression, compute in floating point).
@@ -660,7 +660,7 @@ def report(model: nn.Module, name: str = "model", number_format: str | int | Non
 
     Args:
         number_format: the format the model computes in and stores its plain parameters in.
-            ``None``: :func:`computed_format` (``"fp32"`` for a plain model, ``"int8"`` for a
+            ``None``: :func:`model_arithmetic_format` (``"fp32"`` for a plain model, ``"int8"`` for a
             model whose layers all quantize their inputs to 8 bits). Give one to ask "what if
             this plain model were stored in int8?". Compressed layers always store their
             tensors at their own bits.
@@ -694,7 +694,7 @@ def report(model: nn.Module, name: str = "model", number_format: str | int | Non
             activation_format = format_name(activation_format)
         except (TypeError, ValueError) as e:        # bits_of names its argument number_format
             raise type(e)(str(e).replace("number_format", "activation_format", 1)) from None
-    number_format = computed_format(model) if number_format is None else number_format
+    number_format = model_arithmetic_format(model) if number_format is None else number_format
     activation_format = number_format if activation_format is None else activation_format
     act_bits = bits_of(activation_format)
     layers = tuple(trace_layers(model, input_shape))

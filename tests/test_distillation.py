@@ -418,10 +418,10 @@ def test_the_other_functions_reject_bad_logits_by_name(fn):
 
 def test_check_weight_accepts_the_closed_interval():
     for w in (0, 0.0, 0.25, 1, 1.0):
-        D.check_weight(w)
+        D.check_soft_target_weight(w)
     for w in (-1e-9, 1 + 1e-9, float("nan")):
         with pytest.raises(ValueError, match="weight must be a finite number in \\[0, 1\\]"):
-            D.check_weight(w)
+            D.check_soft_target_weight(w)
 
 
 # ----------------------------------------------------------------------------- ensembles

@@ -59,7 +59,7 @@ def test_fewer_bits_estimate_faster_and_cheaper():
 
 
 def test_compute_format():
-    assert [hardware.compute_format(f) for f in ("fp32", "fp16", "bf16", "int8", "int4", "int12", "int32")] == \
+    assert [hardware.arithmetic_format(f) for f in ("fp32", "fp16", "bf16", "int8", "int4", "int12", "int32")] == \
         ["fp32", "fp16", "fp16", "int8", "int8", "int16", "fp32"]
 
 
@@ -147,8 +147,8 @@ def test_report_number_format_accepts_names_and_ints_and_names_the_field(lenet5_
     (lambda r: hardware.this_machine(threads=0), ValueError, "threads must be an int >= 1, got 0"),
     (lambda r: hardware.this_machine(threads=2.0), TypeError, "threads must be an int >= 1, got float"),
     (lambda r: hardware.this_machine(threads=True), TypeError, "got bool"),
-    (lambda r: hardware.compute_format("8"), ValueError, "number_format"),
-    (lambda r: hardware.compute_format(float("nan")), TypeError, "number_format"),
+    (lambda r: hardware.arithmetic_format("8"), ValueError, "number_format"),
+    (lambda r: hardware.arithmetic_format(float("nan")), TypeError, "number_format"),
     (lambda r: ESP32.macs_per_second(8.5), TypeError, "number_format"),
 ])
 def test_bad_input_raises_a_named_error(lenet5_fp32, call, error, fragment):

@@ -216,7 +216,7 @@ TIMES = measure.Latency(1, 1, "cpu", (0.3, 0.1, 0.2))
     (lambda: measure.weight_layers(None), TypeError, "model must be a torch.nn.Module, got NoneType"),
     (lambda: measure.compressed_layers("lenet5"), TypeError, "model must be a torch.nn.Module, got str"),
     (lambda: measure.count_nonzero([LENET5]), TypeError, "model must be a torch.nn.Module, got list"),
-    (lambda: measure.computed_format("lenet5"), TypeError, "model must be a torch.nn.Module"),
+    (lambda: measure.model_arithmetic_format("lenet5"), TypeError, "model must be a torch.nn.Module"),
     (lambda: measure.tensor_bytes([1.0], "fp32"), TypeError, "t must be a torch.Tensor, got list"),
     (lambda: measure.tensor_bytes(torch.tensor([[float("nan")]]), "fp32"), ValueError, "NaN or inf"),
     (lambda: measure.tensor_bytes(torch.ones(2, 2), "fp8"), ValueError, "number_format"),

@@ -9,7 +9,7 @@ import torch
 
 from .. import data, hardware, measure, models, train, zoo
 from ..checks import check_int
-from ..distillation import check_temperature, check_weight, distill, precompute_logits
+from ..distillation import check_temperature, check_soft_target_weight, distill, precompute_logits
 
 __all__ = ["DistillationExperiment", "distillation_experiment"]
 
@@ -62,7 +62,7 @@ def distillation_experiment(hidden: int, temperature: float, weight: float, epoc
     """
     check_int(hidden, "hidden", 1, 2048)
     check_temperature(temperature)
-    check_weight(weight)
+    check_soft_target_weight(weight)
     check_int(epochs, "epochs", 1, 50)
     check_int(transfer_size, "transfer_size", 1, 55_000)
     device = hardware.get_device(device_name)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .. import hardware, measure, zoo
 from ..architectures import Architecture, build_model
 from ..checks import check_int, check_type
-from ..nas.costs import DEVICES, Constraints, get_device
+from ..nas.costs import DEVICES, Constraints, search_device
 from ..nas.pareto import hypervolume
 from ..nas.space import SearchSpace, describe_architecture
 from ..nas.strategies import STRATEGIES, Candidate, Objective, SearchResult, run_search
@@ -150,7 +150,7 @@ def nas_experiment(device_name: str, flash_kb: int, sram_kb: int, latency_ms: in
             almost no network of the space meets (as :func:`~course_lib.nas.strategies.run_search`).
     """
     check_type(device_name, "device_name", str, f"a str, one of {panel_devices()}")
-    device = get_device(device_name)
+    device = search_device(device_name)
     for value, name in ((flash_kb, "flash_kb"), (sram_kb, "sram_kb"), (latency_ms, "latency_ms"),
                         (budget, "budget")):
         check_int(value, name, 1)

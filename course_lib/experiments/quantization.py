@@ -36,7 +36,7 @@ class QuantizationExperiment:
                  f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
                  f"weights {measure.format_bytes(r.weight_bytes)} (codes, scales, zero-points and "
                  f"biases), peak activations {measure.format_bytes(r.peak_activation_bytes)}; "
-                 f"{r.number_format} codes, computed with {hardware.compute_format(r.number_format)} arithmetic",
+                 f"{r.number_format} codes, computed with {hardware.arithmetic_format(r.number_format)} arithmetic",
                  *hardware.verdict_lines(self.verdict)]
         if self.speedup is not None:
             lines.append(f"Measured here with ONNX Runtime, batch {self.speedup.baseline.batch_size}: "

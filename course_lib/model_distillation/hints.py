@@ -14,7 +14,7 @@ from torch import nn
 from .. import data, train
 from ..checks import check_finite, check_int, check_tensor
 from ..data import SEED_RANGE, ImageSplit, check_split
-from ..distillation import check_temperature, check_weight, distill
+from ..distillation import check_temperature, check_soft_target_weight, distill
 from .common import _output_shape, check_layer_name, intermediate
 from .mimic_learning import _check_teacher_args
 
@@ -115,7 +115,7 @@ def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSpli
     check_int(epochs, "epochs", 0)
     check_int(hint_epochs, "hint_epochs", 0)
     check_temperature(temperature)
-    check_weight(weight)
+    check_soft_target_weight(weight)
     check_split(test, "test", allow_none=True)
     check_int(seed, "seed", *SEED_RANGE)
     if transfer.labels.min() < 0 or transfer.labels.max() >= classes:

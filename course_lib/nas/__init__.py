@@ -35,7 +35,7 @@ from .space import (SPACE_BLOCKS, STAGE_DECISIONS, OutOfSpaceError, SearchSpace,
                     check_rng, choose, crossover, decisions, describe_architecture, from_choices, mutate, sample,
                     space_size, to_choices)
 from .costs import (DEVICES, LIMITS, TIGHT_BUDGET, CandidateCosts, Constraints, candidate_costs, device_constraints,
-                    get_device, violated_limits)
+                    search_device, violated_limits)
 from .pareto import dominates, hypervolume, pareto_front
 from .strategies import (STRATEGIES, Candidate, SearchResult, ToyObjective, constraint_values, nsga2_search,
                          random_search, regularized_evolution, reinforce_search, run_search, softmax, toy_objective,
@@ -55,7 +55,7 @@ __all__ = [
     "to_choices", "active_decisions", "check_in_space", "check_rng", "choose", "sample", "mutate", "crossover",
     "describe_architecture",
     # costs
-    "TIGHT_BUDGET", "DEVICES", "LIMITS", "get_device", "CandidateCosts", "candidate_costs", "Constraints",
+    "TIGHT_BUDGET", "DEVICES", "LIMITS", "search_device", "CandidateCosts", "candidate_costs", "Constraints",
     "device_constraints", "violated_limits",
     # pareto
     "dominates", "pareto_front", "hypervolume",

@@ -34,7 +34,7 @@ from .. import hardware, measure
 from ..architectures import Architecture, build_model
 from ..checks import check_choice, check_real, check_type
 
-__all__ = ["TIGHT_BUDGET", "DEVICES", "LIMITS", "get_device", "CandidateCosts", "candidate_costs", "Constraints",
+__all__ = ["TIGHT_BUDGET", "DEVICES", "LIMITS", "search_device", "CandidateCosts", "candidate_costs", "Constraints",
            "device_constraints", "violated_limits"]
 
 TIGHT_BUDGET = dataclasses.replace(
@@ -48,7 +48,7 @@ DEVICES: dict[str, hardware.Device] = {**hardware.PROFILES, TIGHT_BUDGET.name: T
 LIMITS = ("flash", "sram", "latency")
 
 
-def get_device(device: str | hardware.Device) -> hardware.Device:
+def search_device(device: str | hardware.Device) -> hardware.Device:
     """A :class:`~course_lib.hardware.Device` given itself or its name in :data:`DEVICES`
     (``"This machine"`` is left out: a search needs a profile that does not change between runs).
 
@@ -87,10 +87,10 @@ def candidate_costs(architecture: Architecture, device: str | hardware.Device = 
     About 10 ms for the networks of the default space.
 
     Raises:
-        TypeError: ``architecture`` not an Architecture. ValueError / TypeError: as :func:`get_device`.
+        TypeError: ``architecture`` not an Architecture. ValueError / TypeError: as :func:`search_device`.
     """
     check_type(architecture, "architecture", Architecture, "an Architecture")
-    device = get_device(device)
+    device = search_device(device)
     report = measure.report(build_model(architecture), "candidate", "int8", input_shape=architecture.input_shape)
     estimate = hardware.estimate_latency(report, device)
     return CandidateCosts(report.parameters, report.macs, report.weight_bytes, report.peak_activation_bytes,
@@ -113,7 +113,7 @@ class Constraints:
     max_latency_s: float | None = None
 
     def __post_init__(self) -> None:
-        check_type(self.device, "device", hardware.Device, "a Device (from nas.get_device)")
+        check_type(self.device, "device", hardware.Device, "a Device (from nas.search_device)")
         if self.max_latency_s is not None:
             check_real(self.max_latency_s, "max_latency_s", 0, math.inf, low_open=True, high_open=True)
 
@@ -143,7 +143,7 @@ def device_constraints(device: str | hardware.Device, max_latency_ms: float | No
     """
     if max_latency_ms is not None:
         check_real(max_latency_ms, "max_latency_ms", 0, math.inf, low_open=True, high_open=True)
-    return Constraints(get_device(device), None if max_latency_ms is None else max_latency_ms / 1000)
+    return Constraints(search_device(device), None if max_latency_ms is None else max_latency_ms / 1000)
 
 
 def violated_limits(costs: CandidateCosts, constraints: Constraints) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ import numpy as np
 from ..architectures import Architecture
 from ..checks import check_choice, check_int, check_real, check_type, describe, is_real
 from ..data import SEED_RANGE
-from .costs import CandidateCosts, Constraints, candidate_costs, get_device, violated_limits
+from .costs import CandidateCosts, Constraints, candidate_costs, search_device, violated_limits
 from .pareto import pareto_front
 from .space import SearchSpace, check_in_space, decisions, from_choices, mutate, sample, to_choices
 
@@ -128,7 +128,7 @@ class _Evaluations:
 
     def __init__(self, space: SearchSpace, objective: Objective, budget: int, constraints: Constraints | None):
         self.space, self.objective, self.budget, self.constraints = space, objective, budget, constraints
-        self.device = constraints.device if constraints is not None else get_device(DEFAULT_DEVICE)
+        self.device = constraints.device if constraints is not None else search_device(DEFAULT_DEVICE)
         self.candidates: list[Candidate] = []
         self.best_so_far: list[float] = []
         self._costs: dict[Architecture, CandidateCosts] = {}          # costing twice gives the same
