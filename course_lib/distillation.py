@@ -309,7 +309,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
             teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None,
             temperature: float = 4.0, weight: float = 0.9, lr: float = 1e-3,
             optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
-            weight_decay: float = 0.0, max_shift: int = 0, test: ImageSplit | None = None,
+            weight_decay: float = 0.0, max_shift: int = 0, validation: ImageSplit | None = None,
             seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
             description: str = "distill") -> train.FitResult:
     """Train ``student`` in place on the transfer set with :func:`distillation_loss`, by
@@ -350,7 +350,7 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
         raise ValueError(f"transfer labels must be class indices in [0, {classes - 1}]")
 
     common = dict(lr=lr, optimizer=optimizer, lr_schedule=lr_schedule, batch_size=batch_size,
-                  weight_decay=weight_decay, test=test, seed=seed, device=device, progress=progress,
+                  weight_decay=weight_decay, validation=validation, seed=seed, device=device, progress=progress,
                   description=description)
 
     def loss_on_targets(logits, labels, images, targets):

@@ -150,11 +150,11 @@ def plot_device_matrix(reports: list[ModelReport], verdicts: dict[tuple[str, str
 
 
 def plot_history(history: list[dict], title: str = "training", *, pyplot: bool = True) -> Figure:
-    """Training loss and (if recorded) test accuracy per epoch.
+    """Training loss and (if recorded) validation accuracy per epoch.
 
     Args:
         history: ``FitResult.history``: a non-empty list of dicts with ``"epoch"`` and
-            ``"train_loss"`` (and ``"test_accuracy"`` in every one, or in none).
+            ``"train_loss"`` (and ``"validation_accuracy"`` in every one, or in none).
 
     Raises:
         TypeError: ``history`` is not a list of dicts, ``title`` not a str, or ``pyplot`` not a bool.
@@ -164,7 +164,7 @@ def plot_history(history: list[dict], title: str = "training", *, pyplot: bool =
         raise TypeError(f"history must be a list of dicts (FitResult.history), got {type(history).__name__}")
     if not history:
         raise ValueError("history is empty; train for at least one epoch (epochs >= 1)")
-    keys = ("epoch", "train_loss") + (("test_accuracy",) if "test_accuracy" in history[0] else ())
+    keys = ("epoch", "train_loss") + (("validation_accuracy",) if "validation_accuracy" in history[0] else ())
     for i, record in enumerate(history):
         missing = [k for k in keys if k not in record]
         if missing:
@@ -176,10 +176,10 @@ def plot_history(history: list[dict], title: str = "training", *, pyplot: bool =
     ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
     ax.set_xlabel("epoch")
     ax.set_title(title)
-    if "test_accuracy" in history[0]:
+    if "validation_accuracy" in history[0]:
         ax2 = ax.twinx()
-        ax2.plot(epochs, [h["test_accuracy"] for h in history], color="#dd8452", label="test accuracy")
-        ax2.set_ylabel("test accuracy")
+        ax2.plot(epochs, [h["validation_accuracy"] for h in history], color="#dd8452", label="validation accuracy")
+        ax2.set_ylabel("validation accuracy")
     ax.legend(loc="upper center")
     fig.tight_layout()
     return fig

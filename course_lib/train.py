@@ -199,7 +199,7 @@ def _train_one_epoch(model: nn.Module, epoch_batches, loss_fn, targets: torch.Te
 def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
         optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
         weight_decay: float = 0.0, momentum: float = 0.9, max_shift: int = 0,
-        test: ImageSplit | None = None, seed: int = 0,
+        validation: ImageSplit | None = None, seed: int = 0,
         loss_fn: Callable[..., torch.Tensor] | None = None,
         targets: torch.Tensor | None = None,
         after_step: Callable[[nn.Module], None] | None = None,
@@ -212,7 +212,8 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
             :math:`\\eta_t = \\eta_0 \\cdot \\tfrac12 (1 + \\cos(\\pi t / T))`.
         optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
         max_shift: shift augmentation in pixels (0 = none).
-        test: if given, evaluated after every epoch (recorded in the history).
+        validation: if given, evaluated after every epoch (recorded in the history) and at the
+            end (``final``): the validation split, never the test split.
         seed: seeds the batch order and augmentation (a private generator; dropout uses the
             global generator, so seed that too for a fully repeatable run).
         loss_fn: ``loss_fn(logits, labels, images)``; cross-entropy by default. Distillation
@@ -227,21 +228,21 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
 
     Returns:
         A :class:`FitResult` with per-epoch ``train_loss``, ``train_accuracy``, ``lr``,
-        ``seconds`` and, with ``test``, ``test_accuracy``.
+        ``seconds`` and, with ``validation``, ``validation_accuracy``.
 
     Raises (before anything is touched: on error the model is unchanged):
-        TypeError: ``model`` not an nn.Module, ``train``/``test`` not an ImageSplit, a count
+        TypeError: ``model`` not an nn.Module, ``train``/``validation`` not an ImageSplit, a count
             or rate of the wrong type (``epochs=2.0``, ``lr="0.1"``, ``True``), ``loss_fn`` or
             ``after_step`` not callable, ``targets`` not a tensor, ``progress`` not a bool.
         ValueError: ``targets`` without one row per training example, not finite, or without
             a ``loss_fn``; ``epochs`` < 0; ``lr`` not finite and > 0; ``weight_decay`` not finite and
             >= 0; ``momentum`` outside [0, 1); ``batch_size`` < 1; ``max_shift`` < 0; ``seed``
             outside [0, 2**32 - 1]; an unknown ``optimizer`` or ``lr_schedule``; an empty
-            ``train``/``test``; a ``device`` this machine lacks.
+            ``train``/``validation``; a ``device`` this machine lacks.
     """
     check_model(model)
     check_split(train, "train")
-    check_split(test, "test", allow_none=True)
+    check_split(validation, "validation", allow_none=True)
     check_int(epochs, "epochs", 0)
     check_real(lr, "lr", 0, math.inf, low_open=True, high_open=True)
     check_choice(optimizer, "optimizer", OPTIMIZERS)
@@ -287,14 +288,14 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
                                                       scheduler, after_step)
         record = {"epoch": epoch + 1, "lr": epoch_lr, "train_loss": train_loss,
                   "train_accuracy": train_accuracy, "seconds": time.perf_counter() - t0}
-        if test is not None:
-            record["test_accuracy"] = evaluate(model, test).accuracy
+        if validation is not None:
+            record["validation_accuracy"] = evaluate(model, validation).accuracy
         result.history.append(record)
         bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()
-                         if k in ("train_loss", "test_accuracy")})
+                         if k in ("train_loss", "validation_accuracy")})
     model.eval()
-    if test is not None:
-        result.final = evaluate(model, test)
+    if validation is not None:
+        result.final = evaluate(model, validation)
     result.seconds = time.perf_counter() - start
     return result
 

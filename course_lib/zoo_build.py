@@ -68,11 +68,11 @@ def _train_from_scratch(name: str, recipe: Recipe | SearchRecipe, progress: bool
         result = train.fit(model, data.load(recipe.dataset, "train"), recipe.epochs, lr=recipe.lr,
                            optimizer=recipe.optimizer, lr_schedule=recipe.lr_schedule,
                            batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
-                           max_shift=recipe.max_shift, test=data.load(recipe.dataset, "validation"),
+                           max_shift=recipe.max_shift, validation=data.load(recipe.dataset, "validation"),
                            seed=recipe.seed, device="cpu", progress=progress, description=name)
     history = [{"epoch": h["epoch"], "train_loss": round(h["train_loss"], 6),
                 "train_accuracy": round(h["train_accuracy"], 6),
-                "validation_accuracy": round(h["test_accuracy"], 6), "seconds": round(h["seconds"], 2)}
+                "validation_accuracy": round(h["validation_accuracy"], 6), "seconds": round(h["seconds"], 2)}
                for h in result.history]
     return model, history
 

@@ -533,7 +533,7 @@ def test_distill_returns_a_fit_result_and_learns_the_teacher(transfer, teacher, 
     student = _mlp(1)
     before = float(D.soft_target_loss(train.predict_logits(student, transfer.images), teacher_logits, 2.0))
     result = D.distill(student, transfer, 2, teacher_logits=teacher_logits, temperature=2.0,
-                       weight=1.0, lr=3e-3, test=transfer, **RUN)
+                       weight=1.0, lr=3e-3, validation=transfer, **RUN)
     assert isinstance(result, train.FitResult) and len(result.history) == 2
     assert result.final is not None and result.final.n == len(transfer)
     assert not student.training                                        # eval, as fit leaves it

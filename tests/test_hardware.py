@@ -58,7 +58,7 @@ def test_fewer_bits_estimate_faster_and_cheaper():
     assert e32.weight_traffic_pj > 10 * e32.compute_pj   # memory traffic dominates (Horowitz 2014)
 
 
-def test_compute_format():
+def test_arithmetic_format():
     assert [hardware.arithmetic_format(f) for f in ("fp32", "fp16", "bf16", "int8", "int4", "int12", "int32")] == \
         ["fp32", "fp16", "fp16", "int8", "int8", "int16", "fp32"]
 

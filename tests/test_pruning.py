@@ -101,7 +101,7 @@ def test_iterative_prune_reaches_the_target():
     split = data.load("mnist", "test").subset(300)
     pruned, masks, history = pruning.iterative_prune(models.build("lenet_300_100"), split,
                                                      {"fc1": 0.9}, steps=2, epochs_per_step=1,
-                                                     test=split, progress=False)
+                                                     validation=split, progress=False)
     assert pruning.layer_sparsity(pruned)["fc1"] == pytest.approx(0.9, abs=1e-5)
     assert len(history) == 2 and history[0]["kept"] > history[1]["kept"]
 

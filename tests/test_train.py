@@ -9,7 +9,7 @@ def test_fit_learns_and_is_repeatable(mnist_test):
     results = []
     for _ in range(2):
         model = models.build("lenet_300_100", seed=0)
-        result = train.fit(model, small, 2, test=small, progress=False, seed=1)
+        result = train.fit(model, small, 2, validation=small, progress=False, seed=1)
         results.append((result.final.accuracy, model.fc1.weight.sum().item()))
     assert results[0] == results[1]
     assert results[0][0] > 0.8          # chance is 0.1
@@ -86,7 +86,7 @@ def tiny(mnist_test):
     ({"lr_schedule": None}, ValueError, "lr_schedule must be one of"),
     ({"after_step": "prune"}, TypeError, "after_step must be a callable or None, got str"),
     ({"loss_fn": 1}, TypeError, "loss_fn must be a callable or None, got int"),
-    ({"test": "mnist/test"}, TypeError, "test must be an ImageSplit (from data.load) or None, got str"),
+    ({"validation": "mnist/validation"}, TypeError, "validation must be an ImageSplit (from data.load) or None, got str"),
     ({"device": "gpu"}, ValueError, "device must name a torch device"),
     ({"progress": 0}, TypeError, "progress must be True or False"),
 ])

@@ -22,9 +22,9 @@ VERDICT = hardware.check_fit(REPORT, hardware.PROFILES["ESP32"])
      "verdicts lacks (model, device) pairs [('mlp', 'ESP32')]"),
     (lambda: plots.plot_history([]), ValueError, "history is empty"),
     (lambda: plots.plot_history({"epoch": 1}), TypeError, "history must be a list of dicts"),
-    (lambda: plots.plot_history([{"epoch": 1, "train_loss": 0.5, "test_accuracy": 0.9},
+    (lambda: plots.plot_history([{"epoch": 1, "train_loss": 0.5, "validation_accuracy": 0.9},
                                  {"epoch": 2, "train_loss": 0.4}]), ValueError,
-     "history[1] lacks ['test_accuracy']"),
+     "history[1] lacks ['validation_accuracy']"),
     (lambda: plots.plot_history([{"epoch": 1, "train_loss": 0.5}], title=None), TypeError, "title must be a str"),
 ])
 def test_bad_input_raises_a_named_error_and_leaves_no_figure(call, error, fragment):
@@ -38,6 +38,6 @@ def test_bad_input_raises_a_named_error_and_leaves_no_figure(call, error, fragme
 def test_good_input_still_draws():
     figures = [plots.plot_layer_costs(REPORT), plots.plot_fit_bars(VERDICT),
                plots.plot_device_matrix([REPORT], {("lenet5", "ESP32"): VERDICT}),
-               plots.plot_history([{"epoch": 1, "train_loss": 0.5, "test_accuracy": 0.9}])]
+               plots.plot_history([{"epoch": 1, "train_loss": 0.5, "validation_accuracy": 0.9}])]
     assert all(f.axes for f in figures)
     plt.close("all")

@@ -88,7 +88,7 @@ def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSpli
                      guided_layer: str, hint_layer: str, hint_epochs: int, temperature: float = 4.0,
                      weight: float = 0.9, lr: float = 1e-3, optimizer: str = "adam",
                      lr_schedule: str = "cosine", batch_size: int = 128, weight_decay: float = 0.0,
-                     test: ImageSplit | None = None, seed: int = 0, device: torch.device | str | None = None,
+                     validation: ImageSplit | None = None, seed: int = 0, device: torch.device | str | None = None,
                      progress: bool = True) -> HintTraining:
     """FitNets (Romero et al. 2015), in two stages, on the student in place:
 
@@ -116,7 +116,7 @@ def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSpli
     check_int(hint_epochs, "hint_epochs", 0)
     check_temperature(temperature)
     check_soft_target_weight(weight)
-    check_split(test, "test", allow_none=True)
+    check_split(validation, "validation", allow_none=True)
     check_int(seed, "seed", *SEED_RANGE)
     if transfer.labels.min() < 0 or transfer.labels.max() >= classes:
         raise ValueError(f"transfer labels must be class indices in [0, {classes - 1}]")
@@ -141,5 +141,5 @@ def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSpli
     finally:
         teacher.train(was_training)
     result = distill(student, transfer, epochs, teacher=teacher, temperature=temperature, weight=weight,
-                     test=test, description="after hints", **common)
+                     validation=validation, description="after hints", **common)
     return HintTraining(regressor, hint_result, result)

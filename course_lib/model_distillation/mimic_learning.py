@@ -136,7 +136,7 @@ def _check_teacher_args(student: nn.Module, transfer: ImageSplit, teacher: nn.Mo
 def mimic(student: nn.Module, transfer: ImageSplit, epochs: int, *, teacher: nn.Module | None = None,
           teacher_logits: torch.Tensor | None = None, centre: bool = False, lr: float = 1e-3,
           optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
-          weight_decay: float = 0.0, max_shift: int = 0, test: ImageSplit | None = None, seed: int = 0,
+          weight_decay: float = 0.0, max_shift: int = 0, validation: ImageSplit | None = None, seed: int = 0,
           device: torch.device | str | None = None, progress: bool = True,
           description: str = "mimic") -> train.FitResult:
     """Mimic learning: train ``student`` in place to regress the teacher's logits with
@@ -167,4 +167,4 @@ def mimic(student: nn.Module, transfer: ImageSplit, epochs: int, *, teacher: nn.
                            lambda out, images, targets: mimic_loss(out, targets, centre),
                            teacher, teacher_logits, max_shift, lr=lr, optimizer=optimizer,
                            lr_schedule=lr_schedule, batch_size=batch_size, weight_decay=weight_decay,
-                           test=test, seed=seed, device=device, progress=progress, description=description)
+                           validation=validation, seed=seed, device=device, progress=progress, description=description)

@@ -228,7 +228,7 @@ def train_soft_tree(tree: SoftDecisionTree, transfer: ImageSplit, epochs: int, *
                     teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None,
                     temperature: float = 1.0, penalty: float = 0.1, lr: float = 1e-3, optimizer: str = "adam",
                     lr_schedule: str = "cosine", batch_size: int = 128, weight_decay: float = 0.0,
-                    max_shift: int = 0, test: ImageSplit | None = None, seed: int = 0,
+                    max_shift: int = 0, validation: ImageSplit | None = None, seed: int = 0,
                     device: torch.device | str | None = None, progress: bool = True,
                     description: str = "soft tree") -> train.FitResult:
     """Train ``tree`` in place with :meth:`SoftDecisionTree.loss`, by :func:`course_lib.train.fit`:
@@ -253,7 +253,7 @@ def train_soft_tree(tree: SoftDecisionTree, transfer: ImageSplit, epochs: int, *
     else:
         _check_labels(transfer.labels, len(transfer), classes, "transfer labels")
     common = dict(lr=lr, optimizer=optimizer, lr_schedule=lr_schedule, batch_size=batch_size,
-                  weight_decay=weight_decay, test=test, seed=seed, device=device, progress=progress,
+                  weight_decay=weight_decay, validation=validation, seed=seed, device=device, progress=progress,
                   description=description)
     if teacher is None and teacher_logits is None:
         def loss_on_labels(out, labels, images):
