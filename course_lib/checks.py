@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 __all__ = ["describe", "is_int", "is_real", "check_type", "check_int", "check_real", "check_choice", "check_path",
-           "check_model", "check_tensor", "check_finite"]
+           "check_model", "check_tensor", "check_finite", "check_argv"]
 
 
 def describe(value) -> str:
@@ -161,3 +161,13 @@ def check_finite(t: torch.Tensor, name: str, hint: str = "") -> None:
     """
     if not torch.isfinite(t.detach()).all():
         raise ValueError(f"{name} contains NaN or inf{'; ' + hint if hint else ''}")
+
+
+def check_argv(argv) -> None:
+    """A command line's arguments: None (read ``sys.argv``) or a list of str.
+
+    Raises:
+        TypeError: ``"argv must be a list of str or None, got 'list'"``.
+    """
+    if argv is not None and (not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str or None, got {argv!r}")

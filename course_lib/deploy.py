@@ -71,7 +71,7 @@ import numpy as np
 import torch
 
 from .checks import check_choice, check_type
-from .runtime import check_onnx_file, check_file_path
+from .runtime import check_file_path, check_onnx_file, load_onnx_graph
 
 __all__ = ["REQUANTIZATIONS", "ACCUMULATIONS", "SUPPORTED_OPS", "CHUNK", "QuantizedConv2d", "QuantizedLinear",
            "MaxPool2d", "Flatten", "Layer", "Int8Model", "Int8Output", "combined_scale", "quantize_linear",
@@ -283,21 +283,29 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int32)
 
 
+def _conv_windows(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
+    """The windows a convolution reads, as raw uint8 codes: (B, groups, C / groups, Ho, Wo, kh, kw),
+    the padding holding the code :math:`z_x` (the real value 0), as in ONNX Runtime's im2col."""
+    top, left, bottom, right = layer.padding
+    x = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=layer.input_zero_point)
+    _, group_c, kh, kw = layer.weight.shape                         # group_c = C / groups
+    (sh, sw), (dh, dw) = layer.stride, layer.dilation
+    windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                  # (B, C, Ho, Wo, kh, kw)
+    b, _, ho, wo = windows.shape[:4]
+    return windows.reshape(b, layer.groups, group_c, ho, wo, kh, kw)
+
+
 def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
     """The int32 accumulators of a convolution: :math:`a = q_b + \\sum (q_x - z_x)(q_w - z_w)`
     over each window (and, with groups, over the input channels of the output's group only).
     ``q`` (B, C, H, W) uint8 -> (B, O, Ho, Wo) int32. Padding holds the code :math:`z_x` (the real
     value 0), as in ONNX Runtime's im2col."""
-    top, left, bottom, right = layer.padding
-    x = np.pad(q.astype(np.int32) - layer.input_zero_point, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    out_c, group_c, kh, kw = layer.weight.shape                     # group_c = C / groups
-    g = layer.groups
-    (sh, sw), (dh, dw) = layer.stride, layer.dilation
-    windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                  # (B, C, Ho, Wo, kh, kw)
-    b, _, ho, wo = windows.shape[:4]
-    cols = windows.reshape(b, g, group_c, ho, wo, kh, kw)            # im2col, one matrix per group:
-    cols = cols.transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * ho * wo, group_c * kh * kw)
+    windows = _conv_windows(q, layer)
+    b, g, group_c, ho, wo, kh, kw = windows.shape
+    out_c = layer.weight.shape[0]
+    cols = windows.transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * ho * wo, group_c * kh * kw)   # im2col per group
+    cols = cols.astype(np.int32) - layer.input_zero_point
     w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None, None, None]
     w = w.reshape(g, out_c // g, group_c * kh * kw)                  # (g, O / g, C / g * kh * kw)
     acc = _exact_matmul(cols, w.transpose(0, 2, 1))                  # (g, B*Ho*Wo, O / g) int32
@@ -333,38 +341,19 @@ def int16_pair_error(codes: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return error
 
 
-def _conv_codes_kernel_order(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
-    """A convolution's raw input codes as ONNX Runtime's kernels read them: (g, B*Ho*Wo, K) with K
-    ordered (kernel row, kernel column, input channel) within each group, padding holding the code
-    :math:`z_x`."""
-    top, left, bottom, right = layer.padding
-    x = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=layer.input_zero_point)
-    _, group_c, kh, kw = layer.weight.shape
-    (sh, sw), (dh, dw) = layer.stride, layer.dilation
-    windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                  # (B, C, Ho, Wo, kh, kw)
-    b, _, ho, wo = windows.shape[:4]
-    cols = windows.reshape(b, layer.groups, group_c, ho, wo, kh, kw)
-    return cols.transpose(1, 0, 3, 4, 5, 6, 2).reshape(layer.groups, b * ho * wo, kh * kw * group_c)
-
-
 def conv2d_int16_pair_error(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
     """:func:`int16_pair_error` for a convolution: (B, C, H, W) uint8 -> (B, O, Ho, Wo) int32, each
-    group's reduction in ONNX Runtime's order; zero for a depthwise convolution (exact kernels)."""
-    out_c, group_c, kh, kw = layer.weight.shape
-    g = layer.groups
-    cols = _conv_codes_kernel_order(q, layer)                        # (g, B*Ho*Wo, kh*kw*C/g)
-    w = layer.weight.transpose(0, 2, 3, 1).reshape(g, out_c // g, kh * kw * group_c)
-    b = q.shape[0]
-    rows = cols.shape[1]
+    group's reduction ordered as ONNX Runtime's kernels read it (kernel row, kernel column, input
+    channel); zero for a depthwise convolution (exact kernels)."""
+    windows = _conv_windows(q, layer)
+    b, g, group_c, ho, wo, kh, kw = windows.shape
+    out_c = layer.weight.shape[0]
     if group_c == 1 and out_c == g:                                  # depthwise: 32-bit kernels
-        error = np.zeros((rows, out_c), dtype=np.int32)
-    else:
-        error = np.concatenate([int16_pair_error(cols[i], w[i]) for i in range(g)], axis=1)
-    ho_wo = rows // b
-    top, left, bottom, right = layer.padding
-    ho = (q.shape[2] + top + bottom - ((kh - 1) * layer.dilation[0] + 1)) // layer.stride[0] + 1
-    return error.reshape(b, ho, ho_wo // ho, out_c).transpose(0, 3, 1, 2)
+        return np.zeros((b, out_c, ho, wo), dtype=np.int32)
+    cols = windows.transpose(1, 0, 3, 4, 5, 6, 2).reshape(g, b * ho * wo, kh * kw * group_c)
+    w = layer.weight.transpose(0, 2, 3, 1).reshape(g, out_c // g, kh * kw * group_c)
+    error = np.concatenate([int16_pair_error(cols[i], w[i]) for i in range(g)], axis=1)
+    return error.reshape(b, ho, wo, out_c).transpose(0, 3, 1, 2)
 
 
 def max_pool2d_codes(q: np.ndarray, layer: MaxPool2d) -> np.ndarray:
@@ -441,14 +430,9 @@ def read_int8_model(path: Path | str) -> Int8Model:
             quantization, or a graph that is not one chain of layers.
     """
     path = check_onnx_file(path, "path")
-    import onnx
-    from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
-    try:
-        graph = onnx.load(str(path)).graph
-    except DecodeError as e:
-        raise ValueError(f"path {str(path)!r} is not an ONNX model ({e})") from e
+    graph = load_onnx_graph(path, "path")
     if not any(n.op_type == "DequantizeLinear" for n in graph.node):
         raise ValueError(f"path {str(path)!r} holds a float model (no QuantizeLinear / DequantizeLinear "
                          f"nodes); quantize it first with course_lib.runtime.quantize_onnx_int8")

@@ -69,15 +69,16 @@ from .data import ImageSplit, check_split
 from .measure import Speedup, run_on_shape, check_input_shape, speedup
 from .models import IMAGE_SHAPE
 
-__all__ = ["INT8_OPS", "WEIGHT_RANGES", "INT16_PAIR_LIMIT", "check_file_path", "check_onnx_file",
+__all__ = ["INT8_OPS", "WEIGHT_RANGES", "INT16_PAIR_LIMIT", "check_file_path", "check_onnx_file", "WEIGHT_OPS",
            "DOT_PRODUCT_FLAGS", "SATURATING_FLAGS", "cpu_int8_features", "CpuInt8", "cpu_int8", "classify_cpu",
-           "export_onnx", "saturation_safe_range", "int16_pair_sums", "quantize_onnx_int8", "ort_session",
+           "export_onnx", "load_onnx_graph", "saturation_safe_range", "int16_pair_sums", "quantize_onnx_int8", "ort_session",
            "int8_op_counts", "OrtModel", "deploy_int8", "OperatorTime", "OVERHEAD", "operator_profile",
            "int8_speedup"]
 
 INT8_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger",
             "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
 WEIGHT_RANGES = ("saturation_safe", "reduced", "full")
+WEIGHT_OPS = ("Conv", "Gemm", "MatMul")          # the operators whose input 1 is a weight
 INT16_PAIR_LIMIT = 128      # 255 * 128 = 32,640 <= 32,767: two same-sign products of uint8 x int8 fit int16
 
 
@@ -240,35 +241,60 @@ def saturation_safe_range(weight: np.ndarray, channel_axis: int = 0) -> np.ndarr
     Returns:
         float32 array of one range per channel, each > 0 (a channel of zeros gets a tiny one).
     """
-    w = np.moveaxis(np.asarray(weight, dtype=np.float64), channel_axis, 0)
-    rows = w.reshape(w.shape[0], -1)
-    def top_two(a: np.ndarray) -> np.ndarray:                  # the sum of each row's two largest
-        return -np.sum(np.partition(-a, 1, axis=1)[:, :2], axis=1) if a.shape[1] >= 2 else a.max(axis=1)
-    positive, negative = np.maximum(rows, 0), np.maximum(-rows, 0)
-    pair = np.maximum(top_two(positive), top_two(negative))
+    rows = _channel_rows(np.asarray(weight, dtype=np.float64), channel_axis)
+    pair = _same_sign_pair_sums(rows)
     r = np.maximum(np.abs(rows).max(axis=1), pair * 127 / 128 * (1 + 1e-6))   # 1e-6: float32 rounding of r
     return np.maximum(r, 1e-8).astype(np.float32)
+
+
+def _channel_rows(weight: np.ndarray, channel_axis: int) -> np.ndarray:
+    """``weight`` as one row per output channel: (channels, the rest)."""
+    w = np.moveaxis(weight, channel_axis, 0)
+    return w.reshape(w.shape[0], -1)
+
+
+def _same_sign_pair_sums(rows: np.ndarray) -> np.ndarray:
+    """Per row, the largest sum of two entries of one sign, in magnitude: the larger of the two
+    largest positive entries' sum and the two largest negative entries' magnitudes' sum."""
+    def top_two(a: np.ndarray) -> np.ndarray:                  # the sum of each row's two largest
+        return -np.sum(np.partition(-a, 1, axis=1)[:, :2], axis=1) if a.shape[1] >= 2 else a.max(axis=1)
+    return np.maximum(top_two(np.maximum(rows, 0)), top_two(np.maximum(-rows, 0)))
+
+
+def _output_channel_axis(node, ndim: int) -> int:
+    """The axis of a Conv / Gemm / MatMul weight that holds the output channels (ONNX layouts)."""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "Gemm":
+        return 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+    return ndim - 1
+
+
+def load_onnx_graph(path: Path, name: str):
+    """The graph of the ONNX file ``path``; a file that is not ONNX is a ValueError naming the
+    argument ``name``."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        return onnx.load(str(path)).graph
+    except DecodeError as e:
+        raise ValueError(f"{name} {str(path)!r} is not an ONNX model ({e})") from e
 
 
 def _weight_overrides(prepared: Path, per_channel: bool) -> dict:
     """ONNX Runtime ``TensorQuantOverrides`` giving each Conv / Gemm / MatMul weight of ``prepared``
     its :func:`saturation_safe_range` (per channel, or the widest one for the whole tensor)."""
-    import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(prepared)).graph
+    graph = load_onnx_graph(prepared, "prepared")
     initializers = {i.name: i for i in graph.initializer}
     overrides = {}
     for node in graph.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2 or node.input[1] not in initializers:
+        if node.op_type not in WEIGHT_OPS or len(node.input) < 2 or node.input[1] not in initializers:
             continue
         weight = numpy_helper.to_array(initializers[node.input[1]])
-        if node.op_type == "Conv":
-            axis = 0
-        elif node.op_type == "Gemm":
-            axis = 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
-        else:
-            axis = weight.ndim - 1
+        axis = _output_channel_axis(node, weight.ndim)
         r = saturation_safe_range(weight, axis)
         if per_channel:
             channels = [{"rmin": np.array(-v, np.float32), "rmax": np.array(v, np.float32)} for v in r]
@@ -291,14 +317,9 @@ def int16_pair_sums(int8_path: Path | str) -> dict[str, int]:
         ValueError: the file does not exist or is not an ONNX model.
     """
     int8_path = check_onnx_file(int8_path, "int8_path")
-    import onnx
-    from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
-    try:
-        graph = onnx.load(str(int8_path)).graph
-    except DecodeError as e:
-        raise ValueError(f"int8_path {str(int8_path)!r} is not an ONNX model ({e})") from e
+    graph = load_onnx_graph(int8_path, "int8_path")
     initializers = {i.name: i for i in graph.initializer}
     consumers = defaultdict(list)
     for node in graph.node:
@@ -309,22 +330,11 @@ def int16_pair_sums(int8_path: Path | str) -> dict[str, int]:
         if node.op_type != "DequantizeLinear" or node.input[0] not in initializers:
             continue
         codes = numpy_helper.to_array(initializers[node.input[0]])
-        users = [(n, i) for n, i in consumers[node.output[0]] if n.op_type in ("Conv", "Gemm", "MatMul") and i == 1]
+        users = [n for n, i in consumers[node.output[0]] if n.op_type in WEIGHT_OPS and i == 1]
         if codes.dtype != np.int8 or not users:
             continue
-        user = users[0][0]
-        if user.op_type == "Conv":
-            axis = 0
-        elif user.op_type == "Gemm":
-            axis = 0 if any(a.name == "transB" and a.i for a in user.attribute) else 1
-        else:
-            axis = codes.ndim - 1
-        rows = np.moveaxis(codes.astype(np.int64), axis, 0).reshape(codes.shape[axis], -1)
-        worst = 0
-        for side in (np.maximum(rows, 0), np.maximum(-rows, 0)):
-            two = -np.partition(-side, 1, axis=1)[:, :2] if side.shape[1] >= 2 else side
-            worst = max(worst, int(two.sum(axis=1).max()))
-        sums[node.input[0]] = worst
+        rows = _channel_rows(codes.astype(np.int64), _output_channel_axis(users[0], codes.ndim))
+        sums[node.input[0]] = int(_same_sign_pair_sums(rows).max())
     return sums
 
 
@@ -437,13 +447,7 @@ def int8_op_counts(optimized_path: Path | str) -> Counter:
         ValueError: the file does not exist or is not an ONNX model.
     """
     optimized_path = check_onnx_file(optimized_path, "optimized_path")
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        graph = onnx.load(str(optimized_path)).graph
-    except DecodeError as e:
-        raise ValueError(f"optimized_path {str(optimized_path)!r} is not an ONNX model ({e})") from e
+    graph = load_onnx_graph(optimized_path, "optimized_path")
     return Counter(node.op_type for node in graph.node if node.op_type in INT8_OPS)
 
 

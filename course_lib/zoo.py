@@ -43,7 +43,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from . import architectures, data, model_distillation, models, nas
-from .checks import check_choice, check_path
+from .checks import check_argv, check_choice, check_path
 
 __all__ = ["PRETRAINED_DIR", "MANIFEST", "BUILD_THREADS", "CheckpointError", "Recipe", "DerivedRecipe",
            "PruneRecipe", "DistillRecipe", "SoftTreeRecipe", "DeepCompressionRecipe", "SupernetRecipe",
@@ -578,9 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         TypeError: ``argv`` is neither None nor a list of str.
         SystemExit: on a bad command line (argparse's usage message).
     """
-    if argv is not None and (not isinstance(argv, (list, tuple)) or
-                             not all(isinstance(a, str) for a in argv)):
-        raise TypeError(f"argv must be a list of str or None, got {argv!r}")
+    check_argv(argv)
     parser = argparse.ArgumentParser(prog="python -m course_lib.zoo",
                                      description="List or verify the pretrained baselines "
                                                  "(rebuild them with python -m course_lib.zoo_build).")

@@ -32,7 +32,7 @@ from . import (
     train,
     zoo,
 )
-from .checks import check_choice, check_type
+from .checks import check_argv, check_choice, check_type
 from .measure import torch_threads
 from .zoo import (
     BUILD_THREADS,
@@ -277,9 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         TypeError: ``argv`` is neither None nor a list of str.
         SystemExit: on a bad command line (argparse's usage message).
     """
-    if argv is not None and (not isinstance(argv, (list, tuple)) or
-                             not all(isinstance(a, str) for a in argv)):
-        raise TypeError(f"argv must be a list of str or None, got {argv!r}")
+    check_argv(argv)
     parser = argparse.ArgumentParser(prog="python -m course_lib.zoo_build",
                                      description="Rebuild pretrained baselines from their recipes.")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"one or more of {names()}")
