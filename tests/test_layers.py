@@ -10,7 +10,7 @@ ROOT = Path(course_lib.__file__).parent
 FOUNDATION = {"checks", "data", "models", "train", "measure", "hardware", "encoding", "plots"}
 TECHNIQUES = {"pruning", "quantization", "codebook", "deep_compression", "distillation", "lowrank", "architectures",
               "model_distillation", "nas", "runtime", "deploy"}
-ABOVE_TECHNIQUES = {"zoo_build", "experiments", "widgets", "planner", "exercises", "site"}
+ABOVE_TECHNIQUES = {"zoo_build", "experiments", "widgets", "planner", "exercises"}
 
 
 def _component(path: Path) -> str:
@@ -126,3 +126,13 @@ def test_every_module_declares_its_public_names():
         assert not missing, f"{name}.__all__ names what it lacks: {missing}"
         unlisted = [n for n in defined if n not in module.__all__]
         assert not unlisted, f"{name} defines public names missing from __all__: {unlisted}"
+
+
+def test_the_library_never_imports_the_tooling():
+    """``course_tools`` (the student builder, the site) sits apart from what learners read: it uses the
+    library, never the other way round."""
+    reaching = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in ROOT.rglob("*.py")
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_tools")
+                or isinstance(node, ast.Import) and any(a.name.startswith("course_tools") for a in node.names)]
+    assert not reaching, reaching

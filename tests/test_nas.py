@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nas_toys import toy_objective, toy_trial_objective
 from scipy import stats
 
 from course_lib import architectures as A
@@ -190,7 +191,7 @@ def test_hypervolume_on_hand_made_fronts():
 # ----------------------------------------------------------------------------- strategies
 
 def test_strategies_return_the_common_result_and_are_seeded():
-    objective = nas.toy_objective(SPACE, 1234)
+    objective = toy_objective(SPACE, 1234)
     constraints = nas.device_constraints(nas.TIGHT_BUDGET.name, max_latency_ms=40)
     for strategy in nas.STRATEGIES:
         result = nas.run_search(strategy, SPACE, objective, 12, seed=1, constraints=constraints)
@@ -209,7 +210,7 @@ def test_strategies_return_the_common_result_and_are_seeded():
 def test_evolution_and_tpe_beat_random_search_at_equal_budget():
     wins = {"evolution": 0, "tpe": 0}
     for seed in range(5):
-        objective = nas.toy_objective(SPACE, 1000 + seed)        # a target the searches do not know
+        objective = toy_objective(SPACE, 1000 + seed)        # a target the searches do not know
         random_best = nas.random_search(SPACE, objective, 50, seed).best_so_far[-1]
         evolution = nas.regularized_evolution(SPACE, objective, 50, seed, population_size=10, sample_size=3)
         wins["evolution"] += evolution.best_so_far[-1] > random_best
@@ -218,7 +219,7 @@ def test_evolution_and_tpe_beat_random_search_at_equal_budget():
 
 
 def test_strategies_reject_bad_arguments_with_named_errors():
-    objective = nas.toy_objective(SPACE)
+    objective = toy_objective(SPACE)
     with pytest.raises(ValueError, match="strategy must be one of"):
         nas.run_search("hill-climbing", SPACE, objective, 5)
     for bad in (0, -3):
@@ -240,7 +241,7 @@ def test_strategies_reject_bad_arguments_with_named_errors():
 
 
 def test_reinforce_learns_to_prefer_the_target():
-    objective = nas.toy_objective(SPACE, 7)
+    objective = toy_objective(SPACE, 7)
     result = nas.reinforce_search(SPACE, objective, 150, seed=0)
     accuracies = [c.accuracy for c in result.evaluated]
     assert np.mean(accuracies[-30:]) > np.mean(accuracies[:30]) + 0.05
@@ -471,7 +472,7 @@ def test_short_training_rejects_bad_arguments(fashion_small, kwargs, error, frag
 
 def test_two_processes_share_one_journal_study(tmp_path):
     path = tmp_path / "study.journal"
-    study = nas.run_parallel_study(nas.toy_trial_objective, path, n_trials=9, n_workers=2, seed=0)
+    study = nas.run_parallel_study(toy_trial_objective, path, n_trials=9, n_workers=2, seed=0)
     numbers = sorted(t.number for t in study.trials)
     assert numbers == list(range(9))                                  # none lost, none duplicated
     assert all(t.state.name == "COMPLETE" for t in study.trials)
@@ -480,7 +481,7 @@ def test_two_processes_share_one_journal_study(tmp_path):
 
 def test_unwritable_storage_paths_get_a_named_error(tmp_path):
     with pytest.raises(nas.StoragePathError, match="does not exist"):
-        nas.run_parallel_study(nas.toy_trial_objective, tmp_path / "missing" / "s.journal", 2)
+        nas.run_parallel_study(toy_trial_objective, tmp_path / "missing" / "s.journal", 2)
     with pytest.raises(nas.StoragePathError, match="is a folder"):
         nas.check_storage_path(tmp_path)
     locked = tmp_path / "locked"
@@ -493,7 +494,7 @@ def test_unwritable_storage_paths_get_a_named_error(tmp_path):
     finally:
         locked.chmod(stat.S_IRWXU)
     with pytest.raises(ValueError, match="n_workers"):
-        nas.run_parallel_study(nas.toy_trial_objective, tmp_path / "s.journal", 2, n_workers=0)
+        nas.run_parallel_study(toy_trial_objective, tmp_path / "s.journal", 2, n_workers=0)
     with pytest.raises(TypeError, match="storage_path"):
         nas.check_storage_path(None)
 
@@ -501,20 +502,20 @@ def test_unwritable_storage_paths_get_a_named_error(tmp_path):
 def test_space_objective_records_the_candidate():
     import optuna
 
-    objective = nas.SpaceObjective(SPACE, nas.toy_objective(SPACE, 5), nas.device_constraints(nas.TIGHT_BUDGET.name))
+    objective = nas.SpaceObjective(SPACE, toy_objective(SPACE, 5), nas.device_constraints(nas.TIGHT_BUDGET.name))
     with nas.strategies.quiet_optuna():
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
         study.optimize(objective, n_trials=3)
     for t in study.trials:
         a = A.Architecture.from_dict(t.user_attrs["architecture"])
         nas.check_in_space(a, SPACE)
-        assert t.value == pytest.approx(nas.toy_objective(SPACE, 5)(a)) or t.value == 0.0
+        assert t.value == pytest.approx(toy_objective(SPACE, 5)(a)) or t.value == 0.0
 
 
 # ----------------------------------------------------------------------------- experiment (notebook 07's panel)
 
 def test_cached_objective_computes_each_network_once():
-    toy = nas.toy_objective(SPACE, 2)
+    toy = toy_objective(SPACE, 2)
     cached = experiments.CachedObjective(toy)
     a, b = nas.sample(SPACE, random.Random(0)), nas.sample(SPACE, random.Random(1))
     assert [cached(a), cached(b), cached(a)] == [toy(a), toy(b), toy(a)]
@@ -528,7 +529,7 @@ def test_nas_experiment_respects_the_panel_limits(strategy):
 
     low = {"flash_kb": experiments.PANEL_FLASH_KB[0], "sram_kb": experiments.PANEL_SRAM_KB[0], "latency_ms": experiments.PANEL_LATENCY_MS[0]}
     run = experiments.nas_experiment("Arduino Nano 33 BLE Sense", **low, strategy=strategy, budget=experiments.PANEL_BUDGET[0],
-                             objective=nas.toy_objective(SPACE, 3))
+                             objective=toy_objective(SPACE, 3))
     assert len(run.result.evaluated) == experiments.PANEL_BUDGET[0]          # the sliders' minimum is a valid search
     costs = run.best.costs
     assert costs.flash_bytes <= 8 * 1024 and costs.peak_activation_bytes <= 8 * 1024 and costs.latency_ms <= 5
@@ -546,7 +547,7 @@ def test_nas_experiment_respects_the_panel_limits(strategy):
 ])
 def test_nas_experiment_rejects_bad_input_with_a_named_error(kwargs, error, fragment):
     args = {"device_name": "ESP32", "flash_kb": 64, "sram_kb": 32, "latency_ms": 50, "strategy": "random", "budget": 5,
-            "objective": nas.toy_objective(SPACE, 0)}
+            "objective": toy_objective(SPACE, 0)}
     with pytest.raises(error, match=fragment):
         experiments.nas_experiment(**{**args, **kwargs})
 
@@ -557,7 +558,7 @@ def test_nas_panel_click_runs_the_search(monkeypatch):
     from course_lib import widgets
     from course_lib.experiments import nas as E
 
-    monkeypatch.setattr(E, "panel_evaluator", lambda: experiments.CachedObjective(nas.toy_objective(SPACE, 1)))
+    monkeypatch.setattr(E, "panel_evaluator", lambda: experiments.CachedObjective(toy_objective(SPACE, 1)))
     panel = widgets.nas_panel(default_device="ESP32")
     panel.children[2].children[1].value = 5                       # budget
     panel.children[3].click()

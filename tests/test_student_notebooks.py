@@ -1,6 +1,6 @@
 """The student version of every notebook works with no exercise solved.
 
-Solutions are stripped (``python -m course_lib.exercises student``): inside an exercise function a
+Solutions are stripped (``python3 -m course_tools.student``): inside an exercise function a
 solution becomes ``raise NotImplementedError``, so the exercise falls back to the course's
 reference with a note and its checker reports "not attempted"; a solution block at the top level
 of a cell (solution-only asserts in a check cell) is removed.
@@ -27,8 +27,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_lib.exercises import BEGIN, END, build_student_notebooks, checking, strip_solutions
-from course_lib.exercises.student import _inside_function
+from course_lib.exercises import checking
+from course_tools.student import BEGIN, END, _inside_function, build_student_notebooks, strip_solutions
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))

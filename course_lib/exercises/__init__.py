@@ -31,7 +31,9 @@ Notebooks hold their solutions between ``# BEGIN SOLUTION`` and ``# END SOLUTION
 version replaces a block inside a function with ``raise NotImplementedError``, removes a block
 outside any function (e.g. solution-only asserts), and clears all outputs::
 
-    python -m course_lib.exercises student notebooks --out student
+    python3 -m course_tools.student notebooks --out student
+
+(the builder is course tooling, in :mod:`course_tools.student`).
 """
 
 from .checking import (FAIL, NOT_ATTEMPTED, PASS, CheckResult, assert_no_failures, call_learner_function,
@@ -49,8 +51,6 @@ from .pruning import (check_choose_sparsities, check_cubic_sparsity, check_magni
 from .quantization import (MinMaxObserverReference, check_integer_linear, check_linear_quantize,
                            check_minmax_observer, integer_linear_reference, linear_dequantize_reference,
                            linear_quantize_reference)
-from .student import (BEGIN, END, REMOVED, build_student_notebooks, count_solution_blocks, main,
-                      strip_solutions, student_notebook)
 
 # notebook 03
 from .distillation import (check_choose_bias_shift, check_distillation_loss, check_ensemble_logits,
@@ -100,9 +100,6 @@ __all__ = [
     "check_svd_factors", "svd_factors_reference", "check_factorize_linear", "factorize_linear_reference",
     "check_choose_rank", "choose_rank_reference", "check_tucker2", "tucker2_reference",
     "check_lora_forward", "lora_forward_reference",
-    # student notebooks
-    "BEGIN", "END", "REMOVED", "build_student_notebooks", "count_solution_blocks", "main", "strip_solutions",
-    "student_notebook",
     # notebook 06
     "check_agreement_and_accuracy", "agreement_and_accuracy_reference", "check_mimic_loss", "mimic_loss_reference",
     "check_leaf_probabilities", "leaf_probabilities_reference",

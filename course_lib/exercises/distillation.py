@@ -230,6 +230,40 @@ def _expected_gradient(student, teacher, labels, T, weight) -> torch.Tensor:
     return weight * T * (q - p) / B + (1 - weight) * (F.softmax(z, dim=-1) - onehot) / B
 
 
+def _check_loss_gradient(distillation_loss: Callable, args: tuple, where: str) -> CheckResult | None:
+    """The loss's gradients, on fresh copies of the logits that require them: the student's by
+    autograd equal to :func:`_expected_gradient`, none into the teacher's."""
+    name = "distillation_loss"
+    student, teacher, labels, T, weight = args
+    z = student.clone().requires_grad_(True)
+    v = teacher.clone().requires_grad_(True)
+    got, failure = call_learner_function(distillation_loss, (z, v, labels.clone(), T, weight), name,
+                                         case=where[4:] + " (logits requiring grad)", hints={
+        "leaf Variable": "you modify an input in place (/=, +=, div_...): compute new tensors instead."})
+    if failure:
+        return failure
+    if not isinstance(got, torch.Tensor) or not got.requires_grad:
+        return failed(name, f"{where} (logits requiring grad) your loss carries no gradient. Hint: do not "
+                      ".detach() the student's logits, nor compute under torch.no_grad(), nor rebuild the "
+                      "loss with torch.tensor(...) / .item(): the student learns through this loss.")
+    got.backward()
+    if v.grad is not None and bool((v.grad != 0).any()):
+        return failed(name, f"{where}, a gradient flows into teacher_logits. Hint: the teacher is a fixed "
+                      "target, not trained: use teacher_logits.detach() (or compute its softmax under "
+                      "torch.no_grad()), so no gradient reaches the teacher.")
+    wanted = _expected_gradient(*args)
+    grad = z.grad
+    if grad is None or grad.shape != wanted.shape or \
+            not bool(((grad.double() - wanted).abs() <= 1e-6 + 1e-4 * wanted.abs().max()).all()):
+        difference = "no gradient at all" if grad is None or grad.shape != wanted.shape else \
+            f"max difference {(grad.double() - wanted).abs().max().item():.3g} from the expected gradient"
+        return failed(name, f"{where}, the loss value is right but its gradient with respect to "
+                      f"student_logits is not ({difference}). Hint: part of the loss is cut from the "
+                      "graph: do not .detach() the student's logits (only the teacher's) nor compute a "
+                      "term under torch.no_grad().")
+    return None
+
+
 @checker("distillation_loss")
 def check_distillation_loss(distillation_loss: Callable) -> CheckResult:
     """Check ``distillation_loss(student_logits, teacher_logits, labels, temperature, weight) ->
@@ -282,33 +316,9 @@ def check_distillation_loss(distillation_loss: Callable) -> CheckResult:
             return failed(name, f"{where}: expected the loss {expected.item():.6g}, got {got.item():.6g}. "
                           f"Hint: {hint}")
 
-        # the gradients, on fresh copies that require them
-        z = student.clone().requires_grad_(True)
-        v = teacher.clone().requires_grad_(True)
-        got, failure = call_learner_function(distillation_loss, (z, v, labels.clone(), T, weight), name,
-                                             case=where[4:] + " (logits requiring grad)", hints={
-            "leaf Variable": "you modify an input in place (/=, +=, div_...): compute new tensors instead."})
+        failure = _check_loss_gradient(distillation_loss, args, where)
         if failure:
             return failure
-        if not isinstance(got, torch.Tensor) or not got.requires_grad:
-            return failed(name, f"{where} (logits requiring grad) your loss carries no gradient. Hint: do not "
-                          ".detach() the student's logits, nor compute under torch.no_grad(), nor rebuild the "
-                          "loss with torch.tensor(...) / .item(): the student learns through this loss.")
-        got.backward()
-        if v.grad is not None and bool((v.grad != 0).any()):
-            return failed(name, f"{where}, a gradient flows into teacher_logits. Hint: the teacher is a fixed "
-                          "target, not trained: use teacher_logits.detach() (or compute its softmax under "
-                          "torch.no_grad()), so no gradient reaches the teacher.")
-        wanted = _expected_gradient(*args)
-        grad = z.grad
-        if grad is None or grad.shape != wanted.shape or \
-                not bool(((grad.double() - wanted).abs() <= 1e-6 + 1e-4 * wanted.abs().max()).all()):
-            difference = "no gradient at all" if grad is None or grad.shape != wanted.shape else \
-                f"max difference {(grad.double() - wanted).abs().max().item():.3g} from the expected gradient"
-            return failed(name, f"{where}, the loss value is right but its gradient with respect to "
-                          f"student_logits is not ({difference}). Hint: part of the loss is cut from the "
-                          "graph: do not .detach() the student's logits (only the teacher's) nor compute a "
-                          "term under torch.no_grad().")
     return passed(name, len(cases), f"all {len(cases)} cases pass (both sides at T, KL(p_T || q_T) batchmean, "
                   "T**2, weight on the soft term, hard term at T = 1, gradients, teacher detached; inputs "
                   "unchanged)")

@@ -12,7 +12,7 @@ bottom-up, each using only the ones above it:
 * :mod:`~course_lib.nas.pareto`: the accuracy-cost Pareto front and its hypervolume.
 * :mod:`~course_lib.nas.strategies`: random search, regularised evolution (Real et al. 2019),
   a REINFORCE controller (Zoph & Le 2017), Optuna's TPE and NSGA-II, over one objective and one
-  budget of evaluations; :class:`ToyObjective`, a free stand-in for accuracy.
+  budget of evaluations.
 * :mod:`~course_lib.nas.supernet`: a Once-for-All weight-sharing supernet (Cai et al. 2020):
   elastic width, kernel and depth, sandwich-rule training, subnet extraction, batch-norm
   re-estimation, :class:`SubnetEvaluator` (validation accuracy of a subnet in a fraction of a second).
@@ -37,16 +37,15 @@ from .space import (SPACE_BLOCKS, STAGE_DECISIONS, OutOfSpaceError, SearchSpace,
 from .costs import (DEVICES, LIMITS, TIGHT_BUDGET, CandidateCosts, Constraints, candidate_costs, device_constraints,
                     search_device, violated_limits)
 from .pareto import dominates, hypervolume, pareto_front
-from .strategies import (STRATEGIES, Candidate, SearchResult, ToyObjective, constraint_values, nsga2_search,
-                         random_search, regularized_evolution, reinforce_search, run_search, softmax, toy_objective,
+from .strategies import (STRATEGIES, Candidate, SearchResult, constraint_values, nsga2_search,
+                         random_search, regularized_evolution, reinforce_search, run_search, softmax,
                          tpe_search)
 from .supernet import (SUPERNET_BLOCKS, TRAINING_RULES, ElasticBlock, ElasticConvBN, SubnetEvaluator, Supernet,
                        SupernetTraining, fashion_evaluator, recalibrate_batch_norm, train_supernet)
 from .darts import DARTS_OPS, EDGES, DartsNetwork, DartsResult, MixedOp, darts_search, discretize
 from .proxies import activation_codes, kendall_tau, naswot, proxy_scores, ranks, spearman_rho, synflow
 from .compression import CompressionSearchResult, apply_policy, policy_bytes, search_compression
-from .parallel import (SpaceObjective, StoragePathError, check_storage_path, journal_storage, run_parallel_study,
-                       toy_trial_objective)
+from .parallel import (SpaceObjective, StoragePathError, check_storage_path, journal_storage, run_parallel_study)
 from .standalone import TIGHT_SPACE, ShortTraining, fitting_macs
 
 __all__ = [
@@ -61,7 +60,7 @@ __all__ = [
     "dominates", "pareto_front", "hypervolume",
     # strategies
     "STRATEGIES", "Candidate", "SearchResult", "random_search", "regularized_evolution", "reinforce_search",
-    "tpe_search", "nsga2_search", "run_search", "softmax", "constraint_values", "ToyObjective", "toy_objective",
+    "tpe_search", "nsga2_search", "run_search", "softmax", "constraint_values",
     # supernet
     "SUPERNET_BLOCKS", "TRAINING_RULES", "ElasticConvBN", "ElasticBlock", "Supernet", "SupernetTraining",
     "train_supernet", "recalibrate_batch_norm", "SubnetEvaluator", "fashion_evaluator",
@@ -73,7 +72,6 @@ __all__ = [
     "apply_policy", "policy_bytes", "CompressionSearchResult", "search_compression",
     # parallel
     "StoragePathError", "check_storage_path", "journal_storage", "SpaceObjective", "run_parallel_study",
-    "toy_trial_objective",
     # standalone
     "TIGHT_SPACE", "fitting_macs", "ShortTraining",
 ]

@@ -13,8 +13,7 @@ start method (a fresh interpreter: safe with torch, and the same on Linux, macOS
 each with **one torch thread** (workers share the cores; more threads each would oversubscribe
 them), gives each an equal share of the ``n_trials`` and waits for all. The objective must be
 picklable: a module-level function or an instance of a module-level class such as
-:class:`SpaceObjective` (with :class:`~course_lib.nas.strategies.ToyObjective` or a
-:class:`~course_lib.nas.supernet.SubnetEvaluator` inside).
+:class:`SpaceObjective` (with a :class:`~course_lib.nas.supernet.SubnetEvaluator` inside).
 
 The order in which trials finish depends on the operating system's scheduling: a parallel study
 is not reproducible trial by trial, only in its total (every trial run exactly once).
@@ -37,7 +36,7 @@ from .space import SearchSpace
 from .strategies import Objective, _constraint_option, _set_constraints, _suggest, constraint_values, quiet_optuna
 
 __all__ = ["DIRECTIONS", "StoragePathError", "check_storage_path", "journal_storage", "SpaceObjective",
-           "run_parallel_study", "toy_trial_objective"]
+           "run_parallel_study"]
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -164,12 +163,3 @@ def run_parallel_study(objective: Callable, storage_path, n_trials: int, n_worke
         raise RuntimeError(f"parallel study workers failed: {failed} (exit codes; a negative code is a signal, "
                            "e.g. a timeout); the trials they finished are kept in the storage")
     return optuna.load_study(study_name=study_name, storage=journal_storage(storage_path))
-
-
-def toy_trial_objective(trial) -> float:
-    """A picklable objective for trying the machinery: :math:`-(x - 2)^2 - (y + 1)^2`, maximal
-    at (2, -1)."""
-    x = trial.suggest_float("x", -5.0, 5.0)
-    y = trial.suggest_float("y", -5.0, 5.0)
-    return -((x - 2.0) ** 2) - (y + 1.0) ** 2
-

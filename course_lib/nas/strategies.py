@@ -3,8 +3,8 @@
 Every strategy here gets the same three things, so that they can be compared fairly:
 
 * an *objective* ``objective(architecture) -> float``, the accuracy to maximise (a supernet's
-  validation accuracy, :class:`~course_lib.nas.supernet.SubnetEvaluator`, or a cheap stand-in
-  such as :class:`ToyObjective`);
+  validation accuracy, :class:`~course_lib.nas.supernet.SubnetEvaluator`, or a short training,
+  :class:`~course_lib.nas.standalone.ShortTraining`);
 * a *budget*: the number of objective evaluations (the expensive part: each stands for a
   trained network). A proposal that violates the :class:`~course_lib.nas.costs.Constraints` is
   costed (cheap, no training), recorded as rejected and *not* evaluated, so it does not use the
@@ -57,11 +57,11 @@ from ..checks import check_choice, check_int, check_real, check_type, describe, 
 from ..data import SEED_RANGE
 from .costs import CandidateCosts, Constraints, candidate_costs, search_device, violated_limits
 from .pareto import pareto_front
-from .space import SearchSpace, check_in_space, decisions, from_choices, mutate, sample, to_choices
+from .space import SearchSpace, decisions, from_choices, mutate, sample
 
 __all__ = ["STRATEGIES", "DEFAULT_DEVICE", "MAX_REJECTIONS_PER_EVALUATION", "Objective", "Candidate",
            "SearchResult", "random_search", "regularized_evolution", "softmax", "reinforce_search", "quiet_optuna",
-           "constraint_values", "tpe_search", "nsga2_search", "run_search", "ToyObjective", "toy_objective"]
+           "constraint_values", "tpe_search", "nsga2_search", "run_search"]
 
 STRATEGIES = ("random", "evolution", "reinforce", "tpe", "nsga2")
 DEFAULT_DEVICE = "Arduino Nano 33 BLE Sense"     # where costs are estimated when no constraints are given
@@ -416,45 +416,4 @@ def run_search(strategy: str, space: SearchSpace, objective: Objective, budget: 
 
 
 # ----------------------------------------------------------------------------- a cheap objective
-
-@dataclass(frozen=True)
-class ToyObjective:
-    """A stand-in for accuracy that costs nothing to evaluate: how close a network is to a hidden
-    ``target`` of the same space, :math:`1 - \\frac{1}{T}\\sum_t d_t` over the decisions, with
-    :math:`d_t` = 0 / 1 for a different block type and, for an ordered decision (resolution,
-    width, kernel, depth, expansion), the distance between option indices over the largest one.
-    The expansion counts only where both are inverted residuals. 1 at the target; smooth enough
-    for a search to climb. For testing strategies and for the notebook's first runs; picklable,
-    so parallel workers can use it.
-
-    Raises (on construction):
-        TypeError / OutOfSpaceError: ``target`` not an Architecture of ``space``.
-    """
-    space: SearchSpace
-    target: Architecture
-
-    def __post_init__(self) -> None:
-        check_in_space(self.target, self.space)
-
-    def __call__(self, architecture: Architecture) -> float:
-        got, want = to_choices(architecture, self.space), to_choices(self.target, self.space)
-        total, count = 0.0, 0
-        for name, values in decisions(self.space).items():
-            if name.endswith(".expansion"):
-                block = name.replace("expansion", "block")
-                if got[block] != "inverted_residual" or want[block] != "inverted_residual":
-                    continue
-            count += 1
-            if name.endswith(".block"):
-                total += got[name] != want[name]
-            elif len(values) > 1:
-                total += abs(values.index(got[name]) - values.index(want[name])) / (len(values) - 1)
-        return 1.0 - total / count
-
-
-def toy_objective(space: SearchSpace, seed: int = 0) -> ToyObjective:
-    """A :class:`ToyObjective` whose target is ``sample(space, random.Random(seed))``."""
-    check_type(space, "space", SearchSpace, "a SearchSpace")
-    check_int(seed, "seed", *SEED_RANGE)
-    return ToyObjective(space, sample(space, random.Random(seed)))
 

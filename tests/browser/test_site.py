@@ -1,4 +1,4 @@
-"""The static site (course_lib.site): built into a temporary folder, every internal link and image
+"""The static site (course_tools.site): built into a temporary folder, every internal link and image
 resolves, the index is read from the notebooks, and in Chromium the pages show no console error
 and render their maths (offline: file:// URLs, nothing fetched)."""
 
@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from browser_support import REPO, save_screenshot
 
-from course_lib import site
+from course_tools import site
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 

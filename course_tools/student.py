@@ -109,13 +109,16 @@ def count_solution_blocks(source: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.exercises",
-                                     description="Build the student version of the notebooks.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    student = sub.add_parser("student", help="strip solutions and outputs from every notebook")
-    student.add_argument("source", nargs="?", default="notebooks")
-    student.add_argument("--out", default="student")
+    parser = argparse.ArgumentParser(prog="python3 -m course_tools.student",
+                                     description="Build the student version of the notebooks: solutions and "
+                                                 "outputs stripped from every notebook.")
+    parser.add_argument("source", nargs="?", default="notebooks", help="folder of the course's notebooks")
+    parser.add_argument("--out", default="student", help="folder to write the student notebooks to")
     args = parser.parse_args(argv)
     for path in build_student_notebooks(args.source, args.out):
         print(f"wrote {path}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

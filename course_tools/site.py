@@ -1,12 +1,12 @@
 """The executed course as a static website, built offline from the committed notebooks::
 
-    python3 -m course_lib.site build --out site/
+    python3 -m course_tools.site build --out site/
 
 writes one HTML page per notebook (outputs, figures, LaTeX, and each widget panel as its
 recorded state), an ``index.html`` that lists the notebooks with what each teaches, its run time
 and its headline results (read from the notebook: its title cell, its cells' execution times,
 and its check cells and their output), and the downloads: each executed notebook and its student
-version (solutions and outputs stripped by :mod:`course_lib.exercises.student`).
+version (solutions and outputs stripped by :mod:`course_tools.student`).
 
 Nothing is fetched at view time. The pages load no script from a network: MathJax 2 is copied
 into the site from the ``jupyter-server-mathjax`` package when it is installed (the ``test``
@@ -26,6 +26,8 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from .student import build_student_notebooks
 
 __all__ = ["MATHJAX_CONFIG", "PAGE_TEMPLATE", "STYLE", "SNAPSHOT_STYLE", "NotebookEntry", "read_entry",
            "widget_snapshot", "build_site", "main"]
@@ -300,8 +302,6 @@ def build_site(notebooks: Path | str, out: Path | str) -> list[Path]:
     Raises:
         ValueError: ``notebooks`` is not a folder with notebooks, or ``out`` is that folder.
     """
-    from .exercises import build_student_notebooks
-
     notebooks, out = Path(notebooks), Path(out)
     paths = sorted(notebooks.glob("*.ipynb")) if notebooks.is_dir() else []
     if not paths:
@@ -327,7 +327,7 @@ def build_site(notebooks: Path | str, out: Path | str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m course_lib.site",
+    parser = argparse.ArgumentParser(prog="python3 -m course_tools.site",
                                      description="Build the static site of the executed course.")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="one page per notebook, an index, the student versions")

@@ -1,3 +1,0 @@
-from .student import main
-
-raise SystemExit(main())
