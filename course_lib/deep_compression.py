@@ -65,7 +65,7 @@ from .codebook import Codebook, nearest_centroid
 from .data import ImageSplit, check_split
 from .measure import CompressedLayer, StoredTensor, weight_layers
 from .quantization import check_bits, check_weight
-from .train import evaluate, fine_tune
+from .train import TrainingSettings, evaluate, fine_tune
 
 __all__ = ["CENTROID_BITS", "BIAS_BITS", "DENSE_BITS", "LENET_INDEX_BITS", "INDEX_BITS_RANGE", "PaperResult",
            "PAPER_TABLE_1", "share_nonzero_weights", "SparseSharedWeights", "share_model_weights",
@@ -458,12 +458,12 @@ class DeepCompressed(NamedTuple):
 
 
 def deep_compress(model: nn.Module, bits: int | dict[str, int], train: ImageSplit | None = None,
-                  epochs: int = 0, *, lr: float = 1e-4, index_bits: int | dict[str, int] = LENET_INDEX_BITS,
-                  iterations: int = 20, seed: int = 0, progress: bool = True,
-                  **fit_kwargs) -> DeepCompressed:
+                  fine_tuning: TrainingSettings | None = None, *,
+                  index_bits: int | dict[str, int] = LENET_INDEX_BITS, iterations: int = 20,
+                  device: torch.device | str | None = None, progress: bool = True) -> DeepCompressed:
     """Stages 2 and 3 of Deep Compression on a pruned model (zeros in its weights): share each
     layer's nonzero weights among :math:`2^b - 1` values and zero
-    (:func:`share_model_weights`), fine-tune the shared values for ``epochs`` on ``train``
+    (:func:`share_model_weights`), fine-tune the shared values on ``train`` as ``fine_tuning`` says
     (:func:`course_lib.train.fine_tune`: only the codebooks and biases train, the zeros stay
     zero), and count the result (:func:`account_model`). The given model is not changed.
 
@@ -471,8 +471,9 @@ def deep_compress(model: nn.Module, bits: int | dict[str, int], train: ImageSpli
         model: a pruned model (prune it first, e.g. :func:`course_lib.pruning.iterative_prune`).
         bits: bits per weight index, an int in [1, 16] or a dict naming every weight layer.
         train: training images for the codebook fine-tuning (never the test set); needed when
-            ``epochs`` > 0.
-        epochs, lr, seed, progress, fit_kwargs: as :func:`course_lib.train.fit`.
+            ``fine_tuning`` has epochs.
+        fine_tuning: a :class:`course_lib.train.TrainingSettings` (None: no fine-tuning).
+        device, progress: as :func:`course_lib.train.fit`.
         index_bits: bits per gap, an int in [1, 16] or a dict naming every weight layer.
         iterations: Lloyd iterations per layer.
 
@@ -488,16 +489,17 @@ def deep_compress(model: nn.Module, bits: int | dict[str, int], train: ImageSpli
         raise ValueError("model has no Linear or Conv2d layer to compress")
     _per_layer(layers, bits, "bits", check_bits)
     _per_layer(layers, index_bits, "index_bits", _check_index_bits)
-    check_int(epochs, "epochs", 0)
     check_int(iterations, "iterations", 1)
-    check_real(lr, "lr", 0, float("inf"), low_open=True, high_open=True)
+    check_type(fine_tuning, "fine_tuning", TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))",
+               allow_none=True)
     check_split(train, "train", allow_none=True)
+    epochs = fine_tuning.epochs if fine_tuning is not None else 0
     if epochs and train is None:
-        raise ValueError(f"epochs={epochs} of codebook fine-tuning need training images: pass train=")
+        raise ValueError(f"{epochs} epochs of codebook fine-tuning need training images: pass train=")
     shared = share_model_weights(model, bits, iterations)
     if epochs:
-        fine_tune(shared, train, epochs, lr=lr, seed=seed, progress=progress,
-                  description="codebook fine-tuning", **fit_kwargs)
+        fine_tune(shared, train, fine_tuning, device=device,
+                  progress=progress, description="codebook fine-tuning")
     shared.eval()
     return DeepCompressed(shared, account_model(shared, index_bits=index_bits))
 

@@ -305,19 +305,17 @@ def _teacher_classes(teacher: nn.Module | None, teacher_logits: torch.Tensor | N
     return teacher_logits.shape[1]
 
 
-def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
+def distill(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSettings, *,
             teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None,
-            temperature: float = 4.0, weight: float = 0.9, lr: float = 1e-3,
-            optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
-            weight_decay: float = 0.0, max_shift: int = 0, validation: ImageSplit | None = None,
-            seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
+            temperature: float = 4.0, weight: float = 0.9, validation: ImageSplit | None = None,
+            device: torch.device | str | None = None, progress: bool = True,
             description: str = "distill") -> train.FitResult:
     """Train ``student`` in place on the transfer set with :func:`distillation_loss`, by
     :func:`course_lib.train.fit` (same seeding, schedule, progress bar and devices).
 
     Give either a ``teacher`` (a frozen model, run in eval mode) or its precomputed
     ``teacher_logits`` (N, C) for the images of ``transfer``. Without augmentation
-    (``max_shift=0``) a teacher's logits are computed once, before the first epoch; with it the
+    (``settings.max_shift == 0``) a teacher's logits are computed once, before the first epoch; with it the
     teacher sees each shifted batch, so it runs at every step.
 
     Args:
@@ -340,8 +338,8 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
     check_split(transfer, "transfer")
     check_temperature(temperature)
     check_soft_target_weight(weight)
-    check_int(max_shift, "max_shift", 0)
-    classes = _teacher_classes(teacher, teacher_logits, transfer, max_shift)
+    check_type(settings, "settings", train.TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))")
+    classes = _teacher_classes(teacher, teacher_logits, transfer, settings.max_shift)
     student_classes = train.output_classes(student, transfer.images, "student")
     if student_classes != classes:
         raise ValueError(f"student and teacher must have the same number of classes, got "
@@ -349,18 +347,16 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
     if transfer.labels.min() < 0 or transfer.labels.max() >= classes:
         raise ValueError(f"transfer labels must be class indices in [0, {classes - 1}]")
 
-    common = dict(lr=lr, optimizer=optimizer, lr_schedule=lr_schedule, batch_size=batch_size,
-                  weight_decay=weight_decay, validation=validation, seed=seed, device=device, progress=progress,
-                  description=description)
+    common = dict(validation=validation, device=device, progress=progress, description=description)
 
     def loss_on_targets(logits, labels, images, targets):
         return distillation_loss(logits, targets, labels, temperature, weight)
 
-    if teacher is not None and max_shift == 0:
+    if teacher is not None and settings.max_shift == 0:
         teacher_logits = precompute_logits(teacher, transfer)
     if teacher_logits is not None:
-        return train.fit(student, transfer, epochs, max_shift=0, loss_fn=loss_on_targets, targets=teacher_logits,
-                         **common)
+        return train.fit(student, transfer, settings, loss_fn=loss_on_targets,
+                         targets=teacher_logits, **common)
 
     was_training = teacher.training
     frozen = teacher.eval()
@@ -371,7 +367,8 @@ def distill(student: nn.Module, transfer: ImageSplit, epochs: int, *,
         return distillation_loss(logits, targets, labels, temperature, weight)
 
     try:
-        return train.fit(student, transfer, epochs, max_shift=max_shift, loss_fn=loss_with_teacher, **common)
+        return train.fit(student, transfer, settings, loss_fn=loss_with_teacher,
+                         **common)
     finally:
         teacher.train(was_training)
 

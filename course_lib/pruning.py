@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -37,9 +38,9 @@ from tqdm.auto import tqdm
 
 from .checks import (check_choice, check_finite, check_int, check_model, check_real, check_tensor, check_type,
                      describe, is_real)
-from .data import ImageSplit, batches, check_split
+from .data import SEED_RANGE, ImageSplit, batches, check_split
 from .measure import WEIGHT_LAYER_TYPES, trace_layers, weight_layers
-from .train import evaluate, fine_tune, model_device
+from .train import TrainingSettings, evaluate, fine_tune, model_device
 
 __all__ = ["Masks", "CRITERIA", "SCOPES", "check_sparsity", "magnitude_mask", "prunable_layers", "layerwise_masks",
            "global_masks", "apply_masks_", "masks_hook", "prune_weights", "layer_sparsity", "kept_fraction",
@@ -290,15 +291,15 @@ def cubic_sparsity(step: int, total_steps: int, final: float, initial: float = 0
 
 
 def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float | dict[str, float],
-                    steps: int, epochs_per_step: int, lr: float = 1e-4,
-                    validation: ImageSplit | None = None, scope: str = "layer", seed: int = 0,
-                    progress: bool = True, schedule: Callable[[int, int, float], float] | None = None,
-                    **fit_kwargs) -> tuple[nn.Module, Masks, list[dict]]:
+                    steps: int, fine_tuning: TrainingSettings, *, validation: ImageSplit | None = None,
+                    scope: str = "layer", schedule: Callable[[int, int, float], float] | None = None,
+                    device: torch.device | str | None = None,
+                    progress: bool = True) -> tuple[nn.Module, Masks, list[dict]]:
     """Gradual magnitude pruning with fine-tuning (Han et al. 2015's prune-retrain loop on Zhu &
     Gupta's cubic schedule): at step ``t = 1..steps`` prune a copy of the model to
-    ``cubic_sparsity(t)`` of each layer's final sparsity, then fine-tune ``epochs_per_step`` epochs
-    with the masks held. Retraining uses a learning rate ``lr`` below the original one, as Han
-    et al. do. With ``validation``, each step records its validation accuracy (monitoring uses
+    ``cubic_sparsity(t)`` of each layer's final sparsity, then fine-tune with the masks held, as
+    ``fine_tuning`` says (its ``epochs`` per step, its ``seed`` + t at step t). Retraining uses a
+    learning rate below the original one, as Han et al. do. With ``validation``, each step records its validation accuracy (monitoring uses
     validation data; the test set only reports the end result). ``schedule(t, steps, final)``
     gives step ``t``'s sparsity (default :func:`cubic_sparsity`; a learner's own works too).
     Returns (pruned model, final masks, one record per step)."""
@@ -307,7 +308,8 @@ def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float |
     if validation is not None:
         check_split(validation, "validation")
     check_int(steps, "steps", 1)
-    check_int(epochs_per_step, "epochs_per_step", 0)
+    check_type(fine_tuning, "fine_tuning", TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))")
+    check_int(fine_tuning.seed + steps, "fine_tuning.seed + steps", *SEED_RANGE)
     check_choice(scope, "scope", SCOPES)
     if scope == "global" and isinstance(final_sparsity, dict):
         raise ValueError("scope='global' takes one float final_sparsity, not a dict")
@@ -327,9 +329,10 @@ def iterative_prune(model: nn.Module, train: ImageSplit, final_sparsity: float |
         else:
             step_sparsity = schedule(t, steps, targets)
         current, masks = prune_weights(current, step_sparsity, scope)
-        fine_tune(current, train, epochs_per_step, lr=lr, after_step=masks_hook(masks),
-                  seed=seed + t, progress=progress, description=f"prune step {t}/{steps}",
-                  **fit_kwargs)
+        fine_tune(current, train,
+                  replace(fine_tuning, seed=fine_tuning.seed + t),
+                  after_step=masks_hook(masks), device=device, progress=progress,
+                  description=f"prune step {t}/{steps}")
         record = {"step": t, "kept": kept_fraction(current)}
         if validation is not None:
             record["validation_accuracy"] = evaluate(current, validation).accuracy

@@ -26,7 +26,8 @@ from .checks import check_choice, check_finite, check_int, check_model, check_re
 from .data import SEED_RANGE, ImageSplit, batches, check_device, check_split
 
 __all__ = ["OPTIMIZERS", "LR_SCHEDULES", "seed_everything", "default_device", "model_device", "Evaluation",
-           "output_classes", "predict_logits", "evaluate", "FitResult", "fit", "fine_tune"]
+           "output_classes", "predict_logits", "evaluate", "FitResult", "TrainingSettings", "FINE_TUNING",
+           "fit", "fine_tune"]
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -157,12 +158,11 @@ class FitResult:
     seconds: float = 0.0
 
 
-def _make_optimizer(model: nn.Module, optimizer: str, lr: float, weight_decay: float,
-                    momentum: float) -> torch.optim.Optimizer:
+def _make_optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
 def _check_targets(targets: torch.Tensor, n: int, loss_fn) -> None:
@@ -196,26 +196,75 @@ def _train_one_epoch(model: nn.Module, epoch_batches, loss_fn, targets: torch.Te
     return loss_sum / seen, correct / seen
 
 
-def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
-        optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
-        weight_decay: float = 0.0, momentum: float = 0.9, max_shift: int = 0,
-        validation: ImageSplit | None = None, seed: int = 0,
-        loss_fn: Callable[..., torch.Tensor] | None = None,
-        targets: torch.Tensor | None = None,
-        after_step: Callable[[nn.Module], None] | None = None,
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How a training run optimises: what :func:`fit` and every training function built on it
+    (distillation, mimic learning, hints, soft trees) take, checked when made, so that a wrong
+    setting is named before any model is touched. Vary one with :func:`dataclasses.replace`:
+    ``replace(settings, seed=1)``.
+
+    Attributes:
+        epochs: passes over the training split (>= 0).
+        lr: initial learning rate (finite, > 0); with ``lr_schedule="cosine"`` it decays per step
+            as :math:`\\eta_t = \\eta_0 \\cdot \\tfrac12 (1 + \\cos(\\pi t / T))`.
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``, in [0, 1)).
+        lr_schedule: ``"cosine"`` or ``"constant"``.
+        batch_size: examples per step (>= 1).
+        weight_decay: L2 penalty (finite, >= 0).
+        max_shift: shift augmentation in pixels (0 = none).
+        seed: seeds the batch order and augmentation (a private generator; dropout uses the
+            global generator, so seed that too for a fully repeatable run), in [0, 2**32 - 1].
+
+    Raises (on construction):
+        TypeError: a count or rate of the wrong type (``epochs=2.0``, ``lr="0.1"``, ``True``).
+        ValueError: a value outside its range, an unknown ``optimizer`` or ``lr_schedule``.
+    """
+    epochs: int
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    lr_schedule: str = "cosine"
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    max_shift: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int(self.epochs, "epochs", 0)
+        check_real(self.lr, "lr", 0, math.inf, low_open=True, high_open=True)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_choice(self.lr_schedule, "lr_schedule", LR_SCHEDULES)
+        check_int(self.batch_size, "batch_size", 1)
+        check_real(self.weight_decay, "weight_decay", 0, math.inf, high_open=True)
+        check_real(self.momentum, "momentum", 0, 1, high_open=True)
+        check_int(self.max_shift, "max_shift", 0)
+        check_int(self.seed, "seed", *SEED_RANGE)
+
+
+#: Fine-tuning's defaults: a short run at a learning rate ~10x below the original training's, as
+#: when retraining after pruning (Han et al. 2015) or quantization.
+FINE_TUNING = TrainingSettings(epochs=1, lr=1e-4)
+
+
+def _lr_factor(settings: TrainingSettings, total_steps: int) -> Callable[[int], float]:
+    """The learning rate's multiplier at each step: 1, or the cosine decay over ``total_steps``."""
+    if settings.lr_schedule == "constant":
+        return lambda step: 1.0
+    return lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+
+
+def fit(model: nn.Module, train: ImageSplit, settings: TrainingSettings, *,
+        validation: ImageSplit | None = None, loss_fn: Callable[..., torch.Tensor] | None = None,
+        targets: torch.Tensor | None = None, after_step: Callable[[nn.Module], None] | None = None,
         device: torch.device | str | None = None, progress: bool = True,
         description: str = "train") -> FitResult:
-    """Train ``model`` in place for ``epochs`` passes over ``train``.
+    """Train ``model`` in place on ``train`` as ``settings`` say (epochs, learning rate and its
+    schedule, optimizer, batch size, augmentation, seed).
 
     Args:
-        lr: initial learning rate; with ``lr_schedule="cosine"`` it decays per step as
-            :math:`\\eta_t = \\eta_0 \\cdot \\tfrac12 (1 + \\cos(\\pi t / T))`.
-        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
-        max_shift: shift augmentation in pixels (0 = none).
+        settings: a :class:`TrainingSettings`.
         validation: if given, evaluated after every epoch (recorded in the history) and at the
             end (``final``): the validation split, never the test split.
-        seed: seeds the batch order and augmentation (a private generator; dropout uses the
-            global generator, so seed that too for a fully repeatable run).
         loss_fn: ``loss_fn(logits, labels, images)``; cross-entropy by default. Distillation
             passes a loss that also looks at a teacher's logits for ``images``.
         targets: a per-example tensor ``(N, ...)`` aligned with ``train`` (a frozen teacher's
@@ -231,27 +280,16 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
         ``seconds`` and, with ``validation``, ``validation_accuracy``.
 
     Raises (before anything is touched: on error the model is unchanged):
-        TypeError: ``model`` not an nn.Module, ``train``/``validation`` not an ImageSplit, a count
-            or rate of the wrong type (``epochs=2.0``, ``lr="0.1"``, ``True``), ``loss_fn`` or
-            ``after_step`` not callable, ``targets`` not a tensor, ``progress`` not a bool.
+        TypeError: ``model`` not an nn.Module, ``train``/``validation`` not an ImageSplit,
+            ``settings`` not a TrainingSettings, ``loss_fn`` or ``after_step`` not callable,
+            ``targets`` not a tensor, ``progress`` not a bool.
         ValueError: ``targets`` without one row per training example, not finite, or without
-            a ``loss_fn``; ``epochs`` < 0; ``lr`` not finite and > 0; ``weight_decay`` not finite and
-            >= 0; ``momentum`` outside [0, 1); ``batch_size`` < 1; ``max_shift`` < 0; ``seed``
-            outside [0, 2**32 - 1]; an unknown ``optimizer`` or ``lr_schedule``; an empty
-            ``train``/``validation``; a ``device`` this machine lacks.
+            a ``loss_fn``; an empty ``train``/``validation``; a ``device`` this machine lacks.
     """
     check_model(model)
     check_split(train, "train")
     check_split(validation, "validation", allow_none=True)
-    check_int(epochs, "epochs", 0)
-    check_real(lr, "lr", 0, math.inf, low_open=True, high_open=True)
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
-    check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
-    check_int(batch_size, "batch_size", 1)
-    check_real(weight_decay, "weight_decay", 0, math.inf, high_open=True)
-    check_real(momentum, "momentum", 0, 1, high_open=True)
-    check_int(max_shift, "max_shift", 0)
-    check_int(seed, "seed", *SEED_RANGE)
+    check_type(settings, "settings", TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))")
     check_type(loss_fn, "loss_fn", Callable, "a callable", allow_none=True)
     check_type(after_step, "after_step", Callable, "a callable", allow_none=True)
     check_type(targets, "targets", torch.Tensor, "a (N, ...) tensor aligned with train",
@@ -265,25 +303,19 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     train_on_device = train.to(device)
     targets_on_device = targets.to(device) if targets is not None else None
     loss_fn = loss_fn or (lambda logits, labels, images: F.cross_entropy(logits, labels))
-    opt = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    total_steps = max(1, epochs * steps_per_epoch)
-    def lr_factor(step: int) -> float:
-        if lr_schedule == "constant":
-            return 1.0
-        return 0.5 * (1 + math.cos(math.pi * step / total_steps))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    generator = torch.Generator().manual_seed(seed)
+    opt = _make_optimizer(model, settings)
+    total_steps = max(1, settings.epochs * math.ceil(len(train) / settings.batch_size))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(settings, total_steps))
+    generator = torch.Generator().manual_seed(settings.seed)
 
     result = FitResult()
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=description, unit="epoch", disable=not progress, leave=True)
+    bar = tqdm(range(settings.epochs), desc=description, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
         t0 = time.perf_counter()
         epoch_lr = opt.param_groups[0]["lr"]
-        epoch_batches = batches(train_on_device, batch_size, shuffle=True, generator=generator,
-                                max_shift=max_shift, with_index=True)
+        epoch_batches = batches(train_on_device, settings.batch_size, shuffle=True, generator=generator,
+                                max_shift=settings.max_shift, with_index=True)
         train_loss, train_accuracy = _train_one_epoch(model, epoch_batches, loss_fn, targets_on_device, opt,
                                                       scheduler, after_step)
         record = {"epoch": epoch + 1, "lr": epoch_lr, "train_loss": train_loss,
@@ -300,13 +332,13 @@ def fit(model: nn.Module, train: ImageSplit, epochs: int, *, lr: float = 1e-3,
     return result
 
 
-def fine_tune(model: nn.Module, train: ImageSplit, epochs: int = 1, *, lr: float = 1e-4,
+def fine_tune(model: nn.Module, train: ImageSplit, settings: TrainingSettings = FINE_TUNING,
               **kwargs) -> FitResult:
-    """:func:`fit` with fine-tuning defaults: a short run at a learning rate ~10x below the
-    original training's, as when retraining after pruning (Han et al. 2015) or quantization.
+    """:func:`fit` with fine-tuning's defaults (:data:`FINE_TUNING`: one epoch at a learning rate of
+    1e-4) and its own progress label; other keyword arguments as :func:`fit`.
 
     Raises:
         TypeError / ValueError: as :func:`fit`, before the model is touched.
     """
     kwargs.setdefault("description", "fine-tune")
-    return fit(model, train, epochs, lr=lr, **kwargs)
+    return fit(model, train, settings, **kwargs)

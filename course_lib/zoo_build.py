@@ -65,11 +65,13 @@ def _train_from_scratch(name: str, recipe: Recipe | SearchRecipe, progress: bool
         torch.manual_seed(recipe.seed)
         model = (build_architecture(recipe.architecture, seed=recipe.seed) if architecture is None
                  else architectures.build_model(architecture, seed=recipe.seed))
-        result = train.fit(model, data.load(recipe.dataset, "train"), recipe.epochs, lr=recipe.lr,
-                           optimizer=recipe.optimizer, lr_schedule=recipe.lr_schedule,
-                           batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
-                           max_shift=recipe.max_shift, validation=data.load(recipe.dataset, "validation"),
-                           seed=recipe.seed, device="cpu", progress=progress, description=name)
+        settings = train.TrainingSettings(
+            epochs=recipe.epochs, lr=recipe.lr, optimizer=recipe.optimizer, lr_schedule=recipe.lr_schedule,
+            batch_size=recipe.batch_size, weight_decay=recipe.weight_decay, max_shift=recipe.max_shift,
+            seed=recipe.seed)
+        result = train.fit(model, data.load(recipe.dataset, "train"), settings,
+                           validation=data.load(recipe.dataset, "validation"), device="cpu", progress=progress,
+                           description=name)
     history = [{"epoch": h["epoch"], "train_loss": round(h["train_loss"], 6),
                 "train_accuracy": round(h["train_accuracy"], 6),
                 "validation_accuracy": round(h["validation_accuracy"], 6), "seconds": round(h["seconds"], 2)}
@@ -82,11 +84,12 @@ def _distill_from_teacher(recipe: DistillRecipe, progress: bool) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         student = build_architecture(recipe.architecture, seed=recipe.seed)
-        distillation.distill(student, data.load(recipe.dataset, "train"), recipe.epochs,
-                             teacher=load(recipe.teacher), temperature=recipe.temperature,
-                             weight=recipe.weight, lr=recipe.lr, batch_size=recipe.batch_size,
-                             weight_decay=recipe.weight_decay, max_shift=recipe.max_shift,
-                             seed=recipe.seed, device="cpu", progress=progress)
+        settings = train.TrainingSettings(epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
+                                          weight_decay=recipe.weight_decay, max_shift=recipe.max_shift,
+                                          seed=recipe.seed)
+        distillation.distill(student, data.load(recipe.dataset, "train"), settings,
+                             teacher=load(recipe.teacher), temperature=recipe.temperature, weight=recipe.weight,
+                             device="cpu", progress=progress)
     return student
 
 
@@ -96,11 +99,12 @@ def _train_soft_tree(recipe: SoftTreeRecipe, progress: bool) -> nn.Module:
         torch.manual_seed(recipe.seed)
         tree = build_architecture(recipe.architecture, seed=recipe.seed)
         teacher = load(recipe.teacher) if recipe.teacher else None
-        model_distillation.train_soft_tree(
-            tree, data.load(recipe.dataset, "train"), recipe.epochs, teacher=teacher,
-            temperature=recipe.temperature, penalty=recipe.penalty, lr=recipe.lr,
-            batch_size=recipe.batch_size, max_shift=recipe.max_shift, seed=recipe.seed, device="cpu",
-            progress=progress, description=recipe.architecture)
+        settings = train.TrainingSettings(epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
+                                          max_shift=recipe.max_shift, seed=recipe.seed)
+        model_distillation.train_soft_tree(tree, data.load(recipe.dataset, "train"),
+                                           settings, teacher=teacher,
+                                           temperature=recipe.temperature, penalty=recipe.penalty, device="cpu",
+                                           progress=progress, description=recipe.architecture)
     return tree
 
 
@@ -123,8 +127,10 @@ def _train_supernet(recipe: SupernetRecipe, progress: bool) -> tuple[nn.Module, 
             architecture = nas.sample(space, rng)
             model = architectures.build_model(architecture, seed=recipe.seed + k)
             start = time.perf_counter()
-            train.fit(model, train_split, recipe.standalone_epochs, lr=recipe.standalone_lr, seed=recipe.seed + k,
-                      device="cpu", progress=progress, description=f"stand-alone {k + 1}")
+            settings = train.TrainingSettings(epochs=recipe.standalone_epochs, lr=recipe.standalone_lr,
+                                              seed=recipe.seed + k)
+            train.fit(model, train_split, settings, device="cpu", progress=progress,
+                      description=f"stand-alone {k + 1}")
             standalone.append({"choices": nas.to_choices(architecture, space),
                                "standalone_validation_accuracy": round(train.evaluate(model, validation).accuracy, 6),
                                "inherited_validation_accuracy": round(evaluator(architecture), 6),
@@ -165,10 +171,11 @@ def _prune_from_base(recipe: PruneRecipe, progress: bool) -> nn.Module:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
+        fine_tuning = train.TrainingSettings(epochs=recipe.epochs_per_step, lr=recipe.lr,
+                                             max_shift=recipe.max_shift, seed=recipe.seed)
         pruned, _, _ = pruning.iterative_prune(
             load(recipe.base), data.load(recipe.dataset, "train"), dict(recipe.sparsity),
-            recipe.steps, recipe.epochs_per_step, lr=recipe.lr, seed=recipe.seed,
-            max_shift=recipe.max_shift, device="cpu", progress=progress)
+            recipe.steps, fine_tuning, device="cpu", progress=progress)
     return pruned
 
 
@@ -179,13 +186,14 @@ def _deep_compress_from_base(recipe: DeepCompressionRecipe, progress: bool) -> n
         torch.manual_seed(recipe.seed)
         model = load(recipe.base)
         if recipe.sparsity:
-            model, _, _ = pruning.iterative_prune(
-                model, train_split, dict(recipe.sparsity), recipe.steps, recipe.epochs_per_step,
-                lr=recipe.lr, seed=recipe.seed, max_shift=recipe.max_shift, device="cpu",
-                progress=progress)
+            fine_tuning = train.TrainingSettings(epochs=recipe.epochs_per_step, lr=recipe.lr,
+                                                 max_shift=recipe.max_shift, seed=recipe.seed)
+            model, _, _ = pruning.iterative_prune(model, train_split, dict(recipe.sparsity), recipe.steps,
+                                                  fine_tuning, device="cpu", progress=progress)
+        codebook_tuning = train.TrainingSettings(epochs=recipe.codebook_epochs, lr=recipe.codebook_lr,
+                                                 max_shift=recipe.max_shift, seed=recipe.seed)
         compressed = deep_compression.deep_compress(
-            model, dict(recipe.bits), train_split, recipe.codebook_epochs, lr=recipe.codebook_lr,
-            index_bits=recipe.index_bits, seed=recipe.seed, max_shift=recipe.max_shift, device="cpu",
+            model, dict(recipe.bits), train_split, codebook_tuning, index_bits=recipe.index_bits, device="cpu",
             progress=progress)
     return deep_compression.as_plain_model(compressed.model)
 

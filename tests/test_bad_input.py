@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import data, deep_compression, deploy, distillation, lowrank, models, planner, quantization
+from course_lib import data, deep_compression, deploy, distillation, lowrank, models, planner, quantization, train
 from course_lib.model_distillation import fidelity
 from course_lib.nas import darts
 
@@ -36,7 +36,8 @@ def _colour_teacher():
     (lambda: deep_compression.choose_bits({"fc1": [0.9]}, 0.98, 0.001), ValueError, "must be a (bits, accuracy) pair"),
     (lambda: quantization.quantize_weight(torch.randn(4, 4), bits=1), ValueError, "use scheme='binary'"),
     (lambda: quantization.quantize_model(models.lenet_300_100(), 1, None), ValueError, "bits must be >= 2"),
-    (lambda: distillation.distill(models.mlp([16]), MNIST_FEW, 1, teacher=_colour_teacher(), progress=False),
+    (lambda: distillation.distill(models.mlp([16]), MNIST_FEW, train.TrainingSettings(epochs=1),
+                                  teacher=_colour_teacher(), progress=False),
      ValueError, "teacher cannot run on these images"),
     (lambda: fidelity(models.mlp([16]), _colour_teacher(), MNIST_FEW), ValueError, "teacher cannot run on these images"),
     (lambda: distillation.Ensemble([models.mlp([8]), nn.Sequential(nn.Flatten(), nn.Linear(784, 3))])(
@@ -54,7 +55,8 @@ def test_a_failed_check_changes_nothing():
     student = models.mlp([16])
     before = {k: v.clone() for k, v in student.state_dict().items()}
     with pytest.raises(ValueError):
-        distillation.distill(student, MNIST_FEW, 1, teacher=_colour_teacher(), progress=False)
+        distillation.distill(student, MNIST_FEW, train.TrainingSettings(epochs=1), teacher=_colour_teacher(),
+                             progress=False)
     assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
     s = torch.tensor([1.0, 2.0])
     with pytest.raises(ValueError):

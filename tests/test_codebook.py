@@ -31,7 +31,7 @@ def test_codebook_fine_tuning_moves_only_the_centroids():
     fc1 = shared.fc1
     indices, centroids = fc1.indices.clone(), fc1.centroids.detach().clone()
     split = data.load("mnist", "validation").subset(256)
-    train.fit(shared, split, 1, batch_size=64, progress=False)
+    train.fit(shared, split, train.TrainingSettings(epochs=1, batch_size=64), progress=False)
     assert torch.equal(fc1.indices, indices)                       # the assignment is fixed
     assert not torch.equal(fc1.centroids.detach(), centroids)      # the codebook trained
     assert len(fc1.weight_as_computed().unique()) <= 4

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from course_lib import data, deep_compression as dc, encoding, measure, models
+from course_lib import data, deep_compression as dc, encoding, measure, models, train
 
 
 def pruned_mlp(seed=0, sparsity=0.8):
@@ -57,7 +57,7 @@ def test_codebook_fine_tuning_keeps_zeros_and_clusters_and_leaves_the_input_alon
     before = copy.deepcopy(model.state_dict())
     split = data.load("mnist", "validation").subset(256)
     split = data.ImageSplit(split.images[:, :, :4, :4].contiguous(), split.labels, "tiny", split.classes)   # 16 inputs
-    out = dc.deep_compress(model, 3, split, epochs=2, lr=1e-2, seed=0, progress=False, batch_size=64)
+    out = dc.deep_compress(model, 3, split, train.TrainingSettings(epochs=2, lr=1e-2, batch_size=64), progress=False)
     fc1 = out.model.fc1
     plain = dc.share_model_weights(model, 3).fc1
     assert torch.equal(fc1.indices, plain.indices)                          # clusters are fixed
@@ -111,7 +111,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="index_bits must be an int in"):
         dc.account_model(model, 3, index_bits=0)
     with pytest.raises(ValueError, match="need training images: pass train="):
-        dc.deep_compress(model, 3, epochs=1)
+        dc.deep_compress(model, 3, fine_tuning=train.TrainingSettings(epochs=1))
     with pytest.raises(ValueError, match=r"layer 'fc1'.*distinct nonzero values.*share its weights first"):
         dc.account_model(model, 3)
     with pytest.raises(ValueError, match="bits must be given for layers that are not SparseSharedWeights"):
@@ -123,4 +123,6 @@ def test_bad_input_is_named():
         dc.share_model_weights(bad, 3)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         dc.deep_compress("lenet5", 3)
+    with pytest.raises(TypeError, match=r"fine_tuning must be a TrainingSettings .* or None, got int"):
+        dc.deep_compress(model, 3, data.load("mnist", "test").subset(10), 2)
     assert not any(torch.isnan(p).any() for p in model.parameters())       # nothing changed

@@ -8,6 +8,7 @@ leaves untouched.
 """
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -102,7 +103,9 @@ def teacher_logits(teacher, transfer) -> torch.Tensor:
     return D.precompute_logits(copy.deepcopy(teacher), transfer)
 
 
-RUN = dict(batch_size=64, progress=False, seed=3)
+RUN = dict(progress=False)
+SET = dict(batch_size=64, seed=3)                  # the training settings of these runs
+SETTINGS = {f.name for f in dataclasses.fields(train.TrainingSettings)}
 
 
 # ----------------------------------------------------------------------------- soft targets: the loss
@@ -518,11 +521,12 @@ def test_precompute_logits_are_the_teachers_eval_logits_on_the_cpu(teacher, tran
 # ----------------------------------------------------------------------------- distill
 
 def test_distill_is_deterministic(transfer, teacher):
-    for kwargs in (dict(teacher=copy.deepcopy(teacher)), dict(teacher=copy.deepcopy(teacher), max_shift=2)):
+    for max_shift in (0, 2):
         runs = []
         for _ in range(2):
             student = _mlp(1)
-            result = D.distill(student, transfer, 2, temperature=4.0, weight=0.7, **RUN, **kwargs)
+            result = D.distill(student, transfer, train.TrainingSettings(epochs=2, max_shift=max_shift, **SET),
+                               teacher=copy.deepcopy(teacher), temperature=4.0, weight=0.7, **RUN)
             runs.append((student, [r["train_loss"] for r in result.history]))
         assert _same_weights(runs[0][0], runs[1][0])
         assert runs[0][1] == runs[1][1] and len(runs[0][1]) == 2
@@ -532,8 +536,8 @@ def test_distill_is_deterministic(transfer, teacher):
 def test_distill_returns_a_fit_result_and_learns_the_teacher(transfer, teacher, teacher_logits):
     student = _mlp(1)
     before = float(D.soft_target_loss(train.predict_logits(student, transfer.images), teacher_logits, 2.0))
-    result = D.distill(student, transfer, 2, teacher_logits=teacher_logits, temperature=2.0,
-                       weight=1.0, lr=3e-3, validation=transfer, **RUN)
+    result = D.distill(student, transfer, train.TrainingSettings(epochs=2, lr=3e-3, **SET),
+                       teacher_logits=teacher_logits, temperature=2.0, weight=1.0, validation=transfer, **RUN)
     assert isinstance(result, train.FitResult) and len(result.history) == 2
     assert result.final is not None and result.final.n == len(transfer)
     assert not student.training                                        # eval, as fit leaves it
@@ -543,10 +547,10 @@ def test_distill_returns_a_fit_result_and_learns_the_teacher(transfer, teacher, 
 
 def test_precomputed_logits_equal_passing_the_teacher(transfer, teacher, teacher_logits):
     a, b = _mlp(1), _mlp(1)
-    ra = D.distill(a, transfer, 2, teacher=copy.deepcopy(teacher), max_shift=0, temperature=3.0,
-                   weight=0.8, **RUN)
-    rb = D.distill(b, transfer, 2, teacher_logits=teacher_logits.clone(), temperature=3.0,
-                   weight=0.8, **RUN)
+    ra = D.distill(a, transfer, train.TrainingSettings(epochs=2, max_shift=0, **SET),
+                   teacher=copy.deepcopy(teacher), temperature=3.0, weight=0.8, **RUN)
+    rb = D.distill(b, transfer, train.TrainingSettings(epochs=2, **SET), teacher_logits=teacher_logits.clone(),
+                   temperature=3.0, weight=0.8, **RUN)
     assert _same_weights(a, b)
     assert [r["train_loss"] for r in ra.history] == [r["train_loss"] for r in rb.history]
 
@@ -555,7 +559,7 @@ def test_precomputed_logits_equal_passing_the_teacher(transfer, teacher, teacher
     (0, "train"), (0, "eval"), (2, "eval"), (2, "train")])
 def test_teacher_mode_is_restored(transfer, teacher, max_shift, mode):
     t = copy.deepcopy(teacher).train(mode == "train")
-    D.distill(_mlp(1), transfer, 1, teacher=t, max_shift=max_shift, **RUN)
+    D.distill(_mlp(1), transfer, train.TrainingSettings(epochs=1, max_shift=max_shift, **SET), teacher=t, **RUN)
     assert t.training == (mode == "train")
     assert all(m.training == (mode == "train") for m in t.modules())
 
@@ -564,7 +568,7 @@ def test_teacher_mode_is_restored(transfer, teacher, max_shift, mode):
 def test_teacher_weights_are_unchanged_and_get_no_gradient(transfer, teacher, max_shift):
     t = copy.deepcopy(teacher)
     before = _state(t)
-    D.distill(_mlp(1), transfer, 1, teacher=t, max_shift=max_shift, **RUN)
+    D.distill(_mlp(1), transfer, train.TrainingSettings(epochs=1, max_shift=max_shift, **SET), teacher=t, **RUN)
     assert _same_state(t, before)
     assert all(p.grad is None for p in t.parameters())
     assert all(p.requires_grad for p in t.parameters())                 # not frozen for good
@@ -574,12 +578,13 @@ def test_teacher_weights_are_unchanged_and_get_no_gradient(transfer, teacher, ma
 def test_teacher_runs_in_eval_mode_on_the_students_batches(transfer, teacher, max_shift):
     spy_teacher = Spy(copy.deepcopy(teacher)).train()
     spy_student = Spy(_mlp(1))
-    D.distill(spy_student, transfer, 2, teacher=spy_teacher, max_shift=max_shift, **RUN)
+    D.distill(spy_student, transfer, train.TrainingSettings(epochs=2, max_shift=max_shift, **SET),
+              teacher=spy_teacher, **RUN)
     assert not any(spy_teacher.modes)                                   # never in train mode
     # Skip the one-image probes that count each model's classes.
     teacher_seen = [x for x in spy_teacher.inputs if len(x) > 1]
     student_seen = [x for x in spy_student.inputs if len(x) > 1]
-    steps = 2 * math.ceil(len(transfer) / RUN["batch_size"])
+    steps = 2 * math.ceil(len(transfer) / SET["batch_size"])
     assert len(student_seen) == steps
     if max_shift == 0:
         # Logits computed once, before training, on the unshifted images.
@@ -589,9 +594,9 @@ def test_teacher_runs_in_eval_mode_on_the_students_batches(transfer, teacher, ma
     # the same batches data.batches draws from the fit's seed.
     assert len(teacher_seen) == steps
     assert all(torch.equal(a, b) for a, b in zip(teacher_seen, student_seen))
-    generator = _generator(RUN["seed"])
+    generator = _generator(SET["seed"])
     expected = [x for _ in range(2) for x, _y in
-                data.batches(transfer, RUN["batch_size"], shuffle=True, generator=generator,
+                data.batches(transfer, SET["batch_size"], shuffle=True, generator=generator,
                              max_shift=max_shift)]
     assert all(torch.equal(a, b) for a, b in zip(teacher_seen, expected))
     originals = {bytes(row.numpy().tobytes()) for row in transfer.images}
@@ -601,8 +606,10 @@ def test_teacher_runs_in_eval_mode_on_the_students_batches(transfer, teacher, ma
 
 def test_shifted_distillation_works_and_differs(transfer, teacher):
     plain, shifted = _mlp(1), _mlp(1)
-    D.distill(plain, transfer, 1, teacher=copy.deepcopy(teacher), max_shift=0, **RUN)
-    result = D.distill(shifted, transfer, 1, teacher=copy.deepcopy(teacher), max_shift=2, **RUN)
+    D.distill(plain, transfer, train.TrainingSettings(epochs=1, max_shift=0, **SET), teacher=copy.deepcopy(teacher),
+              **RUN)
+    result = D.distill(shifted, transfer, train.TrainingSettings(epochs=1, max_shift=2, **SET),
+                       teacher=copy.deepcopy(teacher), **RUN)
     assert math.isfinite(result.history[0]["train_loss"])
     assert all(torch.isfinite(p).all() for p in shifted.parameters())
     assert not _same_weights(plain, shifted)
@@ -611,9 +618,10 @@ def test_shifted_distillation_works_and_differs(transfer, teacher):
 @pytest.mark.parametrize("source", ["logits", "teacher"])
 def test_weight_zero_reproduces_fit_exactly(transfer, teacher, teacher_logits, source):
     by_fit, by_distill = _mlp(1), _mlp(1)
-    fit_result = train.fit(by_fit, transfer, 2, **RUN)
+    fit_result = train.fit(by_fit, transfer, train.TrainingSettings(epochs=2, **SET), **RUN)
     given = dict(teacher_logits=teacher_logits) if source == "logits" else dict(teacher=copy.deepcopy(teacher))
-    result = D.distill(by_distill, transfer, 2, weight=0.0, temperature=7.0, **RUN, **given)
+    result = D.distill(by_distill, transfer, train.TrainingSettings(epochs=2, **SET), weight=0.0, temperature=7.0,
+                       **RUN, **given)
     assert _same_weights(by_fit, by_distill)
     assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in fit_result.history]
     assert [r["train_accuracy"] for r in result.history] == [r["train_accuracy"] for r in fit_result.history]
@@ -622,15 +630,17 @@ def test_weight_zero_reproduces_fit_exactly(transfer, teacher, teacher_logits, s
 def test_distill_from_an_ensemble(transfer):
     ensemble = D.Ensemble(_members(2))
     student = _mlp(1)
-    result = D.distill(student, transfer, 1, teacher=ensemble, weight=1.0, **RUN)
+    result = D.distill(student, transfer, train.TrainingSettings(epochs=1, **SET), teacher=ensemble, weight=1.0,
+                       **RUN)
     assert math.isfinite(result.history[0]["train_loss"])
 
 
 def test_distill_with_soft_targets_alone_ignores_the_labels(transfer, teacher_logits):
     relabelled = ImageSplit(transfer.images, (transfer.labels + 1) % 10, transfer.name, transfer.classes)
     a, b = _mlp(1), _mlp(1)
-    D.distill(a, transfer, 1, teacher_logits=teacher_logits, weight=1.0, **RUN)
-    D.distill(b, relabelled, 1, teacher_logits=teacher_logits, weight=1.0, **RUN)
+    D.distill(a, transfer, train.TrainingSettings(epochs=1, **SET), teacher_logits=teacher_logits, weight=1.0, **RUN)
+    D.distill(b, relabelled, train.TrainingSettings(epochs=1, **SET), teacher_logits=teacher_logits, weight=1.0,
+              **RUN)
     assert _same_weights(a, b)
 
 
@@ -681,7 +691,9 @@ def test_distill_rejects_bad_arguments_with_nothing_changed(transfer, teacher, t
     logits_before = teacher_logits.clone()
     rng = torch.get_rng_state()
     with pytest.raises(error) as info:
-        D.distill(student, transfer, 1, **{"progress": False, **kwargs})
+        settings = train.TrainingSettings(epochs=1, **{k: v for k, v in kwargs.items() if k in SETTINGS})
+        D.distill(student, transfer, settings, progress=False,
+                  **{k: v for k, v in kwargs.items() if k not in SETTINGS})
     for name in names:
         assert name in str(info.value)
     assert _same_state(student, before) and student.training
@@ -702,7 +714,7 @@ def test_distill_rejects_a_bad_transfer_set_with_nothing_changed(transfer, make_
     teacher = _mlp(2, num_classes=5)
     before, teacher_before = _state(student), _state(teacher)
     with pytest.raises((TypeError, ValueError)) as info:
-        D.distill(student, split, 1, teacher=teacher, progress=False)
+        D.distill(student, split, train.TrainingSettings(epochs=1), teacher=teacher, progress=False)
     for name in names:
         assert name in str(info.value)
     assert _same_state(student, before) and _same_state(teacher, teacher_before)
@@ -710,12 +722,14 @@ def test_distill_rejects_a_bad_transfer_set_with_nothing_changed(transfer, make_
 
 def test_distill_rejects_a_bad_student_and_epochs(transfer, teacher_logits):
     with pytest.raises(TypeError, match="student"):
-        D.distill("student", transfer, 1, teacher_logits=teacher_logits, progress=False)
+        D.distill("student", transfer, train.TrainingSettings(epochs=1), teacher_logits=teacher_logits,
+                  progress=False)
     student = _mlp(1)
     before = _state(student)
     for epochs, error in [(-1, ValueError), (1.0, TypeError), (True, TypeError)]:
         with pytest.raises(error, match="epochs"):
-            D.distill(student, transfer, epochs, teacher_logits=teacher_logits, progress=False)
+            D.distill(student, transfer, train.TrainingSettings(epochs=epochs), teacher_logits=teacher_logits,
+                      progress=False)
     assert _same_state(student, before)
 
 
@@ -723,7 +737,7 @@ def test_distill_rejects_a_student_with_other_classes(transfer, teacher_logits):
     student = _mlp(1, num_classes=5)
     before = _state(student)
     with pytest.raises(ValueError, match="same number of classes"):
-        D.distill(student, transfer, 1, teacher_logits=teacher_logits, progress=False)
+        D.distill(student, transfer, train.TrainingSettings(epochs=1), teacher_logits=teacher_logits, progress=False)
     assert _same_state(student, before)
 
 
@@ -741,7 +755,8 @@ def test_fit_targets_reach_the_loss_aligned_with_the_batch(transfer, max_shift):
         seen.append(len(labels))
         return F.cross_entropy(logits, labels)
 
-    train.fit(_mlp(1), transfer, 2, loss_fn=loss_fn, targets=targets, max_shift=max_shift, **RUN)
+    train.fit(_mlp(1), transfer, train.TrainingSettings(epochs=2, max_shift=max_shift, **SET), loss_fn=loss_fn,
+              targets=targets, **RUN)
     assert sum(seen) == 2 * len(transfer) and len(seen) == 2 * math.ceil(len(transfer) / 64)
 
 
@@ -754,14 +769,14 @@ def test_fit_target_rows_match_the_images_without_shift(transfer):
         calls.append(1)
         return F.cross_entropy(logits, labels)
 
-    train.fit(_mlp(1), transfer, 1, loss_fn=loss_fn, targets=targets, **RUN)
+    train.fit(_mlp(1), transfer, train.TrainingSettings(epochs=1, **SET), loss_fn=loss_fn, targets=targets, **RUN)
     assert len(calls) == math.ceil(len(transfer) / 64)
 
 
 def test_fit_with_targets_equals_fit_without_when_the_loss_ignores_them(transfer):
     a, b = _mlp(1), _mlp(1)
-    train.fit(a, transfer, 1, **RUN)
-    train.fit(b, transfer, 1, targets=torch.zeros(len(transfer)),
+    train.fit(a, transfer, train.TrainingSettings(epochs=1, **SET), **RUN)
+    train.fit(b, transfer, train.TrainingSettings(epochs=1, **SET), targets=torch.zeros(len(transfer)),
               loss_fn=lambda logits, labels, images, rows: F.cross_entropy(logits, labels), **RUN)
     assert _same_weights(a, b)
 
@@ -773,7 +788,7 @@ def test_fit_without_targets_calls_loss_fn_with_three_arguments(transfer):
         calls.append(images.shape)
         return F.cross_entropy(logits, labels)
 
-    train.fit(_mlp(1), transfer.subset(64), 1, loss_fn=loss_fn, **RUN)
+    train.fit(_mlp(1), transfer.subset(64), train.TrainingSettings(epochs=1, **SET), loss_fn=loss_fn, **RUN)
     assert calls == [(64, 1, 28, 28)]
 
 
@@ -789,7 +804,7 @@ def test_fit_rejects_bad_targets_with_nothing_changed(transfer, make, error, nam
     model = _mlp(1).train()
     before = _state(model)
     with pytest.raises(error) as info:
-        train.fit(model, transfer, 1, progress=False, **make(len(transfer)))
+        train.fit(model, transfer, train.TrainingSettings(epochs=1), progress=False, **make(len(transfer)))
     for name in names:
         assert name in str(info.value)
     assert _same_state(model, before) and model.training

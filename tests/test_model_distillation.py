@@ -9,6 +9,7 @@ well under a second), for what they change, what they leave alone, and their nam
 """
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -23,6 +24,14 @@ from course_lib import data, distillation, experiments, hardware, measure, model
 from course_lib import model_distillation as M
 from course_lib.data import ImageSplit
 
+
+
+def _settings_and_rest(kwargs: dict, epochs: int = 1) -> tuple[train.TrainingSettings, dict]:
+    """The training settings among ``kwargs`` (made here, so that a bad one raises in the caller's
+    ``pytest.raises``) and the other keyword arguments."""
+    names = {f.name for f in dataclasses.fields(train.TrainingSettings)}
+    settings = train.TrainingSettings(**{"epochs": epochs, **{k: v for k, v in kwargs.items() if k in names}})
+    return settings, {k: v for k, v in kwargs.items() if k not in names}
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -172,7 +181,8 @@ def test_mimic_regresses_the_teachers_logits_without_labels(small, teacher):
     ts = M.label_with_teacher(small.images, teacher)
     before = M.mimic_loss(train.predict_logits(_mlp(0), small.images), ts.teacher_logits).item()
     student = _mlp(0)
-    result = M.mimic(student, ts.split, 6, teacher_logits=ts.teacher_logits, lr=3e-3, seed=0, progress=False)
+    result = M.mimic(student, ts.split, train.TrainingSettings(epochs=6, lr=3e-3, seed=0),
+                     teacher_logits=ts.teacher_logits, progress=False)
     after = M.mimic_loss(train.predict_logits(student, small.images), ts.teacher_logits).item()
     assert after < 0.5 * before
     assert result.history[-1]["train_accuracy"] > result.history[0]["train_accuracy"]   # agreement, here
@@ -180,17 +190,19 @@ def test_mimic_regresses_the_teachers_logits_without_labels(small, teacher):
     shuffled = ImageSplit(ts.split.images, torch.randint(0, 10, (len(small),), generator=_generator(9)),
                           "noise labels", small.classes)
     again = _mlp(0)
-    M.mimic(again, shuffled, 6, teacher_logits=ts.teacher_logits, lr=3e-3, seed=0, progress=False)
+    M.mimic(again, shuffled, train.TrainingSettings(epochs=6, lr=3e-3, seed=0), teacher_logits=ts.teacher_logits,
+            progress=False)
     assert _same_state(again, _state(student))
 
 
 def test_mimic_with_a_teacher_equals_its_precomputed_logits(small, teacher):
     a, b = _mlp(3), _mlp(3)
-    M.mimic(a, small, 2, teacher=teacher, seed=1, progress=False)
-    M.mimic(b, small, 2, teacher_logits=distillation.precompute_logits(teacher, small), seed=1, progress=False)
+    M.mimic(a, small, train.TrainingSettings(epochs=2, seed=1), teacher=teacher, progress=False)
+    M.mimic(b, small, train.TrainingSettings(epochs=2, seed=1),
+            teacher_logits=distillation.precompute_logits(teacher, small), progress=False)
     assert _same_state(a, _state(b))
     teacher_state, rng = _state(teacher), torch.random.get_rng_state()
-    M.mimic(_mlp(3), small, 1, teacher=teacher, max_shift=1, seed=1, progress=False)     # live teacher
+    M.mimic(_mlp(3), small, train.TrainingSettings(epochs=1, max_shift=1, seed=1), teacher=teacher, progress=False)  # live
     assert _same_state(teacher, teacher_state) and not teacher.training
     assert torch.equal(rng, torch.random.get_rng_state())
 
@@ -208,14 +220,15 @@ def test_mimic_errors_are_named_and_leave_the_student_as_it_was(small, kwargs, e
     student = _mlp(4)
     state = _state(student)
     with pytest.raises(error, match=words):
-        M.mimic(student, small, 1, progress=False, **kwargs)
+        settings, rest = _settings_and_rest(kwargs)
+        M.mimic(student, small, settings, progress=False, **rest)
     assert _same_state(student, state)
 
 
 def test_mimic_rejects_an_empty_transfer_set(small):
     empty = ImageSplit(small.images[:0], small.labels[:0], "empty", small.classes)
     with pytest.raises(ValueError, match="at least one image"):
-        M.mimic(_mlp(0), empty, 1, teacher_logits=torch.zeros(0, 10), progress=False)
+        M.mimic(_mlp(0), empty, train.TrainingSettings(epochs=1), teacher_logits=torch.zeros(0, 10), progress=False)
 
 
 # ----------------------------------------------------------------------------- transfer sets
@@ -333,14 +346,14 @@ def test_train_with_hints_trains_up_to_the_guided_layer_first(small):
     student = _mlp(6, (24, 24, 24))
     initial = _state(student)
     hints_only = copy.deepcopy(student)
-    out = M.train_with_hints(hints_only, teacher, small, 0, guided_layer="fc2", hint_layer="fc1",
-                             hint_epochs=3, lr=3e-3, progress=False)
+    out = M.train_with_hints(hints_only, teacher, small, train.TrainingSettings(epochs=0, lr=3e-3),
+                             guided_layer="fc2", hint_layer="fc1", hint_epochs=3, progress=False)
     assert isinstance(out.regressor, nn.Sequential) and len(out.hint_result.history) == 3
     assert out.hint_result.history[-1]["train_loss"] < out.hint_result.history[0]["train_loss"]
     changed = {k for k, v in hints_only.state_dict().items() if not torch.equal(v, initial[k])}
     assert changed == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}   # after fc2: untouched
-    full = M.train_with_hints(student, teacher, small, 1, guided_layer="fc2", hint_layer="fc1", hint_epochs=1,
-                              progress=False)
+    full = M.train_with_hints(student, teacher, small, train.TrainingSettings(epochs=1), guided_layer="fc2",
+                              hint_layer="fc1", hint_epochs=1, progress=False)
     assert len(full.result.history) == 1 and not torch.equal(student.fc4.weight, initial["fc4.weight"])
 
 
@@ -354,7 +367,9 @@ def test_train_with_hints_errors_leave_the_student_as_it_was(small, kwargs, word
     student, teacher = _mlp(7, (16, 16)), _mlp(8, (32,))
     state = _state(student)
     with pytest.raises(ValueError, match=words):
-        M.train_with_hints(student, teacher, small, 1, hint_epochs=1, progress=False, **kwargs)
+        settings, rest = _settings_and_rest(kwargs)
+        M.train_with_hints(student, teacher, small, settings, hint_epochs=1,
+                           progress=False, **rest)
     assert _same_state(student, state)
 
 
@@ -453,13 +468,16 @@ def test_soft_decision_tree_errors(kwargs, error, words):
 
 def test_train_soft_tree_on_labels_and_distilled(small, teacher):
     tree = M.soft_decision_tree(2, seed=0)
-    result = M.train_soft_tree(tree, small, 10, lr=2e-2, batch_size=32, seed=0, progress=False)
+    result = M.train_soft_tree(tree, small, train.TrainingSettings(epochs=10, lr=2e-2, batch_size=32, seed=0),
+                               progress=False)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert train.evaluate(tree, small).accuracy > 0.25                       # 4 leaves, 10 classes: 0.4 at best
     logits = distillation.precompute_logits(teacher, small)
     a, b = M.soft_decision_tree(2, seed=1), M.soft_decision_tree(2, seed=1)
-    M.train_soft_tree(a, small, 2, teacher_logits=logits, temperature=2.0, seed=0, progress=False)
-    M.train_soft_tree(b, small, 2, teacher=teacher, temperature=2.0, seed=0, progress=False)
+    M.train_soft_tree(a, small, train.TrainingSettings(epochs=2, seed=0), teacher_logits=logits, temperature=2.0,
+                      progress=False)
+    M.train_soft_tree(b, small, train.TrainingSettings(epochs=2, seed=0), teacher=teacher, temperature=2.0,
+                      progress=False)
     assert _same_state(a, _state(b))
     assert not _same_state(a, _state(M.soft_decision_tree(2, seed=1)))
 
@@ -475,10 +493,11 @@ def test_train_soft_tree_errors_leave_the_tree_as_it_was(small, kwargs, error, w
     tree = M.soft_decision_tree(2)
     state = _state(tree)
     with pytest.raises(error, match=words):
-        M.train_soft_tree(tree, small, 1, progress=False, **kwargs)
+        settings, rest = _settings_and_rest(kwargs)
+        M.train_soft_tree(tree, small, settings, progress=False, **rest)
     assert _same_state(tree, state)
     with pytest.raises(TypeError, match="SoftDecisionTree"):
-        M.train_soft_tree(_mlp(0), small, 1, progress=False)
+        M.train_soft_tree(_mlp(0), small, train.TrainingSettings(epochs=1), progress=False)
 
 
 def test_tree_path_explains_the_prediction(small):

@@ -63,7 +63,8 @@ def test_prune_returns_a_copy_and_reaches_each_layers_sparsity():
 def test_masks_persist_through_optimizer_steps():
     split = data.load("mnist", "test").subset(512)
     pruned, masks = pruning.prune_weights(models.build("lenet_300_100"), 0.7)
-    train.fit(pruned, split, 1, batch_size=64, lr=1e-2, after_step=pruning.masks_hook(masks), progress=False)
+    train.fit(pruned, split, train.TrainingSettings(epochs=1, batch_size=64, lr=1e-2),
+              after_step=pruning.masks_hook(masks), progress=False)
     for name, mask in masks.items():
         assert torch.all(dict(pruned.named_parameters())[name][mask == 0] == 0)
     assert pruning.kept_fraction(pruned) == pytest.approx(0.3, abs=1e-4)
@@ -100,10 +101,12 @@ def test_sensitivity_scan_and_choice():
 def test_iterative_prune_reaches_the_target():
     split = data.load("mnist", "test").subset(300)
     pruned, masks, history = pruning.iterative_prune(models.build("lenet_300_100"), split,
-                                                     {"fc1": 0.9}, steps=2, epochs_per_step=1,
+                                                     {"fc1": 0.9}, 2, train.TrainingSettings(epochs=1, lr=1e-4),
                                                      validation=split, progress=False)
     assert pruning.layer_sparsity(pruned)["fc1"] == pytest.approx(0.9, abs=1e-5)
     assert len(history) == 2 and history[0]["kept"] > history[1]["kept"]
+    with pytest.raises(TypeError, match=r"fine_tuning must be a TrainingSettings"):
+        pruning.iterative_prune(models.build("lenet_300_100"), split, {"fc1": 0.9}, 2, 1)
 
 
 def test_channel_scores():

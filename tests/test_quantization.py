@@ -78,7 +78,7 @@ def test_calibration_methods_clip_outliers():
 def test_quantize_model_ptq_keeps_lenet_accuracy():
     model = models.build("lenet_300_100", seed=0)
     split = data.load("mnist", "validation").subset(1000)
-    train.fit(model, split, 2, progress=False)
+    train.fit(model, split, train.TrainingSettings(epochs=2), progress=False)
     q = Q.quantize_model(model, 8, 8, calibration=split)
     assert abs(train.evaluate(q, split).accuracy - train.evaluate(model, split).accuracy) < 0.01
     assert len(measure.compressed_layers(q)) == 3

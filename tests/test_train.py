@@ -1,7 +1,19 @@
+import dataclasses
+
 import pytest
 import torch
 
 from course_lib import models, train
+
+SETTINGS = {f.name for f in dataclasses.fields(train.TrainingSettings)}
+
+
+def _fit(model, split, **kwargs):
+    """train.fit with the settings among ``kwargs`` gathered into a TrainingSettings (made inside the
+    call, so that a bad setting raises there too)."""
+    settings = train.TrainingSettings(**{k: v for k, v in kwargs.items() if k in SETTINGS})
+    return train.fit(model, split, settings,
+                     **{k: v for k, v in kwargs.items() if k not in SETTINGS})
 
 
 def test_fit_learns_and_is_repeatable(mnist_test):
@@ -9,7 +21,7 @@ def test_fit_learns_and_is_repeatable(mnist_test):
     results = []
     for _ in range(2):
         model = models.build("lenet_300_100", seed=0)
-        result = train.fit(model, small, 2, validation=small, progress=False, seed=1)
+        result = train.fit(model, small, train.TrainingSettings(epochs=2, seed=1), validation=small, progress=False)
         results.append((result.final.accuracy, model.fc1.weight.sum().item()))
     assert results[0] == results[1]
     assert results[0][0] > 0.8          # chance is 0.1
@@ -27,7 +39,7 @@ def test_after_step_hook_runs_after_each_optimizer_step(mnist_test):
         with torch.no_grad():
             m.fc1.weight.mul_(mask)
 
-    train.fit(model, small, 1, batch_size=64, after_step=keep_masked, progress=False)
+    train.fit(model, small, train.TrainingSettings(epochs=1, batch_size=64), after_step=keep_masked, progress=False)
     assert len(calls) == 4
     assert torch.all(model.fc1.weight[mask == 0] == 0)
 
@@ -44,10 +56,8 @@ def test_bad_arguments_are_named(mnist_test):
     for kwargs, name in [({"epochs": -1}, "epochs"), ({"lr": 0}, "lr"),
                          ({"optimizer": "rmsprop"}, "optimizer"),
                          ({"lr_schedule": "step"}, "lr_schedule"), ({"batch_size": 0}, "batch_size")]:
-        args = {"epochs": 1, **kwargs}
-        epochs = args.pop("epochs")
         with pytest.raises(ValueError, match=name):
-            train.fit(model, small, epochs, progress=False, **args)
+            _fit(model, small, progress=False, **{"epochs": 1, **kwargs})
     with pytest.raises(ValueError, match="batch_size"):
         train.evaluate(model, small, batch_size=0)
 
@@ -89,20 +99,23 @@ def tiny(mnist_test):
     ({"validation": "mnist/validation"}, TypeError, "validation must be an ImageSplit (from data.load) or None, got str"),
     ({"device": "gpu"}, ValueError, "device must name a torch device"),
     ({"progress": 0}, TypeError, "progress must be True or False"),
+    ({"epochs": None}, TypeError, "epochs must be an int >= 0, got None"),
 ])
 def test_fit_rejects_bad_arguments_by_name(tiny, kwargs, error, fragment):
-    args = {"epochs": 1, "progress": False, **kwargs}
-    epochs = args.pop("epochs")
     with pytest.raises(error) as info:
-        train.fit(models.build("lenet_300_100"), tiny, epochs, **args)
+        _fit(models.build("lenet_300_100"), tiny, **{"epochs": 1, "progress": False, **kwargs})
     assert fragment in str(info.value)
 
 
 @pytest.mark.parametrize("call, error, fragment", [
-    (lambda m, s: train.fit("lenet", s, 1), TypeError, "model must be a torch.nn.Module, got str"),
-    (lambda m, s: train.fit(m, (s.images, s.labels), 1), TypeError, "train must be an ImageSplit"),
-    (lambda m, s: train.fine_tune(m, s, 1, lr=float("nan"), progress=False), ValueError, "lr must be a finite"),
-    (lambda m, s: train.fine_tune(m, s, -2, progress=False), ValueError, "epochs"),
+    (lambda m, s: train.fit("lenet", s, train.TrainingSettings(1)), TypeError, "model must be a torch.nn.Module, got str"),
+    (lambda m, s: train.fit(m, (s.images, s.labels), train.TrainingSettings(1)), TypeError, "train must be an ImageSplit"),
+    (lambda m, s: train.fit(m, s, 1), TypeError,
+     "settings must be a TrainingSettings (train.TrainingSettings(epochs=...)), got int"),
+    (lambda m, s: train.fit(m, s, {"epochs": 1}), TypeError, "settings must be a TrainingSettings"),
+    (lambda m, s: train.fine_tune(m, s, dataclasses.replace(train.FINE_TUNING, lr=float("nan")), progress=False),
+     ValueError, "lr must be a finite"),
+    (lambda m, s: train.fine_tune(m, s, train.TrainingSettings(-2), progress=False), ValueError, "epochs"),
     (lambda m, s: train.evaluate(m, s.images), TypeError, "split must be an ImageSplit"),
     (lambda m, s: train.evaluate(None, s), TypeError, "model must be a torch.nn.Module"),
     (lambda m, s: train.evaluate(m, s, batch_size=2.5), TypeError, "batch_size must be an int >= 1"),
@@ -129,6 +142,14 @@ def test_nothing_changes_on_error(tiny, kwargs):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = torch.get_rng_state()
     with pytest.raises((TypeError, ValueError)):
-        train.fit(model, tiny, 1, progress=False, **kwargs)
+        _fit(model, tiny, epochs=1, progress=False, **kwargs)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert model.training and torch.equal(torch.get_rng_state(), state)
+
+
+def test_settings_vary_with_replace_and_fine_tuning_has_its_defaults():
+    settings = train.TrainingSettings(epochs=3, lr=5e-3)
+    assert dataclasses.replace(settings, seed=4) == train.TrainingSettings(epochs=3, lr=5e-3, seed=4)
+    assert (train.FINE_TUNING.epochs, train.FINE_TUNING.lr) == (1, 1e-4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.lr = 1.0

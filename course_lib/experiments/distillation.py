@@ -74,10 +74,11 @@ def distillation_experiment(hidden: int, temperature: float, weight: float, epoc
         torch.manual_seed(seed)
         on_labels = models.mlp([hidden, hidden])
         distilled = copy.deepcopy(on_labels)
-    train.fit(on_labels, transfer, epochs, seed=seed, device="cpu", progress=False,
+    settings = train.TrainingSettings(epochs=epochs, seed=seed)
+    train.fit(on_labels, transfer, settings, device="cpu", progress=False,
               description="labels")
-    distill(distilled, transfer, epochs, teacher_logits=targets, temperature=temperature,
-            weight=weight, seed=seed, device="cpu", progress=False)
+    distill(distilled, transfer, settings, teacher_logits=targets,
+            temperature=temperature, weight=weight, device="cpu", progress=False)
     report = measure.report(distilled, f"MLP student 784-{hidden}-{hidden}-10")
     return DistillationExperiment(
         hidden=hidden, temperature=temperature, weight=weight, epochs=epochs,

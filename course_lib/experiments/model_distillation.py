@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .. import data, hardware, measure, models, zoo
+from .. import data, hardware, measure, models, train, zoo
 from ..checks import check_choice, check_int
 from ..data import SEED_RANGE
 from ..distillation import precompute_logits
@@ -132,12 +132,9 @@ def model_distillation_experiment(family: str, size: int, transfer: str, device_
         report = tree_report(tree, name)
     else:
         student = _student(family, size, seed)
-        fit = dict(teacher_logits=labelled.teacher_logits, lr=EXPERIMENT_LR, batch_size=EXPERIMENT_BATCH_SIZE,
-                   seed=seed, device="cpu", progress=False)
-        if family == "soft_tree":
-            train_soft_tree(student, labelled.split, epochs, **fit)
-        else:
-            mimic(student, labelled.split, epochs, **fit)
+        settings = train.TrainingSettings(epochs=epochs, lr=EXPERIMENT_LR, batch_size=EXPERIMENT_BATCH_SIZE, seed=seed)
+        learn = train_soft_tree if family == "soft_tree" else mimic
+        learn(student, labelled.split, settings, teacher_logits=labelled.teacher_logits, device="cpu", progress=False)
         scores = fidelity(student, teacher_model, validation)
         report = measure.report(student, name)
     return ModelDistillationExperiment(family=family, size=size, transfer=transfer, transfer_size=transfer_size,

@@ -13,7 +13,7 @@ from ..pruning import (
     prune_channels,
     prune_weights,
 )
-from ..train import evaluate, fine_tune
+from ..train import TrainingSettings, evaluate, fine_tune
 
 __all__ = ["PRUNING_METHODS", "PruningExperiment", "pruning_experiment"]
 
@@ -79,7 +79,8 @@ def pruning_experiment(model_name: str, method: str, sparsity: float, device_nam
         hook = masks_hook(masks)
     if fine_tune_epochs:
         subset = data.load(dataset, "train").sample(fine_tune_examples)
-        fine_tune(pruned, subset, fine_tune_epochs, lr=1e-3, after_step=hook, progress=False, seed=seed)
+        fine_tune(pruned, subset, TrainingSettings(epochs=fine_tune_epochs, lr=1e-3, seed=seed), after_step=hook,
+                  progress=False)
     encoding = "dense" if method == "channel" else "best"
     report = measure.report(pruned, model_name, encoding=encoding)
     speed = measure.speedup(baseline, pruned, batch_size=64, repeats=20) if measure_speed else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -84,20 +84,21 @@ class HintTraining:
     result: train.FitResult
 
 
-def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSplit, epochs: int, *,
-                     guided_layer: str, hint_layer: str, hint_epochs: int, temperature: float = 4.0,
-                     weight: float = 0.9, lr: float = 1e-3, optimizer: str = "adam",
-                     lr_schedule: str = "cosine", batch_size: int = 128, weight_decay: float = 0.0,
-                     validation: ImageSplit | None = None, seed: int = 0, device: torch.device | str | None = None,
-                     progress: bool = True) -> HintTraining:
+def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSplit,
+                     settings: train.TrainingSettings, *, guided_layer: str, hint_layer: str, hint_epochs: int,
+                     temperature: float = 4.0, weight: float = 0.9, validation: ImageSplit | None = None,
+                     device: torch.device | str | None = None, progress: bool = True) -> HintTraining:
     """FitNets (Romero et al. 2015), in two stages, on the student in place:
 
     1. ``hint_epochs`` epochs of :func:`hint_loss` between the teacher's ``hint_layer`` output
        (eval mode, no gradient) and the student's ``guided_layer`` output through a
        :func:`hint_regressor`: only the student's layers up to the guided layer (and the
        regressor) learn; the layers after it get no gradient and stay as they were.
-    2. ``epochs`` epochs of the whole student with :func:`course_lib.distillation.distill`
+    2. ``settings.epochs`` epochs of the whole student with :func:`course_lib.distillation.distill`
        (``weight`` on the teacher's soft targets at ``temperature``; ``weight=0``: labels alone).
+
+    Both stages train with ``settings`` (stage 1 for ``hint_epochs``); the regressor is seeded with
+    ``settings.seed``. Other arguments as :func:`course_lib.train.fit`.
 
     Returns:
         :class:`HintTraining` (the regressor, stage 1's and stage 2's FitResults).
@@ -109,22 +110,20 @@ def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSpli
             numbers of classes; labels outside the classes; ``temperature``/``weight`` as
             :func:`course_lib.distillation.distillation_loss`; and as :func:`course_lib.train.fit`.
     """
-    classes = _check_teacher_args(student, transfer, teacher, None, 0)
+    classes = _check_teacher_args(student, transfer, teacher, None, settings)
     check_layer_name(student, guided_layer, "guided_layer")
     check_layer_name(teacher, hint_layer, "hint_layer")
-    check_int(epochs, "epochs", 0)
     check_int(hint_epochs, "hint_epochs", 0)
     check_temperature(temperature)
     check_soft_target_weight(weight)
     check_split(validation, "validation", allow_none=True)
-    check_int(seed, "seed", *SEED_RANGE)
     if transfer.labels.min() < 0 or transfer.labels.max() >= classes:
         raise ValueError(f"transfer labels must be class indices in [0, {classes - 1}]")
     if device is not None:
         data.check_device(device)
     example = transfer.images[:1]
     regressor = hint_regressor(_output_shape(student, example, guided_layer),
-                               _output_shape(teacher, example, hint_layer), seed)
+                               _output_shape(teacher, example, hint_layer), settings.seed)
     guided = _Guided(student, regressor, guided_layer)
     was_training = teacher.training
     frozen = teacher.eval()
@@ -134,12 +133,13 @@ def train_with_hints(student: nn.Module, teacher: nn.Module, transfer: ImageSpli
             hint = intermediate(frozen, hint_layer, images.to(train.model_device(frozen))).to(out.device)
         return hint_loss(out, hint.flatten(1))
 
-    common = dict(lr=lr, optimizer=optimizer, lr_schedule=lr_schedule, batch_size=batch_size,
-                  weight_decay=weight_decay, seed=seed, device=device, progress=progress)
     try:
-        hint_result = train.fit(guided, transfer, hint_epochs, loss_fn=loss_on_hint, description="hints", **common)
+        hint_result = train.fit(guided, transfer,
+                                replace(settings, epochs=hint_epochs),
+                                loss_fn=loss_on_hint, device=device, progress=progress, description="hints")
     finally:
         teacher.train(was_training)
-    result = distill(student, transfer, epochs, teacher=teacher, temperature=temperature, weight=weight,
-                     validation=validation, description="after hints", **common)
+    result = distill(student, transfer, settings, teacher=teacher,
+                     temperature=temperature, weight=weight, validation=validation, device=device,
+                     progress=progress, description="after hints")
     return HintTraining(regressor, hint_result, result)

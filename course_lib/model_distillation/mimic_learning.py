@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import train
-from ..checks import check_int, check_model, check_type
+from ..checks import check_model, check_type
 from ..data import ImageSplit, check_split
 from ..distillation import check_logit_pair, check_logits, precompute_logits
 from .common import _check_images, _check_teacher_logits, _classes_of
@@ -81,17 +81,17 @@ def label_with_teacher(images: torch.Tensor, teacher: nn.Module, name: str = "tr
     return TransferSet(split, logits)
 
 
-def _fit_on_teacher(model: nn.Module, transfer: ImageSplit, epochs: int,
+def _fit_on_teacher(model: nn.Module, transfer: ImageSplit, settings: train.TrainingSettings,
                     loss_on_targets: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-                    teacher: nn.Module | None, teacher_logits: torch.Tensor | None, max_shift: int,
+                    teacher: nn.Module | None, teacher_logits: torch.Tensor | None,
                     **fit_kwargs) -> train.FitResult:
     """``train.fit`` with a loss ``loss_on_targets(output, images, teacher_logits)``: the
-    teacher's logits computed once (given, or from ``teacher`` when ``max_shift == 0``), or live
-    on every shifted batch. Arguments are checked by the caller."""
-    if teacher is not None and max_shift == 0:
+    teacher's logits computed once (given, or from ``teacher`` when ``settings.max_shift == 0``),
+    or live on every shifted batch. Arguments are checked by the caller."""
+    if teacher is not None and settings.max_shift == 0:
         teacher_logits = precompute_logits(teacher, transfer)
     if teacher_logits is not None:
-        return train.fit(model, transfer, epochs, max_shift=0, targets=teacher_logits,
+        return train.fit(model, transfer, settings, targets=teacher_logits,
                          loss_fn=lambda out, labels, images, targets: loss_on_targets(out, images, targets),
                          **fit_kwargs)
     was_training = teacher.training
@@ -103,18 +103,21 @@ def _fit_on_teacher(model: nn.Module, transfer: ImageSplit, epochs: int,
         return loss_on_targets(out, images, targets)
 
     try:
-        return train.fit(model, transfer, epochs, max_shift=max_shift, loss_fn=loss_with_teacher, **fit_kwargs)
+        return train.fit(model, transfer, settings, loss_fn=loss_with_teacher,
+                         **fit_kwargs)
     finally:
         teacher.train(was_training)
 
 
 def _check_teacher_args(student: nn.Module, transfer: ImageSplit, teacher: nn.Module | None,
-                        teacher_logits: torch.Tensor | None, max_shift: int, student_name: str = "student") -> int:
-    """Exactly one of a teacher and its logits for ``transfer``, with the student's classes;
-    returns the number of classes."""
+                        teacher_logits: torch.Tensor | None, settings: train.TrainingSettings,
+                        student_name: str = "student") -> int:
+    """Exactly one of a teacher and its logits for ``transfer``, with the student's classes, and
+    training ``settings``; returns the number of classes."""
     check_model(student, student_name)
     check_split(transfer, "transfer")
-    check_int(max_shift, "max_shift", 0)
+    check_type(settings, "settings", train.TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))")
+    max_shift = settings.max_shift
     if (teacher is None) == (teacher_logits is None):
         raise ValueError("give exactly one of teacher (a model) and teacher_logits (its logits for transfer)")
     if teacher is not None:
@@ -133,11 +136,9 @@ def _check_teacher_args(student: nn.Module, transfer: ImageSplit, teacher: nn.Mo
     return classes
 
 
-def mimic(student: nn.Module, transfer: ImageSplit, epochs: int, *, teacher: nn.Module | None = None,
-          teacher_logits: torch.Tensor | None = None, centre: bool = False, lr: float = 1e-3,
-          optimizer: str = "adam", lr_schedule: str = "cosine", batch_size: int = 128,
-          weight_decay: float = 0.0, max_shift: int = 0, validation: ImageSplit | None = None, seed: int = 0,
-          device: torch.device | str | None = None, progress: bool = True,
+def mimic(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSettings, *,
+          teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None, centre: bool = False,
+          validation: ImageSplit | None = None, device: torch.device | str | None = None, progress: bool = True,
           description: str = "mimic") -> train.FitResult:
     """Mimic learning: train ``student`` in place to regress the teacher's logits with
     :func:`mimic_loss` over ``transfer``, by :func:`course_lib.train.fit`. No label is used:
@@ -145,7 +146,8 @@ def mimic(student: nn.Module, transfer: ImageSplit, epochs: int, *, teacher: nn.
     from :func:`label_with_teacher`, that is the agreement with the teacher).
 
     Give either a ``teacher`` (run in eval mode; its logits computed once, or on every batch when
-    ``max_shift > 0``) or its ``teacher_logits`` (N, C) for the images of ``transfer``.
+    ``settings.max_shift > 0``) or its ``teacher_logits`` (N, C) for the images of ``transfer``.
+    Other arguments as :func:`course_lib.train.fit`.
 
     Regressing logits takes more steps than cross-entropy on labels: a confident teacher's logits
     reach tens (LeNet-5's span about +-30), and the student's outputs must grow that far.
@@ -161,10 +163,9 @@ def mimic(student: nn.Module, transfer: ImageSplit, epochs: int, *, teacher: nn.
             teacher with different numbers of classes; an empty ``transfer``; and as
             :func:`course_lib.train.fit`.
     """
-    _check_teacher_args(student, transfer, teacher, teacher_logits, max_shift)
+    _check_teacher_args(student, transfer, teacher, teacher_logits, settings)
     check_type(centre, "centre", bool, "True or False")
-    return _fit_on_teacher(student, transfer, epochs,
+    return _fit_on_teacher(student, transfer, settings,
                            lambda out, images, targets: mimic_loss(out, targets, centre),
-                           teacher, teacher_logits, max_shift, lr=lr, optimizer=optimizer,
-                           lr_schedule=lr_schedule, batch_size=batch_size, weight_decay=weight_decay,
-                           validation=validation, seed=seed, device=device, progress=progress, description=description)
+                           teacher, teacher_logits, validation=validation, device=device, progress=progress,
+                           description=description)

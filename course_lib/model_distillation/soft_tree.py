@@ -224,18 +224,17 @@ def soft_decision_tree(depth: int, beta: float = 1.0, prediction: str = "max_pat
         return SoftDecisionTree(depth, image_shape, num_classes, beta, prediction)
 
 
-def train_soft_tree(tree: SoftDecisionTree, transfer: ImageSplit, epochs: int, *,
+def train_soft_tree(tree: SoftDecisionTree, transfer: ImageSplit, settings: train.TrainingSettings, *,
                     teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None,
-                    temperature: float = 1.0, penalty: float = 0.1, lr: float = 1e-3, optimizer: str = "adam",
-                    lr_schedule: str = "cosine", batch_size: int = 128, weight_decay: float = 0.0,
-                    max_shift: int = 0, validation: ImageSplit | None = None, seed: int = 0,
+                    temperature: float = 1.0, penalty: float = 0.1, validation: ImageSplit | None = None,
                     device: torch.device | str | None = None, progress: bool = True,
                     description: str = "soft tree") -> train.FitResult:
     """Train ``tree`` in place with :meth:`SoftDecisionTree.loss`, by :func:`course_lib.train.fit`:
     distilled, against the teacher's soft targets :math:`\\mathrm{softmax}(v / T)` (give
     ``teacher`` or its ``teacher_logits`` for ``transfer``, as :func:`mimic`), or, with neither,
     on ``transfer``'s labels as one-hot targets. ``penalty`` is :func:`balance_penalty`'s
-    :math:`\\lambda`. The history's ``train_accuracy`` is that of ``tree``'s prediction rule.
+    :math:`\\lambda`. The history's ``train_accuracy`` is that of ``tree``'s prediction rule. Other
+    arguments as :func:`course_lib.train.fit`.
 
     Raises (before the tree is touched):
         TypeError: ``tree`` not a SoftDecisionTree; as :func:`mimic`.
@@ -249,20 +248,18 @@ def train_soft_tree(tree: SoftDecisionTree, transfer: ImageSplit, epochs: int, *
     check_real(penalty, "penalty", 0, math.inf, high_open=True)
     classes = tree.leaves.shape[1]
     if teacher is not None or teacher_logits is not None:
-        _check_teacher_args(tree, transfer, teacher, teacher_logits, max_shift, "tree")
+        _check_teacher_args(tree, transfer, teacher, teacher_logits, settings, "tree")
     else:
         _check_labels(transfer.labels, len(transfer), classes, "transfer labels")
-    common = dict(lr=lr, optimizer=optimizer, lr_schedule=lr_schedule, batch_size=batch_size,
-                  weight_decay=weight_decay, validation=validation, seed=seed, device=device, progress=progress,
-                  description=description)
+    common = dict(validation=validation, device=device, progress=progress, description=description)
     if teacher is None and teacher_logits is None:
         def loss_on_labels(out, labels, images):
             return tree.loss(images, F.one_hot(labels, classes).to(images.dtype), penalty)
-        return train.fit(tree, transfer, epochs, max_shift=max_shift, loss_fn=loss_on_labels, **common)
-    return _fit_on_teacher(tree, transfer, epochs,
+        return train.fit(tree, transfer, settings, loss_fn=loss_on_labels, **common)
+    return _fit_on_teacher(tree, transfer, settings,
                            lambda out, images, targets: tree.loss(images, F.softmax(targets / temperature, dim=-1),
                                                                   penalty),
-                           teacher, teacher_logits, max_shift, **common)
+                           teacher, teacher_logits, **common)
 
 
 class PathStep(NamedTuple):

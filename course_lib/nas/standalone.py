@@ -101,6 +101,6 @@ class ShortTraining:
         check_type(architecture, "architecture", Architecture, "an Architecture")
         with torch.random.fork_rng(devices=[]):
             model = build_model(architecture, seed=self.seed)
-            train.fit(model, self.train_split, self.epochs, lr=self.lr, seed=self.seed, device="cpu",
-                      progress=False)
+            train.fit(model, self.train_split, train.TrainingSettings(epochs=self.epochs, lr=self.lr, seed=self.seed),
+                      device="cpu", progress=False)
         return train.evaluate(model, self.validation).accuracy
