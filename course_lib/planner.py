@@ -206,7 +206,7 @@ def _rank_key(objective: str):
     return lambda rv: (-rv[0].validation_accuracy, rv[0].report.weight_bytes)
 
 
-def plan(device_name: str, accuracy_floor: float, objective: str = "smallest flash",
+def plan(accuracy_floor: float, device_name: str, objective: str = "smallest flash",
          table: tuple[PlanRow, ...] | None = None) -> PlanResult:
     """The combinations of ``table`` (default :func:`plan_table`) that fit ``device_name`` and
     whose validation accuracy is at least ``accuracy_floor``, best first by ``objective``:
@@ -215,8 +215,8 @@ def plan(device_name: str, accuracy_floor: float, objective: str = "smallest fla
     ties go to the more accurate, then the smaller. Only filtering: fast once the table exists.
 
     Args:
-        device_name: one of :func:`plan_devices`.
         accuracy_floor: a fraction in [0, 1] (0.85 is 85%).
+        device_name: one of :func:`plan_devices`.
         objective: one of :data:`PLAN_OBJECTIVES`.
         table: None, or rows of :func:`plan_table` that include the reference (the first
             model of :data:`PLAN_MODELS` in fp32).

@@ -198,7 +198,8 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
     import ipywidgets as w
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
-    method = w.Dropdown(options=experiments.PRUNING_METHODS, value="layer-wise", description="method")
+    method = w.Dropdown(options=[(experiments.PRUNING_METHOD_NAMES[m], m) for m in experiments.PRUNING_METHODS],
+                        value="layer", description="method")
     sparsity = w.FloatSlider(value=0.9, min=0.0, max=0.98, step=0.01, description="sparsity",
                              continuous_update=False, readout_format=".2f")
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
@@ -446,8 +447,8 @@ def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     button = w.Button(description="Search", button_style="primary", icon="search")
 
     def compute():
-        result = experiments.nas_experiment(device.value, flash.value, sram.value, latency.value, strategy.value,
-                                           budget.value)
+        result = experiments.nas_experiment(strategy.value, budget.value, device.value, flash.value, sram.value,
+                                            latency.value)
         return ["<br>".join(html.escape(line, quote=False) for line in result.lines()), result.figure(pyplot=False)]
 
     return _panel([w.HBox([device, flash]), w.HBox([sram, latency]), w.HBox([strategy, budget]), button], button,
@@ -482,7 +483,7 @@ def compression_planner_panel(default_device: str = "Arduino Nano 33 BLE Sense")
     button = w.Button(description="Plan", button_style="primary", icon="compass")
 
     def compute():
-        result = planner.plan(device.value, floor.value / 100, objective.value)
+        result = planner.plan(floor.value / 100, device.value, objective.value)
         return ["<br>".join(html.escape(line, quote=False) for line in result.lines())]
 
     return _panel([w.HBox([device, floor]), w.HBox([objective, button])], button, compute, "Cannot plan")

@@ -42,8 +42,8 @@ def _colour_teacher():
     (lambda: fidelity(models.mlp([16]), _colour_teacher(), MNIST_FEW), ValueError, "teacher cannot run on these images"),
     (lambda: distillation.Ensemble([models.mlp([8]), nn.Sequential(nn.Flatten(), nn.Linear(784, 3))])(
         torch.rand(2, 1, 28, 28)), ValueError, "must give logits of one shape"),
-    (lambda: planner.plan("ESP32", 0.8, table=()), ValueError, "table must include the reference row"),
-    (lambda: planner.plan("ESP32", 0.8, table=("row",)), TypeError, "table must hold PlanRow items"),
+    (lambda: planner.plan(0.8, "ESP32", table=()), ValueError, "table must include the reference row"),
+    (lambda: planner.plan(0.8, "ESP32", table=("row",)), TypeError, "table must hold PlanRow items"),
 ])
 def test_bad_input_is_named(call, error, fragment):
     with pytest.raises(error) as info:

@@ -528,8 +528,8 @@ def test_cached_objective_computes_each_network_once():
 def test_nas_experiment_respects_the_panel_limits(strategy):
 
     low = {"flash_kb": experiments.PANEL_FLASH_KB[0], "sram_kb": experiments.PANEL_SRAM_KB[0], "latency_ms": experiments.PANEL_LATENCY_MS[0]}
-    run = experiments.nas_experiment("Arduino Nano 33 BLE Sense", **low, strategy=strategy, budget=experiments.PANEL_BUDGET[0],
-                             objective=toy_objective(SPACE, 3))
+    run = experiments.nas_experiment(strategy, experiments.PANEL_BUDGET[0], "Arduino Nano 33 BLE Sense", **low,
+                                     objective=toy_objective(SPACE, 3))
     assert len(run.result.evaluated) == experiments.PANEL_BUDGET[0]          # the sliders' minimum is a valid search
     costs = run.best.costs
     assert costs.flash_bytes <= 8 * 1024 and costs.peak_activation_bytes <= 8 * 1024 and costs.latency_ms <= 5

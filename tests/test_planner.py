@@ -21,7 +21,7 @@ def test_the_recorded_int8_accuracy_is_what_is_measured():
 
 
 def test_plan_chooses_on_validation_among_what_fits():
-    result = planner.plan("Arduino Nano 33 BLE Sense", 0.90, "smallest flash")
+    result = planner.plan(0.90, "Arduino Nano 33 BLE Sense", "smallest flash")
     device = hardware.get_device("Arduino Nano 33 BLE Sense")
     for row, verdict in result.meeting:
         assert verdict.fits and row.validation_accuracy >= 0.90
@@ -32,33 +32,33 @@ def test_plan_chooses_on_validation_among_what_fits():
     # The teacher in fp32 (1.6 MiB) does not fit the Arduino's 1 MiB of flash.
     teacher = next(v for r, v in result.verdicts if r.label == "small_cnn_fashion in fp32")
     assert not teacher.fits
-    most = planner.plan("Arduino Nano 33 BLE Sense", 0.90, "most accurate")
+    most = planner.plan(0.90, "Arduino Nano 33 BLE Sense", "most accurate")
     assert most.chosen.label == "small_cnn_fashion in int8"
-    fastest = planner.plan("Arduino Nano 33 BLE Sense", 0.90, "fastest on the device")
+    fastest = planner.plan(0.90, "Arduino Nano 33 BLE Sense", "fastest on the device")
     times = [v.estimate.seconds for _, v in fastest.meeting]
     assert times == sorted(times)
 
 
 def test_an_unreachable_floor_says_so():
-    result = planner.plan("Arduino Nano 33 BLE Sense", 0.99)
+    result = planner.plan(0.99, "Arduino Nano 33 BLE Sense")
     assert result.chosen is None and not result.meeting
     assert "No combination meets both" in "\n".join(result.lines())
 
 
 def test_plan_lines_name_the_settings():
-    text = "\n".join(planner.plan("ESP32", 0.855, "fastest on the device").lines())
+    text = "\n".join(planner.plan(0.855, "ESP32", "fastest on the device").lines())
     assert "ESP32, accuracy floor 85.5% (validation), objective: fastest on the device" in text
     assert "Chosen:" in text and "Estimated latency on ESP32" in text
 
 
 @pytest.mark.parametrize("args, error, fragment", [
-    (("Arduino", 0.9), ValueError, "device_name must be one of"),
-    ((None, 0.9), TypeError, "device_name must be a str"),
-    (("This machine", 0.9), ValueError, "device_name must be one of"),
-    (("ESP32", 90), ValueError, "accuracy_floor"),
-    (("ESP32", "0.9"), TypeError, "accuracy_floor"),
-    (("ESP32", 0.9, "cheapest"), ValueError, "objective must be one of"),
-    (("ESP32", 0.9, None), TypeError, "objective must be a str"),
+    ((0.9, "Arduino"), ValueError, "device_name must be one of"),
+    ((0.9, None), TypeError, "device_name must be a str"),
+    ((0.9, "This machine"), ValueError, "device_name must be one of"),
+    ((90, "ESP32"), ValueError, "accuracy_floor"),
+    (("0.9", "ESP32"), TypeError, "accuracy_floor"),
+    ((0.9, "ESP32", "cheapest"), ValueError, "objective must be one of"),
+    ((0.9, "ESP32", None), TypeError, "objective must be a str"),
 ])
 def test_bad_input_raises_a_named_error(args, error, fragment):
     with pytest.raises(error, match=fragment):

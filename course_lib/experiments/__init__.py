@@ -37,7 +37,7 @@ from .nas import (
                                  panel_devices,
                                  panel_evaluator,
 )
-from .pruning import PRUNING_METHODS, PruningExperiment, pruning_experiment
+from .pruning import PRUNING_METHOD_NAMES, PRUNING_METHODS, PruningExperiment, pruning_experiment
 from .quantization import GRANULARITIES, QuantizationExperiment, quantization_experiment
 
 __all__ = [
@@ -48,6 +48,6 @@ __all__ = [
     "model_distillation_experiment",
     "PANEL_BUDGET", "PANEL_FLASH_KB", "PANEL_LATENCY_MS", "PANEL_SRAM_KB", "CachedObjective", "NasExperiment",
     "nas_experiment", "panel_devices", "panel_evaluator",
-    "PRUNING_METHODS", "PruningExperiment", "pruning_experiment",
+    "PRUNING_METHODS", "PRUNING_METHOD_NAMES", "PruningExperiment", "pruning_experiment",
     "GRANULARITIES", "QuantizationExperiment", "quantization_experiment",
 ]

@@ -133,7 +133,7 @@ class NasExperiment:
         return fig
 
 
-def nas_experiment(device_name: str, flash_kb: int, sram_kb: int, latency_ms: int, strategy: str, budget: int,
+def nas_experiment(strategy: str, budget: int, device_name: str, flash_kb: int, sram_kb: int, latency_ms: int,
                    seed: int = 0, objective: Objective | None = None) -> NasExperiment:
     """Search the default :class:`~course_lib.nas.space.SearchSpace` with ``strategy`` for
     ``budget`` evaluations of ``objective`` (default: :func:`panel_evaluator`), keeping only

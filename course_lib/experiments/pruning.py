@@ -15,9 +15,14 @@ from ..pruning import (
 )
 from ..train import TrainingSettings, evaluate, fine_tune
 
-__all__ = ["PRUNING_METHODS", "PruningExperiment", "pruning_experiment"]
+__all__ = ["PRUNING_METHODS", "PRUNING_METHOD_NAMES", "PruningExperiment", "pruning_experiment"]
 
-PRUNING_METHODS = ("layer-wise", "global", "channel")
+# Magnitude pruning in either scope (``"layer"``: one sparsity per layer; ``"global"``: one threshold for the
+# model, as :func:`course_lib.pruning.prune_weights`), or structured pruning of whole channels.
+PRUNING_METHODS = ("layer", "global", "channel")
+PRUNING_METHOD_NAMES = {"layer": "magnitude pruning, one sparsity per layer",
+                        "global": "magnitude pruning, one global threshold",
+                        "channel": "channel pruning"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class PruningExperiment:
     def lines(self) -> list[str]:
         """The result in words, one line each (what the panel shows)."""
         r = self.report
-        lines = [f"{self.model_name}, {self.method} pruning at sparsity {self.sparsity:.2f}: validation "
+        lines = [f"{self.model_name}, {PRUNING_METHOD_NAMES[self.method]} at sparsity {self.sparsity:.2f}: validation "
                  f"accuracy {100 * self.accuracy:.2f}% (baseline {100 * self.baseline_accuracy:.2f}%)",
                  f"nonzero weights {r.nonzeros:,} of {r.parameters:,}; {r.macs:,} MACs; stored in "
                  f"{measure.format_bytes(r.weight_bytes)} ({r.encoding}) vs "
@@ -57,7 +62,7 @@ def pruning_experiment(model_name: str, method: str, sparsity: float, device_nam
     validation accuracy, bytes in the best encoding, fit and estimated latency on a device,
     and the speedup measured here.
 
-    ``method``: ``"layer-wise"`` / ``"global"`` magnitude pruning (masks held while
+    ``method``: magnitude pruning in the scope ``"layer"`` or ``"global"`` (masks held while
     fine-tuning), or ``"channel"``: every hidden layer loses the fraction ``sparsity`` of its
     channels by L1 norm, giving a smaller dense network.
     """
@@ -75,7 +80,7 @@ def pruning_experiment(model_name: str, method: str, sparsity: float, device_nam
         pruned = prune_channels(baseline, {n: sparsity for n in hidden})
         hook = None
     else:
-        pruned, masks = prune_weights(baseline, sparsity, "layer" if method == "layer-wise" else "global")
+        pruned, masks = prune_weights(baseline, sparsity, method)
         hook = masks_hook(masks)
     if fine_tune_epochs:
         subset = data.load(dataset, "train").sample(fine_tune_examples)
