@@ -201,11 +201,9 @@ def kmeans_quantize_model(model: nn.Module, bits: int | dict[str, int], iteratio
     check_int(iterations, "iterations", 1)
     shared = copy.deepcopy(model)
     for name, b in per_layer.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = shared.get_submodule(parent_name) if parent_name else shared
         try:
-            layer = SharedWeights(getattr(parent, child), b, iterations)
+            layer = SharedWeights(shared.get_submodule(name), b, iterations)
         except ValueError as e:                     # name the layer whose weight is bad
             raise ValueError(f"layer {name!r}: {e}") from e
-        setattr(parent, child, layer)
+        shared.set_submodule(name, layer)
     return shared

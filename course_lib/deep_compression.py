@@ -60,12 +60,13 @@ import torch
 from torch import nn
 
 from . import encoding
-from .checks import check_finite, check_int, check_model, check_real, check_tensor, check_type, describe
+from .checks import check_finite, check_int, check_model, check_tensor, check_type, describe
 from .codebook import Codebook, nearest_centroid
 from .data import ImageSplit, check_split
 from .measure import CompressedLayer, StoredTensor, weight_layers
 from .quantization import check_bits, check_weight
-from .train import TrainingSettings, evaluate, fine_tune
+from .selection import check_scan, choose_within_drop, scan_layers
+from .train import TrainingSettings, fine_tune
 
 __all__ = ["CENTROID_BITS", "BIAS_BITS", "DENSE_BITS", "LENET_INDEX_BITS", "INDEX_BITS_RANGE", "PaperResult",
            "PAPER_TABLE_1", "share_nonzero_weights", "SparseSharedWeights", "share_model_weights",
@@ -216,10 +217,8 @@ def share_model_weights(model: nn.Module, bits: int | dict[str, int], iterations
     check_int(iterations, "iterations", 1)
     shared = copy.deepcopy(model)
     for name, b in per_layer.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = shared.get_submodule(parent_name) if parent_name else shared
         try:
-            setattr(parent, child, SparseSharedWeights(getattr(parent, child), b, iterations))
+            shared.set_submodule(name, SparseSharedWeights(shared.get_submodule(name), b, iterations))
         except ValueError as e:
             raise ValueError(f"layer {name!r}: {e}") from e
     return shared
@@ -237,8 +236,7 @@ def as_plain_model(model: nn.Module) -> nn.Module:
             with torch.no_grad():
                 layer.weight.copy_(m.weight_as_computed())
             layer.weight.requires_grad_(True)
-            parent_name, _, child = name.rpartition(".")
-            setattr(plain.get_submodule(parent_name) if parent_name else plain, child, layer)
+            plain.set_submodule(name, layer)
     return plain
 
 
@@ -522,16 +520,12 @@ def bits_sensitivity_scan(model: nn.Module, split: ImageSplit, candidates: tuple
         raise TypeError(f"candidates must be a non-empty tuple of ints in [1, 16], got {describe(candidates)}")
     for b in candidates:
         check_bits(b, "each of candidates")
-    scan = {}
-    for name in weight_layers(model):
-        scan[name] = []
-        for b in candidates:
-            parent_name, _, child = name.rpartition(".")
-            trial = copy.deepcopy(model)
-            parent = trial.get_submodule(parent_name) if parent_name else trial
-            setattr(parent, child, SparseSharedWeights(getattr(parent, child), b))
-            scan[name].append((b, evaluate(trial, split).accuracy))
-    return scan
+    def share_one_layer(model: nn.Module, name: str, b: int) -> nn.Module:
+        trial = copy.deepcopy(model)
+        trial.set_submodule(name, SparseSharedWeights(trial.get_submodule(name), b))
+        return trial
+
+    return scan_layers(model, split, weight_layers(model), candidates, share_one_layer)
 
 
 def choose_bits(scan: dict[str, list[tuple[int, float]]], baseline_accuracy: float,
@@ -546,19 +540,8 @@ def choose_bits(scan: dict[str, list[tuple[int, float]]], baseline_accuracy: flo
         TypeError: ``scan`` is not a non-empty dict. ValueError: a layer with no points, a point
             that is not a (bits, accuracy) pair, bits outside [1, 32], an accuracy outside [0, 1].
     """
-    if not isinstance(scan, dict) or not scan:
-        raise TypeError(f"scan must be a non-empty dict {{layer: [(bits, accuracy), ...]}}, got {describe(scan)}")
-    check_real(baseline_accuracy, "baseline_accuracy", 0, 1)
-    check_real(max_drop, "max_drop", 0, 1)
-    chosen = {}
+    check_scan(scan, "bits")
     for layer, points in scan.items():
-        if not isinstance(points, (list, tuple)) or not points:
-            raise ValueError(f"scan[{layer!r}] must be a non-empty list of (bits, accuracy) points, got {describe(points)}")
-        for k, point in enumerate(points):
-            if not isinstance(point, (list, tuple)) or len(point) != 2:
-                raise ValueError(f"scan[{layer!r}][{k}] must be a (bits, accuracy) pair, got {point!r}")
-            check_int(point[0], f"scan[{layer!r}][{k}] bits", 1, 32)
-            check_real(point[1], f"scan[{layer!r}][{k}] accuracy", 0, 1)
-        good = [b for b, acc in points if acc >= baseline_accuracy - max_drop]
-        chosen[layer] = min(good) if good else max(b for b, _ in points)
-    return chosen
+        for k, (b, _) in enumerate(points):
+            check_int(b, f"scan[{layer!r}][{k}] bits", 1, 32)
+    return choose_within_drop(scan, baseline_accuracy, max_drop, most_aggressive=min, fallback=max)

@@ -34,12 +34,12 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .checks import (check_choice, check_finite, check_int, check_model, check_real, check_tensor, check_type,
                      describe, is_real)
 from .data import SEED_RANGE, ImageSplit, batches, check_split
 from .measure import WEIGHT_LAYER_TYPES, trace_layers, weight_layers
+from .selection import check_scan, choose_within_drop, greedy_knapsack, scan_layers
 from .train import TrainingSettings, evaluate, fine_tune, model_device
 
 __all__ = ["Masks", "CRITERIA", "SCOPES", "check_sparsity", "magnitude_mask", "prunable_layers", "layerwise_masks",
@@ -206,16 +206,8 @@ def sensitivity_scan(model: nn.Module, split: ImageSplit, sparsities: Iterable[f
     for s in sparsities:
         check_sparsity(s, "each of sparsities")
     names = _layer_names(prunable_layers(model), layer_names)
-    scan = {}
-    total = len(names) * len(sparsities)
-    with tqdm(total=total, desc="sensitivity scan", disable=not progress) as bar:
-        for name in names:
-            scan[name] = []
-            for s in sparsities:
-                pruned, _ = prune_weights(model, {name: s})
-                scan[name].append((s, evaluate(pruned, split).accuracy))
-                bar.update()
-    return scan
+    return scan_layers(model, split, names, sparsities, lambda m, name, s: prune_weights(m, {name: s})[0],
+                       progress=progress)
 
 
 def choose_sparsities(scan: dict[str, list[tuple[float, float]]], baseline_accuracy: float,
@@ -223,12 +215,11 @@ def choose_sparsities(scan: dict[str, list[tuple[float, float]]], baseline_accur
     """For each layer, the highest scanned sparsity whose accuracy stays within ``max_drop``
     (absolute: 0.01 is one point) of the baseline, boundary included; 0 if none does. Sensitive
     layers keep more weights. The scan need not be sorted."""
-    if not isinstance(scan, dict) or not scan:
-        raise TypeError("scan must be a non-empty dict {layer: [(sparsity, accuracy), ...]}")
-    check_real(baseline_accuracy, "baseline_accuracy", 0, 1)
-    check_real(max_drop, "max_drop", 0, 1)
-    return {name: max([s for s, acc in points if acc >= baseline_accuracy - max_drop], default=0.0)
-            for name, points in scan.items()}
+    check_scan(scan, "sparsity")
+    for layer, points in scan.items():
+        for s, _ in points:
+            check_sparsity(s, f"a sparsity in scan[{layer!r}]")
+    return choose_within_drop(scan, baseline_accuracy, max_drop, most_aggressive=max, fallback=lambda _: 0.0)
 
 
 def sparsities_for_target(scan: dict[str, list[tuple[float, float]]], sizes: dict[str, int],
@@ -237,9 +228,10 @@ def sparsities_for_target(scan: dict[str, list[tuple[float, float]]], sizes: dic
     sensitivity scan at the least accuracy cost *per weight removed*: every layer starts at its
     lowest scanned sparsity; while too many weights remain, the layer whose next scanned step
     loses the least scan accuracy per weight it removes takes that step (ties: the layer listed
-    first). The same greedy knapsack as :func:`course_lib.quantization.mixed_precision_bits`,
-    with weights in place of bytes. A big layer (LeNet-300-100's fc1) gives up many weights per
-    step, so it is pruned hardest; a small sensitive one (the output layer) keeps more.
+    first). The same greedy knapsack (:func:`course_lib.selection.greedy_knapsack`) as
+    :func:`course_lib.quantization.mixed_precision_bits`, with weights in place of bytes. A big
+    layer (LeNet-300-100's fc1) gives up many weights per step, so it is pruned hardest; a small
+    sensitive one (the output layer) keeps more.
 
     Raises ValueError if even the highest scanned sparsities keep more than ``kept``.
     """
@@ -256,25 +248,11 @@ def sparsities_for_target(scan: dict[str, list[tuple[float, float]]], sizes: dic
             raise ValueError(f"scan[{layer!r}] holds no (sparsity, accuracy) point")
         for s, _ in p:
             check_sparsity(s, f"a sparsity in scan[{layer!r}]")
-    step = {layer: 0 for layer in points}                            # index into each layer's points
     total = sum(sizes.values())
-
-    def kept_fraction_now() -> float:
-        return sum(sizes[l] * (1 - points[l][i][0]) for l, i in step.items()) / total
-
-    while kept_fraction_now() > kept:
-        best = None
-        for layer, i in step.items():
-            if i + 1 == len(points[layer]):
-                continue
-            (s, acc), (s_next, acc_next) = points[layer][i], points[layer][i + 1]
-            cost = (acc - acc_next) / (sizes[layer] * (s_next - s))
-            if best is None or cost < best[0]:
-                best = (cost, layer)
-        if best is None:
-            raise ValueError(f"the scanned sparsities cannot keep as little as {kept:.4f} of the weights")
-        step[best[1]] += 1
-    return {layer: points[layer][i][0] for layer, i in step.items()}
+    if sum(sizes[layer] * (1 - p[-1][0]) for layer, p in points.items()) > kept * total:
+        raise ValueError(f"the scanned sparsities cannot keep as little as {kept:.4f} of the weights")
+    options = {layer: [(s, accuracy, sizes[layer] * (1 - s)) for s, accuracy in p] for layer, p in points.items()}
+    return greedy_knapsack(options, kept * total)
 
 
 # ----------------------------------------------------------------------------- gradual pruning

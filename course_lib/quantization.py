@@ -40,6 +40,7 @@ from .checks import (check_choice, check_finite, check_int, check_model, check_r
                      describe, is_int, is_real)
 from .data import ImageSplit, batches, check_split
 from .measure import CompressedLayer, StoredTensor, weight_bytes, weight_layers
+from .selection import greedy_knapsack
 from .train import model_device
 
 __all__ = ["CALIBRATION_METHODS", "WEIGHT_SCHEMES", "check_bits", "integer_range", "QParams", "choose_qparams",
@@ -474,10 +475,8 @@ def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, acti
         if activation_bits is not None:
             lo, hi = calibrate_range(inputs[name], method, activation_bits)
             input_qparams = choose_qparams(lo, hi, activation_bits)
-        parent_name, _, child = name.rpartition(".")
-        parent = quantized.get_submodule(parent_name) if parent_name else quantized
-        setattr(parent, child, FakeQuantized(getattr(parent, child), weight_scheme, b, per_channel,
-                                             input_qparams))
+        quantized.set_submodule(name, FakeQuantized(quantized.get_submodule(name), weight_scheme, b, per_channel,
+                                                    input_qparams))
     return quantized
 
 
@@ -541,7 +540,8 @@ def mixed_precision_bits(model: nn.Module, sensitivity: dict[str, dict[int, floa
     ``sensitivity[layer][bits]`` is the accuracy, on validation data, with only that layer
     quantized to ``bits``. Every layer starts at its highest scanned bits; while the model is
     over budget, the layer whose next lower step loses the least accuracy per byte saved goes
-    down one step (a greedy knapsack; ties go to the layer listed first). Each layer's bytes at
+    down one step (a greedy knapsack, :func:`course_lib.selection.greedy_knapsack`; ties go to
+    the layer listed first). Each layer's bytes at
     each width come from :func:`course_lib.measure.weight_bytes` (codes, scales and bias), the
     rest of the model's parameters at fp32. Raises ValueError if even the lowest bits do not fit.
     """
@@ -553,24 +553,10 @@ def mixed_precision_bits(model: nn.Module, sensitivity: dict[str, dict[int, floa
     table = {layer: {b: weight_bytes(FakeQuantized(layers[layer], "affine", b)) for b in scan}
              for layer, scan in sensitivity.items()}
     rest = weight_bytes(model) - sum(weight_bytes(layers[layer]) for layer in sensitivity)
-    choice = {layer: max(scan) for layer, scan in sensitivity.items()}
-
-    def total() -> int:
-        return rest + sum(table[layer][b] for layer, b in choice.items())
-
-    while total() > budget_bytes:
-        best = None
-        for layer, b in choice.items():
-            lower = [c for c in sensitivity[layer] if c < b]
-            if not lower:
-                continue
-            nb = max(lower)
-            saved = table[layer][b] - table[layer][nb]
-            cost = (sensitivity[layer][b] - sensitivity[layer][nb]) / max(saved, 1)
-            if best is None or cost < best[0]:
-                best = (cost, layer, nb)
-        if best is None:
-            raise ValueError(f"budget_bytes {budget_bytes} cannot be met even at the lowest scanned "
-                             f"bits ({total()} bytes needed)")
-        choice[best[1]] = best[2]
-    return choice
+    smallest = rest + sum(table[layer][min(scan)] for layer, scan in sensitivity.items())
+    if smallest > budget_bytes:
+        raise ValueError(f"budget_bytes {budget_bytes} cannot be met even at the lowest scanned "
+                         f"bits ({smallest} bytes needed)")
+    options = {layer: [(b, scan[b], table[layer][b]) for b in sorted(scan, reverse=True)]
+               for layer, scan in sensitivity.items()}
+    return greedy_knapsack(options, budget_bytes, rest)

@@ -183,13 +183,6 @@ def _chosen_layers(model: nn.Module, layers: Iterable[str] | None, what: str = "
     return {n: m for n, m in available.items() if n in names}
 
 
-def _set_layer(model: nn.Module, name: str, module: nn.Module) -> None:
-    """Put ``module`` in place of the submodule called ``name`` (as quantize_model does)."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
-
-
 def _rank_pair(rank) -> tuple[int, int]:
     """A Tucker-2 rank: an int r (meaning (r, r)) or a pair (rank_out, rank_in)."""
     if isinstance(rank, (tuple, list)) and len(rank) == 2:
@@ -248,7 +241,7 @@ def factorize_model(model: nn.Module, ranks: dict[str, int | tuple[int, int]],
             new_layer = _factorize_layer(factorized.get_submodule(name), rank, method)
         except (TypeError, ValueError) as e:
             raise type(e)(f"layer {name!r}: {e}") from None
-        _set_layer(factorized, name, new_layer)
+        factorized.set_submodule(name, new_layer)
     return factorized
 
 

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from ..checks import check_finite, check_int, check_model, check_real, check_type
 from ..data import SEED_RANGE
-from .layers import _chosen_layers, _set_layer
+from .layers import _chosen_layers
 
 __all__ = ["LoRALinear", "add_lora", "count_trainable"]
 
@@ -114,7 +114,7 @@ def add_lora(model: nn.Module, rank: int, alpha: float | None = None,
             lora = LoRALinear(adapted.get_submodule(name), rank, alpha, generator)
         except (TypeError, ValueError) as e:
             raise type(e)(f"layer {name!r}: {e}") from None
-        _set_layer(adapted, name, lora)
+        adapted.set_submodule(name, lora)
     return adapted
 
 

@@ -61,8 +61,7 @@ def synflow(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> flo
     net = copy.deepcopy(model).double().eval()
     for name, module in list(net.named_modules()):
         if isinstance(module, ACTIVATIONS):                  # linearise: R is a product of |W|
-            parent_name, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent_name) if parent_name else net, child, nn.Identity())
+            net.set_submodule(name, nn.Identity())
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
