@@ -16,3 +16,17 @@ if WORKERS > 1:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // WORKERS)))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+# The longest pieces of work first, so that the workers finish together: the notebooks (each runs in one worker, cell
+# after cell) and the browser tests, in the order of their measured times on two cores, then every test module as
+# collected. Only the order changes, never what runs; a wrong guess only costs time.
+LONGEST_FIRST = ("notebooks/07_", "notebooks/02_", "tests/browser/test_panels.py", "notebooks/01_", "notebooks/06_",
+                 "notebooks/03_", "notebooks/04_", "notebooks/05_", "tests/test_zoo.py", "notebooks/08_")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((k for k, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+    items.sort(key=rank)                     # stable: cells and tests keep their order within a file
