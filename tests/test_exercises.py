@@ -738,3 +738,25 @@ def test_every_checker_reports_not_attempted():
                   exercises.check_conv_cost):
         assert check(_todo).status == "not attempted", check
     assert exercises.check_linear_quantize(_todo, _todo).status == "not attempted"
+
+
+def test_a_checker_stops_at_the_first_mistake_through_require_and_run_learner():
+    from course_lib.exercises.checking import checker, failed, passed, require, run_learner
+
+    @checker("double")
+    def check_double(double):
+        for x in (1, 2):
+            got = run_learner(double, (x,), "double")
+            require(None if got == 2 * x else failed("double", f"for x={x} expected {2 * x}, got {got}"))
+        return passed("double", 2, "both cases pass")
+
+    def unwritten(x):
+        raise NotImplementedError
+
+    def crashes(x):
+        return 1 / 0
+
+    assert check_double(lambda x: 2 * x).passed
+    assert check_double(lambda x: x + 1).message == "for x=2 expected 4, got 3"     # x=1 passes, x=2 does not
+    assert check_double(unwritten).status == "not attempted"
+    assert "ZeroDivisionError" in check_double(crashes).message

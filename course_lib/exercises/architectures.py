@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..checks import is_int, is_real
-from .checking import (close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, learner_code, not_attempted, passed)
+from .checking import (call_learner_function, check_returned, check_unchanged, checker, CheckResult, close_to, describe,
+                       failed, learner_code, not_attempted, passed, require, run_learner)
 
 __all__ = ["separable_costs_reference", "SEPARABLE_CASES", "check_separable_costs", "InvertedResidualReference",
            "inverted_residual_state_dict", "INVERTED_RESIDUAL_CASES", "check_inverted_residual",
@@ -124,14 +124,10 @@ def check_separable_costs(separable_costs: Callable[..., tuple[int, int]]) -> Ch
         expected = separable_costs_reference(*case)
         args = dict(zip(("c_in", "c_out", "kernel", "height", "width", "stride"), case))
         where = f"for {args}"
-        got, failure = call_learner_function(separable_costs, case, name, case=str(args))
-        if failure:
-            return failure
+        got = run_learner(separable_costs, case, name, case=str(args))
         if hasattr(got, "parameters") and hasattr(got, "macs") and not isinstance(got, nn.Module):
             got = (got.parameters, got.macs)                          # an architectures.Costs is fine
-        failure = check_returned(got, name, where, (tuple, list), what="(parameters, macs) pair")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, (tuple, list), what="(parameters, macs) pair"))
         if len(got) != 2:
             return failed(name, f"{where} return a pair (parameters, macs), got {len(got)} values: {describe(got)}")
         whole = (_whole(got[0]), _whole(got[1]))
@@ -346,15 +342,11 @@ def check_inverted_residual(InvertedResidual: Callable) -> CheckResult:
                 "NoneType": "did forward return its result?"})
             if failure:
                 return failure if failure.failed else not_attempted(name, "forward is not written yet")
-            failure = check_unchanged(original, x, name, where, "x", "y = ... builds new tensors; x += y or an "
-                                      "in-place activation (inplace=True) on x would overwrite the input.")
-            if failure:
-                return failure
+            require(check_unchanged(original, x, name, where, "x", "y = ... builds new tensors; x += y or an "
+                                    "in-place activation (inplace=True) on x would overwrite the input."))
             expected = ref(x)
-            failure = check_returned(got, name, where, torch.Tensor, dtype=x.dtype, shape=expected.shape,
-                                     what="output")
-            if failure:
-                return failure
+            require(check_returned(got, name, where, torch.Tensor, dtype=x.dtype, shape=expected.shape,
+                                   what="output"))
             if not close_to(got, expected):
                 hint = next((h for wrong, h in _inverted_residual_mistakes(ref, x) if close_to(got, wrong)),
                             "expand -> bn1 -> ReLU6 -> depthwise -> bn2 -> ReLU6 -> project -> bn3, then + x "
@@ -433,24 +425,18 @@ def check_channel_shuffle(channel_shuffle: Callable[[torch.Tensor, int], torch.T
         original = x.clone()
         layout = "" if x.is_contiguous() else ", not contiguous"
         where = f"for x of shape {tuple(x.shape)} ({x.dtype}{layout}) and groups={groups}"
-        got, failure = call_learner_function(channel_shuffle, (x, groups), name, case=where[4:], hints={
+        got = run_learner(channel_shuffle, (x, groups), name, case=where[4:], hints={
             "view size is not compatible": "after transpose the tensor is no longer contiguous in memory, so "
-                                           ".view cannot flatten it: use .reshape(...) (or .contiguous().view(...)).",
+                        ".view cannot flatten it: use .reshape(...) (or .contiguous().view(...)).",
             "shape '[": "the reshape sizes must multiply to B·C·H·W: (B, groups, C // groups, H, W), with C = "
-                        "x.shape[1]."})
-        if failure:
-            return failure
-        failure = check_unchanged(original, x, name, where, "x", "reshape and transpose return new views; "
-                                  "assigning into x (x[:] = ..., x.copy_(...)) overwrites the caller's activations.")
-        if failure:
-            return failure
+     "x.shape[1]."})
+        require(check_unchanged(original, x, name, where, "x", "reshape and transpose return new views; "
+                                "assigning into x (x[:] = ..., x.copy_(...)) overwrites the caller's activations."))
         expected = channel_shuffle_reference(x, groups)
         if isinstance(got, torch.Tensor) and got.dim() == 5:
             return failed(name, f"{where} your result has shape {tuple(got.shape)}. Hint: reshape back to "
                           "(B, C, H, W) after the transpose.")
-        failure = check_returned(got, name, where, torch.Tensor, dtype=x.dtype, shape=expected.shape)
-        if failure:
-            return failure
+        require(check_returned(got, name, where, torch.Tensor, dtype=x.dtype, shape=expected.shape))
         if not torch.equal(got, expected):
             hint = next((h for wrong, h in _shuffle_mistakes(x, groups) if torch.equal(got, wrong)), None)
             if hint is None:
@@ -525,16 +511,12 @@ def check_make_divisible(make_divisible: Callable[[float, int], int]) -> CheckRe
     answers = []
     for value, divisor in MAKE_DIVISIBLE_CASES:
         where = f"for value={value!r}, divisor={divisor}"
-        got, failure = call_learner_function(make_divisible, (value, divisor), name, case=where[4:])
-        if failure:
-            return failure
+        got = run_learner(make_divisible, (value, divisor), name, case=where[4:])
         expected = make_divisible_reference(value, divisor)
         if isinstance(got, float) and got == int(got):
             return failed(name, f"{where} expected the int {expected}, got the float {got!r}. Hint: a number of "
                           "channels is an int: `//` on a float gives a float (15.2 // 8 == 1.0); wrap it in int().")
-        failure = check_returned(got, name, where, int, what="width")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, int, what="width"))
         answers.append(got)
     expected = [make_divisible_reference(v, d) for v, d in MAKE_DIVISIBLE_CASES]
     if answers == expected:
@@ -631,21 +613,15 @@ def check_pareto_front(pareto_front: Callable[[Sequence[float], Sequence[float]]
     for costs, accuracies in copy.deepcopy(PARETO_CASES):        # the learner's code may sort its inputs
         given = (copy.copy(costs), copy.copy(accuracies))
         where = f"for costs={list(costs)}, accuracies={list(accuracies)}"
-        got, failure = call_learner_function(pareto_front, (costs, accuracies), name, case=where[4:])
-        if failure:
-            return failure
+        got = run_learner(pareto_front, (costs, accuracies), name, case=where[4:])
         for before, after, label in ((given[0], costs, "costs"), (given[1], accuracies, "accuracies")):
-            failure = check_unchanged(before, after, name, where, label, "sorted(...) makes a new list; "
-                                      f"{label}.sort() reorders the caller's list (and the indices lose their "
-                                      "meaning).")
-            if failure:
-                return failure
+            require(check_unchanged(before, after, name, where, label, "sorted(...) makes a new list; "
+                                    f"{label}.sort() reorders the caller's list (and the indices lose their "
+                                    "meaning)."))
         if isinstance(got, torch.Tensor) or type(got).__module__ == "numpy":
             return failed(name, f"{where} expected a list of ints, got {type(got).__name__}. Hint: convert with "
                           ".tolist().")
-        failure = check_returned(got, name, where, (list, tuple), what="list of indices")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, (list, tuple), what="list of indices"))
         expected = pareto_front_reference(costs, accuracies)
         if all(is_int(i) for i in got) and [int(i) for i in got] == expected:
             continue

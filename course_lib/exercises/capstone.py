@@ -21,8 +21,8 @@ from typing import Callable
 import torch
 
 from .. import encoding
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, passed)
+from .checking import (check_returned, check_unchanged, checker, CheckResult, describe, failed, passed, require,
+                       run_learner)
 
 __all__ = ["huffman_code_lengths_reference", "check_huffman_code_lengths", "layer_compression_ratio_reference",
            "check_layer_compression_ratio", "relative_index_reference", "check_relative_index"]
@@ -72,14 +72,10 @@ def check_huffman_code_lengths(huffman_code_lengths: Callable[[list[int]], list[
     for counts in _HUFFMAN_CASES:
         given = list(counts)
         where = f"for counts {counts}"
-        got, failure = call_learner_function(huffman_code_lengths, (given,), name, case=where[4:])
-        if failure:
-            return failure
-        failure = (check_unchanged(counts, given, name, where, "counts", "sort or pop from a copy "
-                                   "(sorted(counts), list(counts)), never from the histogram itself.")
-                   or check_returned(got, name, where, (list, tuple, torch.Tensor), what="lengths"))
-        if failure:
-            return failure
+        got = run_learner(huffman_code_lengths, (given,), name, case=where[4:])
+        require((check_unchanged(counts, given, name, where, "counts", "sort or pop from a copy "
+                                 "(sorted(counts), list(counts)), never from the histogram itself.")
+                 or check_returned(got, name, where, (list, tuple, torch.Tensor), what="lengths")))
         lengths = _as_int_list(got)
         if lengths is None:
             return failed(name, f"{where} the lengths must be ints (a list of int), got {describe(got)}. "
@@ -179,12 +175,8 @@ def check_layer_compression_ratio(layer_compression_ratio: Callable[..., float])
     for case in _RATIO_CASES:
         n, m, E, b, p = case
         where = f"for weights={n}, biases={m}, entries={E}, bits={b}, index_bits={p}"
-        got, failure = call_learner_function(layer_compression_ratio, case, name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, (float, int), what="ratio")
-        if failure:
-            return failure
+        got = run_learner(layer_compression_ratio, case, name, case=where[4:])
+        require(check_returned(got, name, where, (float, int), what="ratio"))
         expected = layer_compression_ratio_reference(*case)
         if math.isclose(got, expected, rel_tol=1e-9):
             continue
@@ -246,20 +238,14 @@ def check_relative_index(relative_index: Callable) -> CheckResult:
     for w, bits in _RELATIVE_CASES:
         given = w.clone()                        # the learner's copy: the cases stay intact
         where = f"for w {describe(w)} and index_bits={bits}"
-        got, failure = call_learner_function(relative_index, (given, bits), name, case=where[4:])
-        if failure:
-            return failure
-        failure = (check_unchanged(w, given, name, where, "w", "read w; build new lists of values and gaps.")
-                   or check_returned(got, name, where, (tuple, list), what="(values, gaps)"))
-        if failure:
-            return failure
+        got = run_learner(relative_index, (given, bits), name, case=where[4:])
+        require((check_unchanged(w, given, name, where, "w", "read w; build new lists of values and gaps.")
+                 or check_returned(got, name, where, (tuple, list), what="(values, gaps)")))
         if len(got) != 2:
             return failed(name, f"{where} return (values, gaps), got {len(got)} items.")
         values, gaps = got
-        failure = (check_returned(values, name, where, torch.Tensor, what="values")
-                   or check_returned(gaps, name, where, torch.Tensor, dtype="integer", what="gaps"))
-        if failure:
-            return failure
+        require((check_returned(values, name, where, torch.Tensor, what="values")
+                 or check_returned(gaps, name, where, torch.Tensor, dtype="integer", what="gaps")))
         ref_values, ref_gaps = relative_index_reference(w, bits)
         if values.shape == ref_values.shape and gaps.shape == ref_gaps.shape and \
                 torch.equal(values.to(ref_values.dtype), ref_values) and torch.equal(gaps.long(), ref_gaps):

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checking import CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
+from .checking import check_returned, check_unchanged, checker, CheckResult, failed, passed, require, run_learner
 
 __all__ = ["select_channels_reference", "check_select_channels", "remove_channels_reference",
            "check_remove_channels"]
@@ -50,22 +50,16 @@ def check_select_channels(select_channels: Callable[[torch.Tensor, int], torch.T
     for w, keep in cases:
         original = w.clone()
         where = f"for a weight of shape {tuple(w.shape)} and keep={keep}"
-        got, failure = call_learner_function(select_channels, (w, keep), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(original, w, name, where, "its input weight",
-                                  "compute the scores from weight.abs() (a new tensor), never with in-place ops.")
-        if failure:
-            return failure
+        got = run_learner(select_channels, (w, keep), name, case=where[4:])
+        require(check_unchanged(original, w, name, where, "its input weight",
+                                "compute the scores from weight.abs() (a new tensor), never with in-place ops."))
         if isinstance(got, torch.Tensor) and got.dtype == torch.bool:
             return failed(name, f"{where} you returned a boolean mask. Hint: return the INDICES of the "
                           "kept channels, e.g. torch.topk(scores, keep).indices, sorted.")
         if isinstance(got, torch.Tensor) and got.is_floating_point():
             return failed(name, f"{where} the indices must be an INTEGER tensor, got {got.dtype}. Hint: "
                           "return torch.topk(scores, keep).indices (or argsort), not the scores/values.")
-        failure = check_returned(got, name, where, torch.Tensor, dtype="integer", shape=(keep,), what="indices")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, torch.Tensor, dtype="integer", shape=(keep,), what="indices"))
         expected = select_channels_reference(w, keep)
         got_list = got.tolist()
         if got_list == expected.tolist():
@@ -229,20 +223,14 @@ def check_remove_channels(remove_channels: Callable) -> CheckResult:
         where = (f"for Conv2d(3, 6, stride={conv.stride[0]}, padding={conv.padding[0]}, bias="
                  f"{conv.bias is not None}) -> BatchNorm2d(6) -> ReLU -> Conv2d(6, 4, "
                  f"{next_conv.kernel_size[0]}) and keep={keep.tolist()}")
-        got, failure = call_learner_function(remove_channels, (conv, bn, next_conv, keep), name,
-                                             case=where[4:], hints=_REMOVE_HINTS)
-        if failure:
-            return failure
+        got = run_learner(remove_channels, (conv, bn, next_conv, keep), name,
+                          case=where[4:], hints=_REMOVE_HINTS)
         for old, new, label in zip(before, (conv, bn, next_conv, keep), ("conv", "bn", "next_conv", "keep")):
-            failure = check_unchanged(old, new, name, where, f"the given {label}", "build NEW modules "
-                                      "(nn.Conv2d(...), nn.BatchNorm2d(...)) and copy the kept slices "
-                                      "into them, or copy.deepcopy first; never assign to the given "
-                                      "modules' .weight or buffers.")
-            if failure:
-                return failure
-        failure = check_returned(got, name, where, (tuple, list), what="(new_conv, new_bn, new_next_conv)")
-        if failure:
-            return failure
+            require(check_unchanged(old, new, name, where, f"the given {label}", "build NEW modules "
+                                    "(nn.Conv2d(...), nn.BatchNorm2d(...)) and copy the kept slices "
+                                    "into them, or copy.deepcopy first; never assign to the given "
+                                    "modules' .weight or buffers."))
+        require(check_returned(got, name, where, (tuple, list), what="(new_conv, new_bn, new_next_conv)"))
         if len(got) != 3:
             return failed(name, f"{where} return three modules (new_conv, new_bn, new_next_conv), got "
                           f"{len(got)} values.")

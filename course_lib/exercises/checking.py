@@ -9,6 +9,10 @@ checker runs a learner's code safely.
 * :func:`call_learner_function` and :func:`check_returned` turn whatever the learner's code does
   (raise, loop, return ``None``, a float where integers belong...) into a failing result with a
   hint, never into a traceback from the checker.
+* A checker is written once, as a loop over its cases, and stops at the first mistake: inside a
+  function decorated with :func:`checker`, :func:`run_learner` calls the learner's code and
+  :func:`require` takes any check's result; a failure (or "not attempted") ends the checker with
+  that result, so no checker repeats ``if failure: return failure``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from torch import nn
 
 __all__ = ["STATUSES", "NOT_ATTEMPTED_MESSAGE", "CheckResult", "passed", "failed", "not_attempted",
            "assert_no_failures", "falls_back_to", "learner_code", "TIME_LIMIT_S", "describe",
-           "call_learner_function", "check_returned", "same", "check_unchanged", "checker", "close_to"]
+           "call_learner_function", "check_returned", "same", "check_unchanged", "checker", "close_to",
+           "StopCheck", "require", "run_learner"]
 
 PASS, FAIL, NOT_ATTEMPTED = "pass", "fail", "not attempted"
 STATUSES = (PASS, FAIL, NOT_ATTEMPTED)
@@ -362,14 +367,43 @@ def check_unchanged(before, after, exercise: str, where: str, name: str = "its i
     return failed(exercise, f"{where} your function changed {name} in place. Hint: {hint}")
 
 
+class StopCheck(Exception):
+    """Ends a checker early with ``result`` (a failure, or "not attempted"): raised by
+    :func:`require`, caught by :func:`checker`."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def require(result: CheckResult | None) -> None:
+    """Go on when a check found nothing (``None``); else end the checker with ``result``.
+    Only inside a function decorated with :func:`checker` (or one it calls)."""
+    if result is not None:
+        raise StopCheck(result)
+
+
+def run_learner(fn: Callable, args: tuple, exercise: str, case: str | None = None, kwargs: dict | None = None,
+                hints: dict[str, str] | None = None, time_limit: float | None = None) -> object:
+    """What the learner's ``fn(*args, **kwargs)`` returns, as :func:`call_learner_function`; if it
+    raised, ran too long or is not written yet, the checker ends with that result (:func:`require`)."""
+    got, failure = call_learner_function(fn, args, exercise, case=case, kwargs=kwargs, hints=hints,
+                                         time_limit=time_limit)
+    require(failure)
+    return got
+
+
 def checker(exercise: str) -> Callable:
-    """Decorator for a checker: an unexpected error inside the checker itself (an answer of a
-    shape nobody foresaw) becomes a FAIL with a hint, never a traceback."""
+    """Decorator for a checker: a :class:`StopCheck` (from :func:`require` or :func:`run_learner`)
+    returns its result; an unexpected error inside the checker itself (an answer of a shape nobody
+    foresaw) becomes a FAIL with a hint, never a traceback."""
     def decorate(check):
         @functools.wraps(check)
         def run(*args, **kwargs) -> CheckResult:
             try:
                 return check(*args, **kwargs)
+            except StopCheck as stop:
+                return stop.result
             except Exception as e:
                 return failed(exercise, f"the checker could not compare your answer ({type(e).__name__}: "
                               f"{e}). Hint: check the type and shape of what your code returns "

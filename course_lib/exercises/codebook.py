@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, passed)
+from .checking import (check_returned, check_unchanged, checker, CheckResult, describe, failed, passed, require,
+                       run_learner)
 
 __all__ = ["kmeans_quantize_reference", "check_kmeans_quantize"]
 
@@ -51,22 +51,16 @@ def check_kmeans_quantize(kmeans_quantize: Callable) -> CheckResult:
     for w, bits in cases:
         original = w.clone()
         where = f"for w {describe(w)} and bits={bits}"
-        got, failure = call_learner_function(kmeans_quantize, (w, bits), name, case=where[4:])
-        if failure:
-            return failure
-        failure = (check_unchanged(original, w, name, where, "w", "read w (w.reshape(-1) is a view: "
-                                   "clone it before writing).")
-                   or check_returned(got, name, where, (tuple, list), what="(centroids, indices)"))
-        if failure:
-            return failure
+        got = run_learner(kmeans_quantize, (w, bits), name, case=where[4:])
+        require((check_unchanged(original, w, name, where, "w", "read w (w.reshape(-1) is a view: "
+                                 "clone it before writing).")
+                 or check_returned(got, name, where, (tuple, list), what="(centroids, indices)")))
         if len(got) != 2:
             return failed(name, f"{where} return (centroids, indices), got {len(got)} values.")
         centroids, indices = got
         k = 2 ** bits
-        failure = (check_returned(centroids, name, where, torch.Tensor, dtype="float", what="centroids")
-                   or check_returned(indices, name, where, torch.Tensor, dtype="integer", what="indices"))
-        if failure:
-            return failure
+        require((check_returned(centroids, name, where, torch.Tensor, dtype="float", what="centroids")
+                 or check_returned(indices, name, where, torch.Tensor, dtype="integer", what="indices")))
         if centroids.dim() != 1 or len(centroids) != k:
             hint = "k = 2**bits centroids, not bits." if centroids.numel() == bits else \
                 f"use k = 2**bits = {k} centroids in a 1-D tensor; keep empty clusters (centroid unchanged)."

@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from .checking import close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
+from .checking import (check_returned, check_unchanged, checker, CheckResult, close_to, failed, passed, require,
+                       run_learner)
 
 __all__ = ["softmax_with_temperature_reference", "check_softmax_with_temperature", "distillation_loss_reference",
            "check_distillation_loss", "ensemble_logits_reference", "check_ensemble_logits",
@@ -98,18 +99,12 @@ def check_softmax_with_temperature(softmax_with_temperature: Callable[[torch.Ten
     for logits, T in cases:
         original = logits.clone()
         where = f"for logits {_show(logits)} ({logits.dtype}) and temperature={T!r}"
-        got, failure = call_learner_function(softmax_with_temperature, (logits, T), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(original, logits, name, where, "logits", "logits /= T (or logits.div_(T), "
-                                  "logits -= max) overwrites the caller's logits; write scaled = logits / T, "
-                                  "a new tensor.")
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, torch.Tensor, dtype=logits.dtype, shape=logits.shape,
-                                 what="probabilities")
-        if failure:
-            return failure
+        got = run_learner(softmax_with_temperature, (logits, T), name, case=where[4:])
+        require(check_unchanged(original, logits, name, where, "logits", "logits /= T (or logits.div_(T), "
+                                "logits -= max) overwrites the caller's logits; write scaled = logits / T, "
+                                "a new tensor."))
+        require(check_returned(got, name, where, torch.Tensor, dtype=logits.dtype, shape=logits.shape,
+                               what="probabilities"))
         expected = softmax_with_temperature_reference(logits.double(), T)
         if not torch.isfinite(got).all():
             return failed(name, f"{where} your result holds NaN or inf: {_show(got)}. Hint: exp of a large "
@@ -237,11 +232,9 @@ def _check_loss_gradient(distillation_loss: Callable, args: tuple, where: str) -
     student, teacher, labels, T, weight = args
     z = student.clone().requires_grad_(True)
     v = teacher.clone().requires_grad_(True)
-    got, failure = call_learner_function(distillation_loss, (z, v, labels.clone(), T, weight), name,
-                                         case=where[4:] + " (logits requiring grad)", hints={
+    got = run_learner(distillation_loss, (z, v, labels.clone(), T, weight), name,
+                      case=where[4:] + " (logits requiring grad)", hints={
         "leaf Variable": "you modify an input in place (/=, +=, div_...): compute new tensors instead."})
-    if failure:
-        return failure
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
         return failed(name, f"{where} (logits requiring grad) your loss carries no gradient. Hint: do not "
                       ".detach() the student's logits, nor compute under torch.no_grad(), nor rebuild the "
@@ -280,23 +273,17 @@ def check_distillation_loss(distillation_loss: Callable) -> CheckResult:
         before = copy.deepcopy(args)
         where = (f"for student_logits and teacher_logits of shape {(B, C)} ({student.dtype}), labels "
                  f"{labels.tolist()}, temperature={T!r}, weight={weight!r}")
-        got, failure = call_learner_function(distillation_loss, args, name, case=where[4:], hints={
+        got = run_learner(distillation_loss, args, name, case=where[4:], hints={
             "leaf Variable": "you modify an input in place (/=, +=, div_...): compute new tensors instead."})
-        if failure:
-            return failure
         for old, new, label in zip(before[:3], args[:3], ("student_logits", "teacher_logits", "labels")):
-            failure = check_unchanged(old, new, name, where, label, "labels are only read: never write into "
-                                      "them." if label == "labels" else f"{label} is only read: {label} / T "
-                                      f"makes a new tensor; {label} /= T (or .div_) overwrites the caller's.")
-            if failure:
-                return failure
+            require(check_unchanged(old, new, name, where, label, "labels are only read: never write into "
+                                    "them." if label == "labels" else f"{label} is only read: {label} / T "
+                                    f"makes a new tensor; {label} /= T (or .div_) overwrites the caller's."))
         if isinstance(got, (float, int)) and not isinstance(got, bool):
             return failed(name, f"{where} expected a tensor as the loss, got the Python number {got!r}. Hint: "
                           "return the loss tensor itself (no .item(), no float(...)): training calls "
                           "loss.backward() on it.")
-        failure = check_returned(got, name, where, torch.Tensor, dtype=student.dtype, what="loss")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, torch.Tensor, dtype=student.dtype, what="loss"))
         if got.dim() != 0:
             shape = tuple(got.shape)
             hint = {(B,): "you returned one loss per example: average over the batch (.mean()).",
@@ -316,9 +303,7 @@ def check_distillation_loss(distillation_loss: Callable) -> CheckResult:
             return failed(name, f"{where}: expected the loss {expected.item():.6g}, got {got.item():.6g}. "
                           f"Hint: {hint}")
 
-        failure = _check_loss_gradient(distillation_loss, args, where)
-        if failure:
-            return failure
+        require(_check_loss_gradient(distillation_loss, args, where))
     return passed(name, len(cases), f"all {len(cases)} cases pass (both sides at T, KL(p_T || q_T) batchmean, "
                   "T**2, weight on the soft term, hard term at T = 1, gradients, teacher detached; inputs "
                   "unchanged)")
@@ -392,25 +377,19 @@ def check_ensemble_logits(ensemble_logits: Callable[[list], torch.Tensor]) -> Ch
         where = (f"for {M} member(s) of logits "
                  + (", ".join(_show(t) for t in logits_list) if B * C <= 12 else f"of shape {(B, C)}")
                  + f" ({dtype})")
-        got, failure = call_learner_function(ensemble_logits, (logits_list,), name, case=where[4:], hints={
+        got = run_learner(ensemble_logits, (logits_list,), name, case=where[4:], hints={
             "stack expects": "torch.stack(logits_list) takes the list of (B, C) tensors and gives (M, B, C)."})
-        if failure:
-            return failure
-        failure = check_unchanged(before, logits_list, name, where, "the members' logits", "only read them: "
-                                  "F.log_softmax(z, dim=-1) and torch.stack make new tensors; in-place ops "
-                                  "(z -= ..., .exp_(), .append) change the caller's list.")
-        if failure:
-            return failure
+        require(check_unchanged(before, logits_list, name, where, "the members' logits", "only read them: "
+                                "F.log_softmax(z, dim=-1) and torch.stack make new tensors; in-place ops "
+                                "(z -= ..., .exp_(), .append) change the caller's list."))
         if isinstance(got, torch.Tensor) and tuple(got.shape) == (M, B, C) and M > 1:
             return failed(name, f"{where} your result has shape {(M, B, C)}, one (B, C) per member. Hint: "
                           "combine the members: average their probabilities over dim=0 of the stack.")
         if isinstance(got, torch.Tensor) and tuple(got.shape) == (M, C) and M != B:
             return failed(name, f"{where} your result has shape {(M, C)}. Hint: you averaged over the batch "
                           "(dim=1 of the (M, B, C) stack): average over the members, dim=0.")
-        failure = check_returned(got, name, where, torch.Tensor, dtype=dtype, shape=(B, C),
-                                 what="ensemble logits")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, torch.Tensor, dtype=dtype, shape=(B, C),
+                               what="ensemble logits"))
         expected = ensemble_logits_reference([t.double() for t in logits_list])
         if not torch.isfinite(got).all():
             return failed(name, f"{where} your result holds -inf or NaN: {_show(got)}. Hint: "
@@ -529,22 +508,14 @@ def check_choose_bias_shift(choose_bias_shift: Callable) -> CheckResult:
         before = copy.deepcopy(args)
         where = (f"for logits of shape {tuple(logits.shape)}, labels {labels.tolist()}, label={label}, "
                  f"shifts={shifts}")
-        got, failure = call_learner_function(choose_bias_shift, args, name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(before[0], logits, name, where, "logits", "logits[:, label] += s writes into "
-                                  "the caller's logits (and the shifts pile up from one try to the next): shift "
-                                  "a copy, moved = logits.clone(); moved[:, label] += s.")
-        if failure:
-            return failure
+        got = run_learner(choose_bias_shift, args, name, case=where[4:])
+        require(check_unchanged(before[0], logits, name, where, "logits", "logits[:, label] += s writes into "
+                                "the caller's logits (and the shifts pile up from one try to the next): shift "
+                                "a copy, moved = logits.clone(); moved[:, label] += s."))
         for old, new, what in ((before[1], labels, "labels"), (before[3], shifts, "shifts")):
-            failure = check_unchanged(old, new, name, where, what, f"{what} is only read (sorted(shifts) makes a "
-                                      "new list; shifts.sort() reorders the caller's).")
-            if failure:
-                return failure
-        failure = check_returned(got, name, where, (float, int), what="shift")
-        if failure:
-            return failure
+            require(check_unchanged(old, new, name, where, what, f"{what} is only read (sorted(shifts) makes a "
+                                    "new list; shifts.sort() reorders the caller's)."))
+        require(check_returned(got, name, where, (float, int), what="shift"))
         expected = choose_bias_shift_reference(logits, labels, label, shifts)
         if got == expected:
             continue

@@ -9,8 +9,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, passed)
+from .checking import (check_returned, check_unchanged, checker, CheckResult, describe, failed, passed, require,
+                       run_learner)
 
 __all__ = ["conv_cost_reference", "CONV_CASES", "check_conv_cost", "storage_bytes_reference",
            "check_storage_bytes"]
@@ -81,12 +81,8 @@ def check_conv_cost(conv_cost: Callable[..., tuple[int, int]]) -> CheckResult:
         expected = conv_cost_reference(*case)
         args = dict(zip(("c_in", "c_out", "kernel_size", "height", "width", "stride", "padding"), case))
         where = f"for {args}"
-        got, failure = call_learner_function(conv_cost, case, name, case=str(args))
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, (tuple, list), what="(macs, parameters) pair")
-        if failure:
-            return failure
+        got = run_learner(conv_cost, case, name, case=str(args))
+        require(check_returned(got, name, where, (tuple, list), what="(macs, parameters) pair"))
         if len(got) != 2:
             return failed(name, f"{where} return a tuple (macs, parameters) of two numbers, got "
                           f"{len(got)} values: {describe(got)}")
@@ -135,15 +131,9 @@ def check_storage_bytes(storage_bytes: Callable[[nn.Module, int], int]) -> Check
         sizes = [p.numel() for p in model.parameters()]
         where = f"for a model with tensor sizes {sizes} at {bits} bits"
         before = copy.deepcopy(model)
-        got, failure = call_learner_function(storage_bytes, (model, bits), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(before, model, name, where, "the model")
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, (int, float), what="number of bytes")
-        if failure:
-            return failure
+        got = run_learner(storage_bytes, (model, bits), name, case=where[4:])
+        require(check_unchanged(before, model, name, where, "the model"))
+        require(check_returned(got, name, where, (int, float), what="number of bytes"))
         if got != expected:
             weights_only = sum(math.ceil(p.numel() * bits / 8) for p in model.parameters() if p.dim() > 1)
             partial = "round each tensor UP to whole bytes (math.ceil): a partial byte still takes a byte."

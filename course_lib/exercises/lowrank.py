@@ -15,8 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checking import (close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, passed)
+from .checking import (check_returned, check_unchanged, checker, CheckResult, close_to, describe, failed, passed,
+                       require, run_learner)
 
 __all__ = ["svd_factors_reference", "check_svd_factors", "factorize_linear_reference", "check_factorize_linear",
            "choose_rank_reference", "check_choose_rank", "tucker2_reference", "check_tucker2",
@@ -129,27 +129,19 @@ def check_svd_factors(svd_factors: Callable[[torch.Tensor, int], tuple]) -> Chec
         m, n = W.shape
         original = W.clone()
         where = f"for W {_show(W)} ({W.dtype}) and rank={rank}"
-        got, failure = call_learner_function(svd_factors, (W, rank), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(original, W, name, where, "W", "torch.linalg.svd(W) only reads W; never "
-                                  "write into W (W[...] = ..., W -= ...).")
-        if failure:
-            return failure
+        got = run_learner(svd_factors, (W, rank), name, case=where[4:])
+        require(check_unchanged(original, W, name, where, "W", "torch.linalg.svd(W) only reads W; never "
+                                "write into W (W[...] = ..., W -= ...)."))
         if isinstance(got, torch.Tensor) and got.shape == W.shape:
             return failed(name, f"{where} you returned one matrix of W's shape. Hint: return the two "
                           "factors (A, B), not their product A @ B: storing A and B is what saves memory.")
-        failure = check_returned(got, name, where, (tuple, list), what="(A, B) pair")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, (tuple, list), what="(A, B) pair"))
         if len(got) != 2:
             return failed(name, f"{where} return two factors (A, B), got {len(got)} values. Hint: fold "
                           "the singular values into A: A = U[:, :rank] * S[:rank].")
         A, B = got
-        failure = (check_returned(A, name, where, torch.Tensor, dtype=W.dtype, what="factor A")
-                   or check_returned(B, name, where, torch.Tensor, dtype=W.dtype, what="factor B"))
-        if failure:
-            return failure
+        require((check_returned(A, name, where, torch.Tensor, dtype=W.dtype, what="factor A")
+                 or check_returned(B, name, where, torch.Tensor, dtype=W.dtype, what="factor B")))
         hint = _factor_shapes_hint(A, B, m, n, rank)
         if hint:
             return failed(name, f"{where}: A has shape {tuple(A.shape)} and B {tuple(B.shape)}, expected "
@@ -253,21 +245,15 @@ def check_factorize_linear(factorize_linear: Callable[[nn.Linear, int], nn.Modul
         before = copy.deepcopy(layer)
         where = (f"for Linear(in_features={n}, out_features={m}, bias={layer.bias is not None}) "
                  f"({layer.weight.dtype}) and rank={rank}")
-        got, failure = call_learner_function(factorize_linear, (layer, rank), name, case=where[4:], hints={
+        got = run_learner(factorize_linear, (layer, rank), name, case=where[4:], hints={
             "NoneType": "the layer may have no bias (layer.bias is None): build the second Linear with "
-                        "bias=layer.bias is not None and copy the bias only when there is one."})
-        if failure:
-            return failure
-        failure = check_unchanged(before, layer, name, where, "the given layer", "read layer.weight.detach() "
-                                  "and build NEW nn.Linear layers; never assign to the layer's .weight or "
-                                  ".bias, nor run in-place ops on them.")
-        if failure:
-            return failure
+     "bias=layer.bias is not None and copy the bias only when there is one."})
+        require(check_unchanged(before, layer, name, where, "the given layer", "read layer.weight.detach() "
+                                "and build NEW nn.Linear layers; never assign to the layer's .weight or "
+                                ".bias, nor run in-place ops on them."))
         if got is layer:
             return failed(name, f"{where} you returned the given layer. Hint: build a new nn.Sequential.")
-        failure = check_returned(got, name, where, nn.Module, what="factorized module")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, nn.Module, what="factorized module"))
         layers = list(got) if isinstance(got, nn.Sequential) else []
         if len(layers) != 2 or not all(isinstance(l, nn.Linear) for l in layers):
             return failed(name, f"{where} expected nn.Sequential(nn.Linear({n}, {rank}, bias=False), "
@@ -339,19 +325,13 @@ def check_choose_rank(choose_rank: Callable[[torch.Tensor, float], int]) -> Chec
     for sigma, energy in cases:
         original = sigma.clone()
         where = f"for singular_values {describe(sigma)} and energy={energy}"
-        got, failure = call_learner_function(choose_rank, (sigma, energy), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(original, sigma, name, where, "singular_values", "sigma ** 2 makes a new "
-                                  "tensor; sigma.pow_(2) or sigma **= 2 overwrite the caller's values.")
-        if failure:
-            return failure
+        got = run_learner(choose_rank, (sigma, energy), name, case=where[4:])
+        require(check_unchanged(original, sigma, name, where, "singular_values", "sigma ** 2 makes a new "
+                                "tensor; sigma.pow_(2) or sigma **= 2 overwrite the caller's values."))
         if isinstance(got, float):
             return failed(name, f"{where} expected an int as the rank, got the float {got!r}. Hint: a rank "
                           "counts components: return int(...).")
-        failure = check_returned(got, name, where, int, what="rank")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, int, what="rank"))
         expected = choose_rank_reference(sigma, energy)
         if got == expected:
             continue
@@ -470,23 +450,17 @@ def check_tucker2(tucker2: Callable[[torch.Tensor, int, int], tuple]) -> CheckRe
     for K, rank_out, rank_in in cases:
         original = K.clone()
         where = f"for K of shape {tuple(K.shape)} ({K.dtype}), rank_out={rank_out}, rank_in={rank_in}"
-        got, failure = call_learner_function(tucker2, (K, rank_out, rank_in), name, case=where[4:], hints={
+        got = run_learner(tucker2, (K, rank_out, rank_in), name, case=where[4:], hints={
             "einsum": "the core is einsum('oikl,or,is->rskl', K, U_out, U_in), with U_out (C_out, rank_out) "
-                      "and U_in (C_in, rank_in): the LEFT singular vectors U[:, :rank] of each unfolding (one "
-                      "row per channel), not the RIGHT singular vectors (V, one row per column)."})
-        if failure:
-            return failure
-        failure = (check_unchanged(original, K, name, where, "K", "K.transpose(0, 1) is a view of K: write "
-                                   "nothing into it (reshape and einsum make new tensors).")
-                   or check_returned(got, name, where, (tuple, list), what="(core, U_out, U_in)"))
-        if failure:
-            return failure
+   "and U_in (C_in, rank_in): the LEFT singular vectors U[:, :rank] of each unfolding (one "
+   "row per channel), not the RIGHT singular vectors (V, one row per column)."})
+        require((check_unchanged(original, K, name, where, "K", "K.transpose(0, 1) is a view of K: write "
+                                 "nothing into it (reshape and einsum make new tensors).")
+                 or check_returned(got, name, where, (tuple, list), what="(core, U_out, U_in)")))
         if len(got) != 3:
             return failed(name, f"{where} return three tensors (core, U_out, U_in), got {len(got)} values.")
         for value, label in zip(got, ("core", "U_out", "U_in")):
-            failure = check_returned(value, name, where, torch.Tensor, dtype=K.dtype, what=label)
-            if failure:
-                return failure
+            require(check_returned(value, name, where, torch.Tensor, dtype=K.dtype, what=label))
         core, U_out, U_in = (t.detach() for t in got)
         hint = _tucker_shapes_hint(K, rank_out, rank_in, core, U_out, U_in)
         if hint:
@@ -573,26 +547,20 @@ def check_lora_forward(lora_forward: Callable) -> CheckResult:
         where = (f"for x {tuple(x.shape)}, weight {tuple(weight.shape)}, bias "
                  f"{None if bias is None else tuple(bias.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}, "
                  f"alpha={alpha!r} ({x.dtype})")
-        got, failure = call_learner_function(lora_forward, args, name, case=where[4:], hints={
+        got = run_learner(lora_forward, args, name, case=where[4:], hints={
             "cannot be multiplied": "A and B in the wrong order, or a missing .T? x (N, in) @ A.T (in, r) "
-                                    "gives (N, r); then @ B.T (r, out) gives (N, out): A acts first.",
+                 "gives (N, r); then @ B.T (r, out) gives (N, out): A acts first.",
             "NoneType": "bias may be None: add it only when it is given."})
-        if failure:
-            return failure
         for old, new, label in zip(before, args, ("x", "weight", "bias", "A", "B", "alpha")):
             hint = ("the base weight stays frozen: W += B @ A (or weight.add_) changes the pretrained layer, and "
                     "every later call adds the update again; compute x @ weight.T and the low-rank path "
                     "separately, or merge into a NEW tensor weight + (alpha / r) * B @ A." if label == "weight"
                     else f"{label} is only read: x @ A.T and + make new tensors; in-place ops (mul_, +=) "
                     "overwrite the caller's.")
-            failure = check_unchanged(old, new, name, where, label, hint)
-            if failure:
-                return failure
+            require(check_unchanged(old, new, name, where, label, hint))
         expected = lora_forward_reference(*args)
-        failure = check_returned(got, name, where, torch.Tensor, dtype=x.dtype, shape=expected.shape,
-                                 what="output y")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, torch.Tensor, dtype=x.dtype, shape=expected.shape,
+                               what="output y"))
         if not _close(got, expected, rtol=1e-5):
             hint = next((h for wrong, h in _lora_mistakes(*args) if _close(got, wrong, rtol=1e-5)),
                         "y = x @ weight.T + bias + (alpha / r) * (x @ A.T) @ B.T with r = A.shape[0].")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-from .checking import CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
+from .checking import (call_learner_function, check_returned, check_unchanged, checker, CheckResult, failed, passed,
+                       require)
 
 __all__ = ["choose_bits_reference", "check_choose_bits"]
 
@@ -108,20 +109,15 @@ def check_choose_bits(choose_bits: Callable) -> CheckResult:
                 return failed(name, f"{failure.message} Hint: {hint}")
             if not failure:
                 return failed(name, f"{where} your function returned {got!r}. Hint: {hint}")
-        if failure:
-            return failure
-        failure = (check_unchanged(before, (sensitivity, sizes), name, where, "sensitivity or sizes",
-                                   "keep your choices in a new dict; do not pop or edit the given ones.")
-                   or check_returned(got, name, where, dict, what="bits per layer"))
-        if failure:
-            return failure
+        require(failure)
+        require((check_unchanged(before, (sensitivity, sizes), name, where, "sensitivity or sizes",
+                                 "keep your choices in a new dict; do not pop or edit the given ones.")
+                 or check_returned(got, name, where, dict, what="bits per layer")))
         expected = choose_bits_reference(sensitivity, sizes, budget)
         if set(got) != set(expected):
             return failed(name, f"{where} expected one entry per layer {list(expected)}, got keys {list(got)}.")
         for layer, b in got.items():
-            failure = check_returned(b, name, f"{where}, layer {layer!r}:", int, what="bits")
-            if failure:
-                return failure
+            require(check_returned(b, name, f"{where}, layer {layer!r}:", int, what="bits"))
         if got == expected:
             continue
         total = sum(_bytes(sizes[layer], b) for layer, b in got.items() if b in sensitivity[layer])

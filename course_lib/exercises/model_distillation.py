@@ -17,7 +17,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from .checking import close_to, CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed, passed
+from .checking import (check_returned, check_unchanged, checker, CheckResult, close_to, failed, passed, require,
+                       run_learner)
 
 __all__ = ["agreement_and_accuracy_reference", "check_agreement_and_accuracy", "mimic_loss_reference",
            "check_mimic_loss", "leaf_probabilities_reference", "check_leaf_probabilities"]
@@ -127,18 +128,12 @@ def check_agreement_and_accuracy(agreement_and_accuracy: Callable) -> CheckResul
         s, t, y = args
         before = copy.deepcopy(args)
         where = f"for student_logits {_show(s)}, teacher_logits {_show(t)}, labels {y.tolist()}"
-        got, failure = call_learner_function(agreement_and_accuracy, args, name, case=where[4:], hints={
+        got = run_learner(agreement_and_accuracy, args, name, case=where[4:], hints={
             "must match the size": "did you take argmax over dim=0 (one top EXAMPLE per class)? The classes are "
-                                   "dim=1: argmax(dim=1) gives one class per example."})
-        if failure:
-            return failure
+                "dim=1: argmax(dim=1) gives one class per example."})
         for old, new, what in zip(before, args, ("student_logits", "teacher_logits", "labels")):
-            failure = check_unchanged(old, new, name, where, what, f"{what} is only read.")
-            if failure:
-                return failure
-        failure = check_returned(got, name, where, tuple, what="result (agreement, accuracy)")
-        if failure:
-            return failure
+            require(check_unchanged(old, new, name, where, what, f"{what} is only read."))
+        require(check_returned(got, name, where, tuple, what="result (agreement, accuracy)"))
         if len(got) != 2:
             return failed(name, f"{where} expected two numbers (agreement, accuracy), got {len(got)} values.")
         B = len(s)
@@ -152,9 +147,7 @@ def check_agreement_and_accuracy(agreement_and_accuracy: Callable) -> CheckResul
             if isinstance(value, int) and not isinstance(value, bool):
                 return failed(name, f"{where} the {what} is the int {value}. Hint: you returned a count: "
                               "divide by the number of examples, for a fraction in [0, 1] (a Python float).")
-            failure = check_returned(value, name, where, float, what=what)
-            if failure:
-                return failure
+            require(check_returned(value, name, where, float, what=what))
         expected = agreement_and_accuracy_reference(s, t, y)
         if all(abs(g - e) <= 1e-6 for g, e in zip(got, expected)):
             continue
@@ -271,21 +264,15 @@ def check_mimic_loss(mimic_loss: Callable) -> CheckResult:
         B, C = z.shape
         before = copy.deepcopy(args)
         where = f"for student_logits and teacher_logits of shape {(B, C)} ({z.dtype}), centre={centre}"
-        got, failure = call_learner_function(mimic_loss, (z, v, centre), name, case=where[4:], hints={
+        got = run_learner(mimic_loss, (z, v, centre), name, case=where[4:], hints={
             "leaf Variable": "you modify an input in place (-=, sub_...): compute new tensors instead."})
-        if failure:
-            return failure
         for old, new, label in zip(before[:2], args[:2], ("student_logits", "teacher_logits")):
-            failure = check_unchanged(old, new, name, where, label, f"{label} - {label}.mean(dim=1, keepdim=True) "
-                                      f"makes a new tensor; {label} -= ... overwrites the caller's.")
-            if failure:
-                return failure
+            require(check_unchanged(old, new, name, where, label, f"{label} - {label}.mean(dim=1, keepdim=True) "
+                                    f"makes a new tensor; {label} -= ... overwrites the caller's."))
         if _number(got) is not None and not isinstance(got, torch.Tensor):
             return failed(name, f"{where} expected a tensor as the loss, got the Python number {got!r}. Hint: "
                           "return the loss tensor itself (no .item()): training calls loss.backward() on it.")
-        failure = check_returned(got, name, where, torch.Tensor, dtype=z.dtype, what="loss")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, torch.Tensor, dtype=z.dtype, what="loss"))
         if got.dim() != 0:
             hint = {(B,): "you returned one loss per example: average over the examples (.mean()).",
                     (B, C): "you returned one value per example and class: sum over the classes (dim=1), then "
@@ -302,11 +289,9 @@ def check_mimic_loss(mimic_loss: Callable) -> CheckResult:
                           f"Hint: {hint}")
         # the gradients, on fresh copies that require them
         zg, vg = z.clone().requires_grad_(True), v.clone().requires_grad_(True)
-        got, failure = call_learner_function(mimic_loss, (zg, vg, centre), name,
-                                             case=where[4:] + " (logits requiring grad)", hints={
+        got = run_learner(mimic_loss, (zg, vg, centre), name,
+                          case=where[4:] + " (logits requiring grad)", hints={
             "leaf Variable": "you modify an input in place (-=, sub_...): compute new tensors instead."})
-        if failure:
-            return failure
         if not isinstance(got, torch.Tensor) or not got.requires_grad:
             return failed(name, f"{where} (logits requiring grad) your loss carries no gradient. Hint: do not "
                           ".detach() the STUDENT's logits (nor use torch.no_grad() or .item()): the student "
@@ -397,17 +382,11 @@ def check_leaf_probabilities(leaf_probabilities: Callable[[torch.Tensor], torch.
     for p in cases:
         before = p.clone()
         where = f"for node_probabilities {_show(p)} ({p.dtype})"
-        got, failure = call_learner_function(leaf_probabilities, (p,), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(before, p, name, where, "node_probabilities",
-                                  "1 - p makes a new tensor; p.mul_(...) or p[:, 0] = ... overwrites the "
-                                  "caller's.")
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, torch.Tensor, dtype=p.dtype, what="leaf probabilities")
-        if failure:
-            return failure
+        got = run_learner(leaf_probabilities, (p,), name, case=where[4:])
+        require(check_unchanged(before, p, name, where, "node_probabilities",
+                                "1 - p makes a new tensor; p.mul_(...) or p[:, 0] = ... overwrites the "
+                                "caller's."))
+        require(check_returned(got, name, where, torch.Tensor, dtype=p.dtype, what="leaf probabilities"))
         B = len(p)
         if tuple(got.shape) != (B, 4):
             hint = "stack the four leaves along dim=1: torch.stack([...], dim=1)." if tuple(got.shape) == (4, B) \
@@ -426,9 +405,7 @@ def check_leaf_probabilities(leaf_probabilities: Callable[[torch.Tensor], torch.
             return failed(name, f"{where}: expected {_show(expected)}, got {_show(got)}. Hint: {hint}")
     # differentiable: a gradient reaches every node
     p = cases[0].clone().requires_grad_(True)
-    got, failure = call_learner_function(leaf_probabilities, (p,), name, case="node_probabilities requiring grad")
-    if failure:
-        return failure
+    got = run_learner(leaf_probabilities, (p,), name, case="node_probabilities requiring grad")
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
         return failed(name, "your result carries no gradient. Hint: a soft tree learns its filters through these "
                       "probabilities: no .detach(), no rounding, no torch.no_grad().")

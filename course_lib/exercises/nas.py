@@ -14,8 +14,7 @@ import random
 from typing import Callable, Sequence
 
 from ..checks import is_int
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, failed,
-                       passed)
+from .checking import check_returned, check_unchanged, checker, CheckResult, failed, passed, require, run_learner
 
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
            "pareto_front_reference", "PARETO_POINTS", "check_pareto_front", "violated_limits_reference", "TIGHT",
@@ -57,23 +56,17 @@ def check_mutate_choices(mutate_choices: Callable[[dict, dict, random.Random], d
             given, options = copy.deepcopy(choices), copy.deepcopy(MUTATE_OPTIONS)
             where = f"for choices={choices} and rng=random.Random({seed})"
             global_state = random.getstate()
-            got, failure = call_learner_function(mutate_choices, (given, options, random.Random(seed)), name,
-                                                 case=where[4:])
-            if failure:
-                return failure
+            got = run_learner(mutate_choices, (given, options, random.Random(seed)), name,
+                              case=where[4:])
             if random.getstate() != global_state:
                 return failed(name, f"{where} your function drew from the global `random` module. Hint: draw "
                               "only from the rng passed in (rng.choice(...), rng.randrange(...)), so that a "
                               "search seeded once is repeatable.")
-            failure = check_unchanged(choices, given, name, where, "choices",
-                                      "build a new dict ({**choices, name: value} or dict(choices)) instead of "
-                                      "assigning into the one you were given: the parent must survive in the "
-                                      "population.")
-            if failure:
-                return failure
-            failure = check_returned(got, name, where, dict, what="new choices")
-            if failure:
-                return failure
+            require(check_unchanged(choices, given, name, where, "choices",
+                                    "build a new dict ({**choices, name: value} or dict(choices)) instead of "
+                                    "assigning into the one you were given: the parent must survive in the "
+                                    "population."))
+            require(check_returned(got, name, where, dict, what="new choices"))
             if set(got) != set(choices):
                 return failed(name, f"{where} expected the same decisions {sorted(choices)}, got {sorted(got)}. "
                               "Hint: copy every decision and change the value of one.")
@@ -90,10 +83,8 @@ def check_mutate_choices(mutate_choices: Callable[[dict, dict, random.Random], d
             if len(changed) > 1:
                 return failed(name, f"{where} {len(changed)} decisions changed ({changed}). Hint: a mutation "
                               "changes ONE decision; draw the decision first, then its new value.")
-            again, failure = call_learner_function(mutate_choices, (copy.deepcopy(choices), options,
-                                                                    random.Random(seed)), name, case=where[4:])
-            if failure:
-                return failure
+            again = run_learner(mutate_choices, (copy.deepcopy(choices), options,
+                                                 random.Random(seed)), name, case=where[4:])
             if again != got:
                 return failed(name, f"{where} two calls with the same seed gave {got} and {again}. Hint: use the "
                               "rng passed in for every random draw (not random.choice or numpy's global RNG).")
@@ -170,20 +161,14 @@ def check_pareto_front(pareto_front: Callable[[Sequence[tuple[float, float]]], l
     for points in copy.deepcopy(PARETO_POINTS):
         given = copy.deepcopy(points)
         where = f"for points={points}"
-        got, failure = call_learner_function(pareto_front, (given,), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_unchanged(points, given, name, where, "points",
-                                  "sorted(...) makes a new list; points.sort() reorders the caller's list "
-                                  "(and the indices lose their meaning).")
-        if failure:
-            return failure
+        got = run_learner(pareto_front, (given,), name, case=where[4:])
+        require(check_unchanged(points, given, name, where, "points",
+                                "sorted(...) makes a new list; points.sort() reorders the caller's list "
+                                "(and the indices lose their meaning)."))
         if type(got).__module__ in ("numpy", "torch"):
             return failed(name, f"{where} expected a list of ints, got {type(got).__name__}. Hint: convert with "
                           ".tolist().")
-        failure = check_returned(got, name, where, (list, tuple), what="list of indices")
-        if failure:
-            return failure
+        require(check_returned(got, name, where, (list, tuple), what="list of indices"))
         expected = pareto_front_reference(points)
         if all(is_int(i) for i in got) and [int(i) for i in got] == expected:
             continue
@@ -256,17 +241,11 @@ def check_violated_limits(violated_limits: Callable[[int, int, float, dict], lis
     for flash, sram, latency, limits in LIMIT_CASES:
         given = dict(limits)
         where = f"for flash_bytes={flash}, sram_bytes={sram}, latency_ms={latency}, limits={limits}"
-        got, failure = call_learner_function(violated_limits, (flash, sram, latency, given), name, case=where[4:],
-                                             hints={"NoneType": "limits['latency_ms'] may be None: then there is "
-                                                                "no latency limit to check."})
-        if failure:
-            return failure
-        failure = check_unchanged(limits, given, name, where, "limits")
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, (list, tuple), what="list of limit names")
-        if failure:
-            return failure
+        got = run_learner(violated_limits, (flash, sram, latency, given), name, case=where[4:],
+                          hints={"NoneType": "limits['latency_ms'] may be None: then there is "
+                                             "no latency limit to check."})
+        require(check_unchanged(limits, given, name, where, "limits"))
+        require(check_returned(got, name, where, (list, tuple), what="list of limit names"))
         expected = violated_limits_reference(flash, sram, latency, limits)
         if list(got) == expected:
             continue

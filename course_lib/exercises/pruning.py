@@ -13,8 +13,8 @@ from typing import Callable
 
 import torch
 
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, passed)
+from .checking import (check_returned, check_unchanged, checker, CheckResult, describe, failed, passed, require,
+                       run_learner)
 
 __all__ = ["magnitude_prune_reference", "check_magnitude_prune", "cubic_sparsity_reference",
            "check_cubic_sparsity", "choose_sparsities_reference", "check_choose_sparsities"]
@@ -59,15 +59,11 @@ def check_magnitude_prune(magnitude_prune: Callable[[torch.Tensor, float], torch
         original = w.clone()
         k = round(sparsity * w.numel())
         where = f"for weight {describe(w)} and sparsity {sparsity}"
-        got, failure = call_learner_function(magnitude_prune, (w, sparsity), name, case=where[4:])
-        if failure:
-            return failure
-        failure = (check_unchanged(original, w, name, where, "its input weight", "work on a copy "
-                                   "(weight.clone()) or build a mask and return weight * mask.")
-                   or check_returned(got, name, where, torch.Tensor, dtype=w.dtype, shape=w.shape,
-                                     what="pruned weight"))
-        if failure:
-            return failure
+        got = run_learner(magnitude_prune, (w, sparsity), name, case=where[4:])
+        require((check_unchanged(original, w, name, where, "its input weight", "work on a copy "
+                                 "(weight.clone()) or build a mask and return weight * mask.")
+                 or check_returned(got, name, where, torch.Tensor, dtype=w.dtype, shape=w.shape,
+                                   what="pruned weight")))
         if bool(((got == 0) | (got == 1)).all()) and not bool(((w == 0) | (w == 1)).all()):
             return failed(name, f"{where} your function returned only 0s and 1s. Hint: that is the "
                           "mask; return the pruned weights, weight * mask.")
@@ -147,12 +143,8 @@ def check_cubic_sparsity(cubic_sparsity: Callable[..., float]) -> CheckResult:
     for t, n, f, i in _CUBIC_CASES:
         expected = cubic_sparsity_reference(t, n, f, i)
         where = f"for step={t}, total_steps={n}, final={f}, initial={i}"
-        got, failure = call_learner_function(cubic_sparsity, (t, n, f, i), name, case=where[4:])
-        if failure:
-            return failure
-        failure = check_returned(got, name, where, (float, int), what="sparsity")
-        if failure:
-            return failure
+        got = run_learner(cubic_sparsity, (t, n, f, i), name, case=where[4:])
+        require(check_returned(got, name, where, (float, int), what="sparsity"))
         if not math.isfinite(got) or abs(got - expected) > 1e-9:
             hint = next((h for wrong, h in _cubic_mistakes(t, n, f, i) if abs(wrong - expected) > 1e-9
                          and abs(wrong - got) <= 1e-9), None)
@@ -232,16 +224,12 @@ def check_choose_sparsities(choose_sparsities: Callable) -> CheckResult:
     for scan, baseline, drop in cases:
         before = copy.deepcopy(scan)
         where = f"for baseline_accuracy={baseline}, max_drop={drop}"
-        got, failure = call_learner_function(choose_sparsities, (scan, baseline, drop), name, case=where[4:],
-                                             hints={"empty sequence": "a layer where no sparsity qualifies "
-                                                    "gets 0.0: max(..., default=0.0)."})
-        if failure:
-            return failure
-        failure = (check_unchanged(before, scan, name, where, "the scan", "sorted(points) makes a sorted "
-                                   "copy; points.sort() sorts the caller's list in place.")
-                   or check_returned(got, name, where, dict, what="choice per layer"))
-        if failure:
-            return failure
+        got = run_learner(choose_sparsities, (scan, baseline, drop), name, case=where[4:],
+                          hints={"empty sequence": "a layer where no sparsity qualifies "
+                                 "gets 0.0: max(..., default=0.0)."})
+        require((check_unchanged(before, scan, name, where, "the scan", "sorted(points) makes a sorted "
+                                 "copy; points.sort() sorts the caller's list in place.")
+                 or check_returned(got, name, where, dict, what="choice per layer")))
         expected = choose_sparsities_reference(scan, baseline, drop)
         if set(got) != set(expected):
             return failed(name, f"{where} expected one entry per layer {list(expected)}, got keys "
@@ -251,9 +239,7 @@ def check_choose_sparsities(choose_sparsities: Callable) -> CheckResult:
                 return failed(name, f"{where}, layer {layer!r} got None. Hint: a layer where no scanned "
                               "sparsity qualifies gets 0.0 (keep all its weights).")
             at = f"{where} and layer {layer!r} scanned at (sparsity, accuracy) {scan[layer]}"
-            failure = check_returned(got[layer], name, at, (float, int), what="sparsity")
-            if failure:
-                return failure
+            require(check_returned(got[layer], name, at, (float, int), what="sparsity"))
             if got[layer] != expected[layer]:
                 hint = next((h for wrong, h in _sparsity_mistakes(scan, baseline, drop)
                              if wrong[layer] == got[layer]), "keep the highest sparsity s whose accuracy "

@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from .checking import (CheckResult, call_learner_function, check_returned, check_unchanged, checker, describe,
-                       failed, learner_code, not_attempted, passed)
+from .checking import (call_learner_function, check_returned, check_unchanged, checker, CheckResult, describe, failed,
+                       learner_code, not_attempted, passed, require, run_learner)
 
 __all__ = ["linear_quantize_reference", "linear_dequantize_reference", "check_linear_quantize",
            "MinMaxObserverReference", "check_minmax_observer", "integer_linear_reference", "check_integer_linear"]
@@ -110,34 +110,26 @@ def check_linear_quantize(linear_quantize: Callable, linear_dequantize: Callable
         where = (f"for x of shape {tuple(x.shape)}, scale {_short(scale)}, zero_point "
                  f"{zero_point.tolist()}, bits {bits}")
         before = (x.clone(), scale.clone(), zero_point.clone())
-        got, failure = call_learner_function(linear_quantize, (x, scale, zero_point, bits), name,
-                                             case=where[4:], hints=_PER_ROW_HINT)
-        if failure:
-            return failure
-        failure = (check_unchanged(before, (x, scale, zero_point), name, where, "x, scale or zero_point",
-                                   "x / scale makes a new tensor; x /= scale or x.div_(scale) overwrite x.")
-                   or check_returned(got, name, where, torch.Tensor, dtype="integer", shape=x.shape,
-                                     what="codes"))
-        if failure:
-            return failure
+        got = run_learner(linear_quantize, (x, scale, zero_point, bits), name,
+                          case=where[4:], hints=_PER_ROW_HINT)
+        require((check_unchanged(before, (x, scale, zero_point), name, where, "x, scale or zero_point",
+                                 "x / scale makes a new tensor; x /= scale or x.div_(scale) overwrite x.")
+                 or check_returned(got, name, where, torch.Tensor, dtype="integer", shape=x.shape,
+                                   what="codes")))
         if not torch.equal(got.to(torch.int64), expected):
             return failed(name, f"{where}: expected {expected.tolist()}, got {got.tolist()}. Hint: "
                           f"{_quantize_hint(x, scale, zero_point, bits, got)}")
         q = expected.clone()
-        back, failure = call_learner_function(linear_dequantize, (q, scale, zero_point), name,
-                                              case=f"linear_dequantize with codes {describe(q)}",
-                                              hints=_PER_ROW_HINT)
-        if failure:
-            return failure
+        back = run_learner(linear_dequantize, (q, scale, zero_point), name,
+                           case=f"linear_dequantize with codes {describe(q)}",
+                           hints=_PER_ROW_HINT)
         truth = linear_dequantize_reference(expected, scale, zero_point)
         where = f"linear_dequantize {where}"
-        failure = (check_unchanged((expected, scale, zero_point), (q, scale, zero_point), name, where,
-                                   "q, scale or zero_point", "q - zero_point makes a new tensor; q -= "
-                                   "zero_point overwrites the codes.")
-                   or check_returned(back, name, where, torch.Tensor, dtype="float", shape=truth.shape,
-                                     what="real values"))
-        if failure:
-            return failure
+        require((check_unchanged((expected, scale, zero_point), (q, scale, zero_point), name, where,
+                                 "q, scale or zero_point", "q - zero_point makes a new tensor; q -= "
+                                 "zero_point overwrites the codes.")
+                 or check_returned(back, name, where, torch.Tensor, dtype="float", shape=truth.shape,
+                                   what="real values")))
         if back.dtype != torch.float32:
             return failed(name, f"{where}: the real values must be float32, got {back.dtype}. Hint: "
                           "convert with .float() (or .to(torch.float32)).")
@@ -245,18 +237,14 @@ def check_minmax_observer(MinMaxObserver: Callable) -> CheckResult:
     cases = _observer_cases()
     for label, batches, bit_widths in cases:
         where = f"for {label} {[_short(b.reshape(-1)) for b in batches]}"
-        obs, failure = call_learner_function(cls, (), name, case="MinMaxObserver()")
-        if failure:
-            return failure
+        obs = run_learner(cls, (), name, case="MinMaxObserver()")
         for x in batches:
             original = x.clone()
             out, failure = call_learner_function(obs, (x,), name, case=f"obs({describe(x)}) {where}")
             if failure:
                 return failure if failure.failed else not_attempted(name, "__call__ is not written yet")
-            failure = check_unchanged(original, x, name, f"{where}, obs(x)", "x", "read x.min() and x.max() "
-                                      "only; clamp_ and other in-place ops overwrite the activations.")
-            if failure:
-                return failure
+            require(check_unchanged(original, x, name, f"{where}, obs(x)", "x", "read x.min() and x.max() "
+                                    "only; clamp_ and other in-place ops overwrite the activations."))
             if out is None:
                 return failed(name, f"{where}, obs(x) returned None. Hint: return x unchanged, so the "
                               "observer can sit in the forward pass without changing it.")
@@ -271,9 +259,7 @@ def check_minmax_observer(MinMaxObserver: Callable) -> CheckResult:
             if failure:
                 return failure if failure.failed else not_attempted(name, "qparams is not written yet")
             at = f"{where}, qparams({bits})"
-            failure = check_returned(qp, name, at, (tuple, list), what="(scale, zero_point)")
-            if failure:
-                return failure
+            require(check_returned(qp, name, at, (tuple, list), what="(scale, zero_point)"))
             if len(qp) != 2:
                 return failed(name, f"{at} must return (scale, zero_point), got {len(qp)} values.")
             scale, zero_point = qp
@@ -378,17 +364,13 @@ def check_integer_linear(integer_linear: Callable) -> CheckResult:
                  f"with {'per-channel w_scale ' + str(_short(s_w)) if per_channel else f'w_scale={s_w}'}, "
                  f"bias {None if bias is None else bias.tolist()}, y_scale={s_y}, y_zero_point={z_y}")
         before = copy.deepcopy(args)
-        got, failure = call_learner_function(integer_linear, args, name, case=where[4:],
-                                             hints={"must match": "per-channel scales belong to the OUTPUT "
-                                                    "channels: broadcast w_scale as shape (1, out)."})
-        if failure:
-            return failure
-        failure = (check_unchanged(before, args, name, where, "its inputs", "x_q - x_zero_point makes a "
-                                   "new tensor; x_q -= x_zero_point overwrites the caller's codes.")
-                   or check_returned(got, name, where, torch.Tensor, dtype="integer",
-                                     shape=(x_q.shape[0], w_q.shape[0]), what="output codes"))
-        if failure:
-            return failure
+        got = run_learner(integer_linear, args, name, case=where[4:],
+                          hints={"must match": "per-channel scales belong to the OUTPUT "
+                                 "channels: broadcast w_scale as shape (1, out)."})
+        require((check_unchanged(before, args, name, where, "its inputs", "x_q - x_zero_point makes a "
+                                 "new tensor; x_q -= x_zero_point overwrites the caller's codes.")
+                 or check_returned(got, name, where, torch.Tensor, dtype="integer",
+                                   shape=(x_q.shape[0], w_q.shape[0]), what="output codes")))
         expected = integer_linear_reference(*args)
         if (got.to(torch.int64) - expected).abs().max() > 1:
             close = lambda wrong: wrong.shape == got.shape and bool(((wrong - got.double()).abs() <= 1).all())
