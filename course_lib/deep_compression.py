@@ -76,7 +76,7 @@ __all__ = ["CENTROID_BITS", "BIAS_BITS", "DENSE_BITS", "LENET_INDEX_BITS", "INDE
 CENTROID_BITS = 32            # each learned shared value is stored in fp32
 BIAS_BITS = 32                # biases are stored dense in fp32
 DENSE_BITS = 32               # the reference: every parameter in fp32
-LENET_INDEX_BITS = 5          # 5-bit gaps in every LeNet layer (Sec. 3's width for fc layers)
+LENET_INDEX_BITS = encoding.DEFAULT_INDEX_BITS["fc"]   # 5-bit gaps in every LeNet layer (Sec. 3's width for fc layers)
 INDEX_BITS_RANGE = (1, 16)
 
 

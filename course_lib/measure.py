@@ -42,7 +42,7 @@ from torch import nn
 
 from .checks import (check_choice, check_finite, check_int, check_model, check_tensor, check_type,
                      describe, is_int, is_real)
-from .encoding import ENCODINGS, bits_of, storage_bytes
+from .encoding import ENCODINGS, best_encoding, bits_of, storage_bytes
 from .models import IMAGE_SHAPE
 
 __all__ = ["IN_PLACE_LAYERS", "VIEW_LAYERS", "ENCODING_CHOICES", "check_input_shape", "format_bytes",
@@ -260,7 +260,7 @@ def tensor_bytes(t: torch.Tensor, number_format: str | int, encoding: str = "den
     if t.dim() < 2 or encoding == "dense":
         return storage_bytes(t, number_format, "dense")
     if encoding == "best":
-        return min(storage_bytes(t, number_format, e) for e in ENCODINGS)
+        return best_encoding(t, number_format)[1]
     return storage_bytes(t, number_format, encoding)
 
 

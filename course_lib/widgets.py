@@ -230,7 +230,7 @@ def quantization_panel(default_model: str = "lenet5", default_device: str = "Ard
 
     model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
     bits = w.IntSlider(value=8, min=2, max=8, description="bits", continuous_update=False)
-    granularity = w.Dropdown(options=experiments.GRANULARITIES, value="per-channel", description="weights")
+    granularity = w.Dropdown(options=[("per-channel", True), ("per-tensor", False)], value=True, description="weights")
     method = w.Dropdown(options=quantization.CALIBRATION_METHODS, value="minmax", description="calibration")
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     button = w.Button(description="Quantize and measure", button_style="primary", icon="compress")

@@ -44,6 +44,7 @@ from torch import nn
 
 from . import architectures, data, model_distillation, models, nas
 from .checks import check_argv, check_choice, check_path
+from .encoding import DEFAULT_INDEX_BITS
 
 __all__ = ["PRETRAINED_DIR", "MANIFEST", "BUILD_THREADS", "CheckpointError", "Recipe", "DerivedRecipe",
            "PruneRecipe", "DistillRecipe", "SoftTreeRecipe", "DeepCompressionRecipe", "SupernetRecipe",
@@ -169,7 +170,7 @@ class DeepCompressionRecipe(DerivedRecipe):
     epochs_per_step: int
     bits: tuple[tuple[str, int], ...]
     codebook_epochs: int
-    index_bits: int = 5
+    index_bits: int = DEFAULT_INDEX_BITS["fc"]      # as deep_compression.LENET_INDEX_BITS: 5 in every LeNet layer
     lr: float = 1e-3
     codebook_lr: float = 1e-4
     max_shift: int = 2

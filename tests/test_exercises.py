@@ -646,7 +646,7 @@ def test_kmeans_checker_names_the_mistake(wrong, hint):
     _fails_with(exercises.check_kmeans_quantize(wrong), hint)
 
 
-# ----------------------------------------------------------------------------- choose_bits
+# ----------------------------------------------------------------------------- bits_for_budget
 
 def _greedy(sensitivity, sizes, budget, nbytes=lambda n, b: -(-n * b // 8), per_byte=True, tie_last=False,
             raise_if_impossible=True, steps=None):
@@ -681,12 +681,12 @@ def _one_bit_down(sensitivity, sizes, budget):
 
 
 def _starts_at_8(sensitivity, sizes, budget):
-    choice = exercises.choose_bits_reference(sensitivity, sizes, budget)
+    choice = exercises.bits_for_budget_reference(sensitivity, sizes, budget)
     return {layer: 8 if b == max(sensitivity[layer]) else b for layer, b in choice.items()}
 
 
 def _pops(sensitivity, sizes, budget):
-    result = exercises.choose_bits_reference(sensitivity, sizes, budget)
+    result = exercises.bits_for_budget_reference(sensitivity, sizes, budget)
     for acc in sensitivity.values():
         acc.pop(min(acc))
     return result
@@ -701,15 +701,15 @@ def _pops(sensitivity, sizes, budget):
     (_one_bit_down, "SCANNED bits"),
     (_pops, "changed sensitivity or sizes"),
     (_starts_at_8, "one of its scanned bits"),
-    (lambda s, n, b: {layer: float(v) for layer, v in exercises.choose_bits_reference(s, n, b).items()}, "an int"),
+    (lambda s, n, b: {layer: float(v) for layer, v in exercises.bits_for_budget_reference(s, n, b).items()}, "an int"),
     (lambda s, n, b: None, "did you forget `return`"),
 ])
-def test_choose_bits_checker_names_the_mistake(wrong, hint):
-    assert exercises.check_choose_bits(exercises.choose_bits_reference).passed
-    _fails_with(exercises.check_choose_bits(wrong), hint)
+def test_bits_for_budget_checker_names_the_mistake(wrong, hint):
+    assert exercises.check_bits_for_budget(exercises.bits_for_budget_reference).passed
+    _fails_with(exercises.check_bits_for_budget(wrong), hint)
 
 
-def test_choose_bits_checker_stops_an_endless_loop(monkeypatch):
+def test_bits_for_budget_checker_stops_an_endless_loop(monkeypatch):
     monkeypatch.setattr(checking, "TIME_LIMIT_S", 0.2)
 
     def endless(sensitivity, sizes, budget):
@@ -727,14 +727,14 @@ def test_choose_bits_checker_stops_an_endless_loop(monkeypatch):
             if best is not None:                    # nothing left to lower: loops forever
                 choice[best[1]] = best[2]
         return choice
-    _fails_with(exercises.check_choose_bits(endless), "raise ValueError")
+    _fails_with(exercises.check_bits_for_budget(endless), "raise ValueError")
 
 
 def test_every_checker_reports_not_attempted():
     for check in (exercises.check_magnitude_prune, exercises.check_cubic_sparsity, exercises.check_select_channels,
                   exercises.check_remove_channels, exercises.check_choose_sparsities,
                   exercises.check_minmax_observer, exercises.check_integer_linear,
-                  exercises.check_kmeans_quantize, exercises.check_choose_bits, exercises.check_storage_bytes,
+                  exercises.check_kmeans_quantize, exercises.check_bits_for_budget, exercises.check_storage_bytes,
                   exercises.check_conv_cost):
         assert check(_todo).status == "not attempted", check
     assert exercises.check_linear_quantize(_todo, _todo).status == "not attempted"

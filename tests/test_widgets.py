@@ -64,21 +64,21 @@ def test_pruning_panel_click_runs_the_experiment():
 
 
 def test_quantization_experiment():
-    r8 = experiments.quantization_experiment("lenet_300_100", 8, "per-channel", "minmax", "STM32F746",
+    r8 = experiments.quantization_experiment("lenet_300_100", 8, True, "minmax", "STM32F746",
                                              measure_speed=False)
     assert abs(r8.accuracy - r8.baseline_accuracy) < 0.005
     # The report is of the quantized model: int8 codes, scales, biases, input qparams.
     assert r8.report.weight_bytes == 266_200 + 4 * 410 + 4 * 410 + 3 * 8 and r8.report.number_format == "int8"
-    r2 = experiments.quantization_experiment("lenet_300_100", 2, "per-tensor", "minmax", "STM32F746",
+    r2 = experiments.quantization_experiment("lenet_300_100", 2, False, "minmax", "STM32F746",
                                              measure_speed=False)
     assert r2.accuracy < r8.accuracy and "not timed" in "\n".join(r2.lines())
     assert r2.report.weight_bytes < r8.report.weight_bytes / 3
     with pytest.raises(ValueError, match="bits"):
-        experiments.quantization_experiment("lenet5", 17, "per-tensor", "minmax", "ESP32")
-    with pytest.raises(ValueError, match="granularity"):
-        experiments.quantization_experiment("lenet5", 8, "per-row", "minmax", "ESP32")
+        experiments.quantization_experiment("lenet5", 17, False, "minmax", "ESP32")
+    with pytest.raises(TypeError, match="per_channel must be True"):
+        experiments.quantization_experiment("lenet5", 8, "per-channel", "minmax", "ESP32")
     with pytest.raises(ValueError, match="method"):
-        experiments.quantization_experiment("lenet5", 8, "per-tensor", "kl", "ESP32", measure_speed=False)
+        experiments.quantization_experiment("lenet5", 8, False, "kl", "ESP32", measure_speed=False)
 
 
 @pytest.mark.parametrize("make_panel, module, computation, button, failure", [

@@ -45,7 +45,7 @@ from .codebook import check_kmeans_quantize, kmeans_quantize_reference
 from .lowrank import (check_choose_rank, check_factorize_linear, check_lora_forward, check_svd_factors,
                       check_tucker2, choose_rank_reference, factorize_linear_reference, lora_forward_reference,
                       svd_factors_reference, tucker2_reference)
-from .mixed_precision import check_choose_bits, choose_bits_reference
+from .mixed_precision import check_bits_for_budget, bits_for_budget_reference
 from .pruning import (check_choose_sparsities, check_cubic_sparsity, check_magnitude_prune,
                       choose_sparsities_reference, cubic_sparsity_reference, magnitude_prune_reference)
 from .quantization import (MinMaxObserverReference, check_integer_linear, check_linear_quantize,
@@ -91,7 +91,7 @@ __all__ = [
     # notebook 02
     "check_linear_quantize", "linear_quantize_reference", "linear_dequantize_reference",
     "check_minmax_observer", "MinMaxObserverReference", "check_integer_linear", "integer_linear_reference",
-    "check_kmeans_quantize", "kmeans_quantize_reference", "check_choose_bits", "choose_bits_reference",
+    "check_kmeans_quantize", "kmeans_quantize_reference", "check_bits_for_budget", "bits_for_budget_reference",
     # notebook 03
     "check_softmax_with_temperature", "softmax_with_temperature_reference", "check_distillation_loss",
     "distillation_loss_reference", "check_ensemble_logits", "ensemble_logits_reference",

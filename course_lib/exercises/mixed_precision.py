@@ -1,6 +1,6 @@
 """Exercise of notebook 02, mixed precision: choosing bits per layer under a size budget.
 
-The reference (``choose_bits_reference``, for :func:`falls_back_to`) and a checker that tests the
+The reference (``bits_for_budget_reference``, for :func:`falls_back_to`) and a checker that tests the
 learner's code on small hand-made cases and names typical mistakes.
 """
 
@@ -12,16 +12,16 @@ from typing import Callable
 from .checking import (call_learner_function, check_returned, check_unchanged, checker, CheckResult, failed, passed,
                        require)
 
-__all__ = ["choose_bits_reference", "check_choose_bits"]
+__all__ = ["bits_for_budget_reference", "check_bits_for_budget"]
 
 
-# ----------------------------------------------------------------------------- choose_bits
+# ----------------------------------------------------------------------------- bits_for_budget
 
 def _bytes(n: int, bits: int) -> int:
     return -(-n * bits // 8)          # ceil(n * bits / 8): a partial byte still takes a byte
 
 
-def choose_bits_reference(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int],
+def bits_for_budget_reference(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int],
                           budget_bytes: int) -> dict[str, int]:
     """Bits per layer within ``budget_bytes`` (a greedy knapsack, as in HAQ's budget-constrained
     search): ``sensitivity[layer][bits]`` is the accuracy with only that layer at ``bits``,
@@ -82,23 +82,23 @@ def _bits_variant(sensitivity, sizes, budget, nbytes=_bytes, per_byte=True, orde
     return choice
 
 
-@checker("choose_bits")
-def check_choose_bits(choose_bits: Callable) -> CheckResult:
-    """Check ``choose_bits(sensitivity, sizes, budget_bytes) -> dict[str, int]``:
+@checker("bits_for_budget")
+def check_bits_for_budget(bits_for_budget: Callable) -> CheckResult:
+    """Check ``bits_for_budget(sensitivity, sizes, budget_bytes) -> dict[str, int]``:
     ``sensitivity`` is ``{layer: {bits: accuracy}}`` (bits not necessarily sorted), ``sizes``
     ``{layer: number of weights}``; a layer at b bits takes :math:`\\lceil n b / 8 \\rceil`
     bytes. Start every layer at its highest scanned bits; while the total exceeds the budget,
     lower by one scanned step the layer whose step loses the least accuracy per byte saved (ties:
     the layer first in ``sensitivity``'s order); raise ValueError if even the lowest bits do not
-    fit. Inputs unchanged. Reference: :func:`choose_bits_reference`."""
-    name = "choose_bits"
+    fit. Inputs unchanged. Reference: :func:`bits_for_budget_reference`."""
+    name = "bits_for_budget"
     cases = _bits_cases()
     for sensitivity, sizes, budget, label in cases:
         before = copy.deepcopy((sensitivity, sizes))
         where = f"for sensitivity {sensitivity}, sizes {sizes} and budget_bytes={budget}"
         hints = {"KeyError": "lower a layer to its next SCANNED bits (the largest key of "
                              "sensitivity[layer] below the current one), not to bits - 1."}
-        got, failure = call_learner_function(choose_bits, (sensitivity, sizes, budget), name,
+        got, failure = call_learner_function(bits_for_budget, (sensitivity, sizes, budget), name,
                                              case=where[4:], hints=hints)
         if label == "impossible":
             if failure and failure.failed and "raised ValueError" in failure.message:
@@ -113,7 +113,7 @@ def check_choose_bits(choose_bits: Callable) -> CheckResult:
         require((check_unchanged(before, (sensitivity, sizes), name, where, "sensitivity or sizes",
                                  "keep your choices in a new dict; do not pop or edit the given ones.")
                  or check_returned(got, name, where, dict, what="bits per layer")))
-        expected = choose_bits_reference(sensitivity, sizes, budget)
+        expected = bits_for_budget_reference(sensitivity, sizes, budget)
         if set(got) != set(expected):
             return failed(name, f"{where} expected one entry per layer {list(expected)}, got keys {list(got)}.")
         for layer, b in got.items():

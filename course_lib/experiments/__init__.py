@@ -38,7 +38,7 @@ from .nas import (
                                  panel_evaluator,
 )
 from .pruning import PRUNING_METHOD_NAMES, PRUNING_METHODS, PruningExperiment, pruning_experiment
-from .quantization import GRANULARITIES, QuantizationExperiment, quantization_experiment
+from .quantization import QuantizationExperiment, quantization_experiment
 
 __all__ = [
     "DESIGNS", "TRAINED_WIDTHS", "ArchitectureExperiment", "architecture_experiment",
@@ -49,5 +49,5 @@ __all__ = [
     "PANEL_BUDGET", "PANEL_FLASH_KB", "PANEL_LATENCY_MS", "PANEL_SRAM_KB", "CachedObjective", "NasExperiment",
     "nas_experiment", "panel_devices", "panel_evaluator",
     "PRUNING_METHODS", "PRUNING_METHOD_NAMES", "PruningExperiment", "pruning_experiment",
-    "GRANULARITIES", "QuantizationExperiment", "quantization_experiment",
+    "QuantizationExperiment", "quantization_experiment",
 ]

@@ -6,13 +6,11 @@ import tempfile
 from dataclasses import dataclass
 
 from .. import data, hardware, measure, runtime, zoo
-from ..checks import check_choice
+from ..checks import check_choice, check_type
 from ..quantization import CALIBRATION_METHODS, check_bits, quantize_model
 from ..train import evaluate
 
-__all__ = ["GRANULARITIES", "QuantizationExperiment", "quantization_experiment"]
-
-GRANULARITIES = ("per-channel", "per-tensor")
+__all__ = ["QuantizationExperiment", "quantization_experiment"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +18,7 @@ class QuantizationExperiment:
     """What post-training quantization of a zoo model did: accuracy, bytes, fit, speed."""
     model_name: str
     bits: int
-    granularity: str
+    per_channel: bool                 # the weights' granularity: one scale per output channel, or one per tensor
     method: str
     baseline_accuracy: float          # fp32, on the validation split
     accuracy: float                   # quantized, on the validation split
@@ -31,7 +29,8 @@ class QuantizationExperiment:
     def lines(self) -> list[str]:
         """The result in words, one line each (what the panel shows)."""
         r = self.report
-        lines = [f"{self.model_name}, weights and activations at {self.bits} bits ({self.granularity} "
+        granularity = "per-channel" if self.per_channel else "per-tensor"
+        lines = [f"{self.model_name}, weights and activations at {self.bits} bits ({granularity} "
                  f"weights, {self.method} calibration): validation accuracy {100 * self.accuracy:.2f}% "
                  f"(fp32 {100 * self.baseline_accuracy:.2f}%)",
                  f"weights {measure.format_bytes(r.weight_bytes)} (codes, scales, zero-points and "
@@ -47,22 +46,23 @@ class QuantizationExperiment:
         return lines
 
 
-def quantization_experiment(model_name: str, bits: int, granularity: str, method: str,
+def quantization_experiment(model_name: str, bits: int, per_channel: bool, method: str,
                             device_name: str, measure_speed: bool = True) -> QuantizationExperiment:
     """Post-training quantization of a zoo model at ``bits`` (weights and activations,
     calibrated on 1,000 training images): its validation accuracy, its measured report (so
     bytes and activations are at ``bits``), fit and estimated latency on a device; at 8 bits
-    also the measured speed of ONNX Runtime's int8 model against its fp32 one."""
+    also the measured speed of ONNX Runtime's int8 model against its fp32 one. ``per_channel``: the
+    weights' granularity (one scale per output channel, else one per tensor)."""
     check_choice(model_name, "model_name", zoo.names())
     check_bits(bits)
-    check_choice(granularity, "granularity", GRANULARITIES)
+    check_type(per_channel, "per_channel", bool, "True (per-channel) or False (per-tensor)")
     check_choice(method, "method", CALIBRATION_METHODS)
     device = hardware.get_device(device_name)
     baseline = zoo.load(model_name)
     dataset = zoo.dataset_of(model_name)
     validation, calibration = data.load(dataset, "validation"), data.load(dataset, "train").sample(1000)
     quantized = quantize_model(baseline, bits, bits, calibration, method,
-                               per_channel=granularity == "per-channel")
+                               per_channel=per_channel)
     report = measure.report(quantized, model_name)
     speed = None
     if measure_speed and bits == 8:
@@ -70,5 +70,5 @@ def quantization_experiment(model_name: str, bits: int, granularity: str, method
             fp32, int8, _ = runtime.deploy_int8(baseline, calibration, folder)
             speed = measure.speedup(fp32, int8, batch_size=128, repeats=20)
     return QuantizationExperiment(
-        model_name, bits, granularity, method, evaluate(baseline, validation).accuracy,
+        model_name, bits, per_channel, method, evaluate(baseline, validation).accuracy,
         evaluate(quantized, validation).accuracy, report, hardware.check_fit(report, device), speed)
