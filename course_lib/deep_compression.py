@@ -65,7 +65,7 @@ from .codebook import Codebook, nearest_centroid
 from .data import ImageSplit, check_split
 from .measure import CompressedLayer, StoredTensor, weight_layers
 from .quantization import check_bits, check_weight
-from .selection import check_scan, choose_within_drop, scan_layers
+from .selection import check_scan, choose_within_drop, per_layer, scan_layers
 from .train import TrainingSettings, fine_tune
 
 __all__ = ["CENTROID_BITS", "BIAS_BITS", "DENSE_BITS", "LENET_INDEX_BITS", "INDEX_BITS_RANGE", "PaperResult",
@@ -98,21 +98,6 @@ PAPER_TABLE_1 = {"lenet_300_100": PaperResult(0.0164, 0.0158, 40, 1070, 27),
 
 def _check_index_bits(index_bits: int, name: str = "index_bits") -> None:
     check_int(index_bits, name, *INDEX_BITS_RANGE)
-
-
-def _per_layer(layers: dict[str, nn.Module], value, name: str, check) -> dict[str, int]:
-    """``{layer: value}`` for every weight layer from an int (all alike) or a dict naming each."""
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(layers))
-        missing = [l for l in layers if l not in value]
-        if unknown or missing:
-            raise ValueError(f"{name} must name every weight layer {list(layers)} (Deep Compression "
-                             f"compresses them all); unknown {unknown}, missing {missing}")
-        for layer, v in value.items():
-            check(v, f"{name}[{layer!r}]")
-        return {layer: value[layer] for layer in layers}
-    check(value, name)
-    return {layer: value for layer in layers}
 
 
 # ----------------------------------------------------------------------------- stage 2: weight sharing
@@ -213,10 +198,10 @@ def share_model_weights(model: nn.Module, bits: int | dict[str, int], iterations
     layers = weight_layers(model)
     if not layers:
         raise ValueError("model has no Linear or Conv2d layer to share weights in")
-    per_layer = _per_layer(layers, bits, "bits", check_bits)
+    bits_of_layer = per_layer(bits, layers, "bits", check_bits, every_layer=True)
     check_int(iterations, "iterations", 1)
     shared = copy.deepcopy(model)
-    for name, b in per_layer.items():
+    for name, b in bits_of_layer.items():
         try:
             shared.set_submodule(name, SparseSharedWeights(shared.get_submodule(name), b, iterations))
         except ValueError as e:
@@ -431,8 +416,8 @@ def account_model(model: nn.Module, bits: int | dict[str, int] | None = None,
             raise ValueError(f"bits must be given for layers that are not SparseSharedWeights: {plain}")
         per_layer_bits = {n: m.bits for n, m in shared.items()}
     else:
-        per_layer_bits = _per_layer(layers, bits, "bits", check_bits)
-    per_layer_index = _per_layer(layers, index_bits, "index_bits", _check_index_bits)
+        per_layer_bits = per_layer(bits, layers, "bits", check_bits, every_layer=True)
+    per_layer_index = per_layer(index_bits, layers, "index_bits", _check_index_bits, every_layer=True)
     rows = []
     for name, m in layers.items():
         weight = m.weight_as_computed() if name in shared else m.weight
@@ -485,8 +470,8 @@ def deep_compress(model: nn.Module, bits: int | dict[str, int], train: ImageSpli
     layers = weight_layers(model)
     if not layers:
         raise ValueError("model has no Linear or Conv2d layer to compress")
-    _per_layer(layers, bits, "bits", check_bits)
-    _per_layer(layers, index_bits, "index_bits", _check_index_bits)
+    per_layer(bits, layers, "bits", check_bits, every_layer=True)
+    per_layer(index_bits, layers, "index_bits", _check_index_bits, every_layer=True)
     check_int(iterations, "iterations", 1)
     check_type(fine_tuning, "fine_tuning", TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))",
                allow_none=True)

@@ -39,7 +39,7 @@ from .checks import (check_choice, check_finite, check_int, check_model, check_r
                      describe, is_real)
 from .data import SEED_RANGE, ImageSplit, batches, check_split
 from .measure import WEIGHT_LAYER_TYPES, trace_layers, weight_layers
-from .selection import check_scan, choose_within_drop, greedy_knapsack, scan_layers
+from .selection import check_scan, choose_within_drop, greedy_knapsack, per_layer, scan_layers
 from .train import TrainingSettings, evaluate, fine_tune, model_device
 
 __all__ = ["Masks", "CRITERIA", "SCOPES", "check_sparsity", "magnitude_mask", "prunable_layers", "layerwise_masks",
@@ -94,18 +94,8 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
-def _per_layer(model: nn.Module, sparsity: float | dict[str, float]) -> dict[str, float]:
-    layers = prunable_layers(model)
-    if isinstance(sparsity, dict):
-        unknown = set(sparsity) - set(layers)
-        if unknown:
-            raise ValueError(f"sparsity names unknown layers {sorted(unknown)}; prunable layers "
-                             f"are {list(layers)}")
-        for name, s in sparsity.items():
-            check_sparsity(s, f"sparsity[{name!r}]")
-        return dict(sparsity)
-    check_sparsity(sparsity)
-    return {name: sparsity for name in layers}
+def _per_layer(model: nn.Module, sparsity: float | dict[str, float], name: str = "sparsity") -> dict[str, float]:
+    return per_layer(sparsity, prunable_layers(model), name, check_sparsity)
 
 
 def layerwise_masks(model: nn.Module, sparsity: float | dict[str, float]) -> Masks:

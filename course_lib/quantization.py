@@ -40,7 +40,7 @@ from .checks import (check_choice, check_finite, check_int, check_model, check_r
                      describe, is_int, is_real)
 from .data import ImageSplit, batches, check_split
 from .measure import CompressedLayer, StoredTensor, weight_bytes, weight_layers
-from .selection import greedy_knapsack
+from .selection import greedy_knapsack, per_layer
 from .train import model_device
 
 __all__ = ["CALIBRATION_METHODS", "WEIGHT_SCHEMES", "check_bits", "integer_range", "QParams", "choose_qparams",
@@ -424,16 +424,7 @@ def per_layer_bits(model: nn.Module, bits: int | dict[str, int], name: str) -> d
     layers = weight_layers(model)
     if not layers:
         raise ValueError("model has no Linear or Conv2d layer to quantize")
-    if isinstance(bits, dict):
-        unknown = set(bits) - set(layers)
-        if unknown:
-            raise ValueError(f"{name} names unknown layers {sorted(unknown)}; layers: {list(layers)}")
-        per_layer = dict(bits)
-    else:
-        per_layer = {layer: bits for layer in layers}
-    for layer, b in per_layer.items():
-        check_bits(b, f"{name}[{layer!r}]" if isinstance(bits, dict) else name)
-    return per_layer
+    return per_layer(bits, layers, name, check_bits)
 
 
 def quantize_model(model: nn.Module, weight_bits: int | dict[str, int] = 8, activation_bits: int | None = 8,

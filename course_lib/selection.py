@@ -30,7 +30,36 @@ from .checks import check_real, check_type, describe
 from .data import ImageSplit, check_split
 from .train import evaluate
 
-__all__ = ["scan_layers", "check_scan", "choose_within_drop", "greedy_knapsack"]
+__all__ = ["per_layer", "scan_layers", "check_scan", "choose_within_drop", "greedy_knapsack"]
+
+
+def per_layer(value, layers: Iterable[str], name: str, check: Callable[[object, str], None],
+              every_layer: bool = False) -> dict:
+    """A per-layer setting read the one way every technique reads it: one value for every layer,
+    or a dict ``{layer: value}``, each value checked by ``check(value, its_name)``.
+
+    With a dict, only the layers it names get a setting, unless ``every_layer`` (Deep
+    Compression compresses them all): then it must name each of ``layers``. The result follows
+    the order of ``layers``.
+
+    Raises:
+        ValueError: a dict naming a layer not in ``layers`` (or, with ``every_layer``, missing
+            one), naming both; whatever ``check`` raises, naming ``name[layer]``.
+    """
+    layers = list(layers)
+    if not isinstance(value, dict):
+        check(value, name)
+        return {layer: value for layer in layers}
+    unknown = sorted(set(value) - set(layers))
+    missing = [layer for layer in layers if layer not in value] if every_layer else []
+    if unknown or missing:
+        rule = "must name every weight layer" if every_layer else "names unknown layers; it may name only"
+        raise ValueError(f"{name} {rule} {layers}: unknown layers {unknown}" +
+                         (f", missing {missing}" if every_layer else ""))
+    for layer in layers:
+        if layer in value:
+            check(value[layer], f"{name}[{layer!r}]")
+    return {layer: value[layer] for layer in layers if layer in value}
 
 
 def scan_layers(model: nn.Module, split: ImageSplit, layers: Iterable[str], settings: Sequence[Hashable],

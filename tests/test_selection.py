@@ -96,3 +96,21 @@ def test_the_knapsack_matches_brute_force_on_a_small_case_where_greedy_is_exact(
                    for ks in itertools.product(range(3), repeat=2)
                    if sum(options[l][k][2] for l, k in zip("xy", ks)) <= budget)
         assert sum(options[l][k][1] for l, k in chosen.items()) == pytest.approx(best[0])
+
+
+def test_one_parser_reads_every_per_layer_setting():
+    def check_positive(value, name):
+        if value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+    layers = ["fc1", "fc2", "fc3"]
+    assert selection.per_layer(3, layers, "bits", check_positive) == {"fc1": 3, "fc2": 3, "fc3": 3}
+    assert selection.per_layer({"fc3": 2, "fc1": 4}, layers, "bits", check_positive) == {"fc1": 4, "fc3": 2}
+    with pytest.raises(ValueError, match=r"bits names unknown layers.*unknown layers \['fc9'\]"):
+        selection.per_layer({"fc9": 2}, layers, "bits", check_positive)
+    with pytest.raises(ValueError, match=r"must name every weight layer.*missing \['fc2', 'fc3'\]"):
+        selection.per_layer({"fc1": 2}, layers, "bits", check_positive, every_layer=True)
+    with pytest.raises(ValueError, match=r"bits\['fc2'\] must be > 0, got 0"):
+        selection.per_layer({"fc1": 2, "fc2": 0}, layers, "bits", check_positive)
+    with pytest.raises(ValueError, match=r"^bits must be > 0"):
+        selection.per_layer(-1, layers, "bits", check_positive)

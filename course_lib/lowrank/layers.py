@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..checks import check_choice, check_finite, check_model, check_real, check_type
 from ..data import ImageSplit, check_split
 from ..measure import weight_layers
+from ..selection import per_layer
 from ..train import evaluate
 from .svd import _working_copy, lowrank_parameters, rank_for_energy, svd_factors
 from .tensors import _unfold, cp_als, spatial_factors, tucker2
@@ -230,11 +231,7 @@ def factorize_model(model: nn.Module, ranks: dict[str, int | tuple[int, int]],
     check_type(ranks, "ranks", dict, "a dict {layer name: rank}")
     if not ranks:
         raise ValueError("ranks must name at least one layer, got an empty dict")
-    layers = weight_layers(model)
-    unknown = [name for name in ranks if name not in layers]
-    if unknown:
-        raise ValueError(f"ranks names unknown layers {unknown}; the model's Linear and Conv2d "
-                         f"layers are {list(layers)}")
+    per_layer(ranks, weight_layers(model), "ranks", lambda rank, name: None)   # names; each rank checked below
     factorized = copy.deepcopy(model)
     for name, rank in ranks.items():
         try:
