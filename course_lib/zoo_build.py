@@ -167,16 +167,18 @@ def _search_then_train(name: str, recipe: SearchRecipe, progress: bool) -> tuple
                             "rejected": len(result.rejected), "choices": nas.to_choices(winner, space)}
 
 
-def _prune_from_base(recipe: PruneRecipe, progress: bool) -> nn.Module:
-
+def _prune_from_base(recipe: PruneRecipe, progress: bool) -> tuple[nn.Module, list[dict]]:
+    """The pruned model and each step's record (weights kept, validation accuracy: evaluation
+    draws nothing at random, so recording it leaves the training as it was)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         fine_tuning = train.TrainingSettings(epochs=recipe.epochs_per_step, lr=recipe.lr,
                                              max_shift=recipe.max_shift, seed=recipe.seed)
-        pruned, _, _ = pruning.iterative_prune(
+        pruned, _, history = pruning.iterative_prune(
             load(recipe.base), data.load(recipe.dataset, "train"), dict(recipe.sparsity),
-            recipe.steps, fine_tuning, device="cpu", progress=progress)
-    return pruned
+            recipe.steps, fine_tuning, validation=data.load(recipe.dataset, "validation"), device="cpu",
+            progress=progress)
+    return pruned, [{k: round(v, 6) if isinstance(v, float) else v for k, v in h.items()} for h in history]
 
 
 def _deep_compress_from_base(recipe: DeepCompressionRecipe, progress: bool) -> nn.Module:
@@ -228,7 +230,7 @@ def build_baseline(name: str, progress: bool = True) -> dict:
     with torch_threads(BUILD_THREADS):
         history = None
         if isinstance(recipe, PruneRecipe):
-            model = _prune_from_base(recipe, progress)
+            model, history = _prune_from_base(recipe, progress)
         elif isinstance(recipe, DistillRecipe):
             model = _distill_from_teacher(recipe, progress)
         elif isinstance(recipe, DeepCompressionRecipe):

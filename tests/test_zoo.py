@@ -52,12 +52,13 @@ def test_build_architecture_knows_both_tables():
         zoo.build_architecture("vgg16")
 
 
-def test_shipped_pruned_lenet5_reproduces_han_et_al():
+@pytest.mark.parametrize("name, paper_error", [("lenet5_pruned", 0.0080), ("lenet_300_100_pruned", 0.0164)])
+def test_shipped_pruned_lenets_reproduce_han_et_al(name, paper_error):
     from course_lib import pruning
-    model = zoo.load("lenet5_pruned")
+    model = zoo.load(name)
     assert pruning.kept_fraction(model) <= 1 / 12                # >= 12x fewer weights
-    assert zoo.entry("lenet5_pruned")["test_error"] <= 0.0080
-    recipe = dict(zoo.RECIPES["lenet5_pruned"].sparsity)
+    assert zoo.entry(name)["test_error"] <= paper_error          # Han et al. 2015, Table 1 (the unpruned figure)
+    recipe = dict(zoo.RECIPES[name].sparsity)
     for layer, sparsity in pruning.layer_sparsity(model).items():
         assert sparsity == pytest.approx(recipe[layer], abs=1e-3)
 
