@@ -8,6 +8,7 @@ panels; a module imports only from its own layer or those before it), read top t
 ``data``              MNIST / Fashion-MNIST from ``datasets/``, checksum-verified, in memory
 ``models``            LeNet-300-100, LeNet-5, the distillation teacher and students, a small CNN
 ``train``             seeding, device choice, ``fit`` / ``evaluate`` / ``fine_tune``
+``selection``         per-layer choices: one parser, sensitivity scans, a drop, a knapsack
 ``encoding``          number formats, sparse encodings (bitmask, CSR, relative index), Huffman coding
 ``measure``           parameters, bytes, MACs, peak activations, measured latency, ``report``
 ``hardware``          device profiles, fits-on-device verdicts, roofline latency, energy estimates
@@ -20,7 +21,8 @@ panels; a module imports only from its own layer or those before it), read top t
 ``experiments``       the panels' experiments: a zoo model through one technique's workflow, measured
 ``planner``           the compression planner: measured combinations filtered for a device and a floor
 ``widgets``           the ipywidgets panels
-``exercises``         checkers for learners' code and the student-notebook builder
+``exercises``         checkers for learners' code (the student-notebook builder and the site are
+                      tooling, in the separate package ``course_tools``)
 ====================  ==========================================================================
 """
 
