@@ -391,16 +391,16 @@ def taylor_importance(model: nn.Module, layer_name: str, split: ImageSplit, n: i
     return torch.stack(scores).mean(0).detach().cpu()
 
 
-def select_channels(importance: torch.Tensor, keep: int) -> torch.Tensor:
-    """Indices of the ``keep`` most important channels, in increasing order (ties go to the
+def select_channels(importance: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the ``count`` most important channels, in increasing order (ties go to the
     earlier channel)."""
     check_tensor(importance, "importance")
     if importance.dim() != 1:
         raise ValueError(f"importance must be a vector (C,), got shape {tuple(importance.shape)}")
     check_finite(importance, "importance")
-    check_int(keep, "keep", 1, len(importance))
+    check_int(count, "count", 1, len(importance))
     order = torch.argsort(importance, descending=True, stable=True)
-    return order[:keep].sort().values
+    return order[:count].sort().values
 
 
 # ----------------------------------------------------------------------------- structured: applying

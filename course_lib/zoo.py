@@ -290,38 +290,22 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
                                 max_shift=1, reference=(
         "course baseline on the course's seeded Fashion-MNIST split (not the official one)")),
     "kd_teacher": Recipe("kd_teacher", "mnist", epochs=80, max_shift=2, reference=(
+        (
         "Hinton, Vinyals & Dean 2015 (Distilling the Knowledge in a Neural Network), section 3: "
-        "784-1200-1200-10 with dropout and +-2-pixel jitter, 67 test errors "
-        "(trained here on the 55,000 training images; 5,000 are kept for validation). Dropout 0.5 on "
-        "the hidden layers, 0.2 on the input. Tried on the validation split, 80-epoch runs: dropout "
-        "0 / 0.2 / 0.5 gave 0.64% / 0.58% / 0.86% validation error, and 0.5 with SGD, momentum 0.9 "
-        "and max-norm 3.5 weight constraints 0.82%; the dropout-0.2 teacher, rebuilt here (0.46% "
-        "validation error, 78 test errors), was the better model but the worse teacher: notebook "
-        "03's 4-epoch students distilled from it lost to the labels on validation (best 95.06% "
-        "against 95.20%), and its 40-epoch student, at T = 20 and the weight chosen again on "
-        "validation (1.0 among 0.5, 0.9, 1.0: 0.98%, 1.00%, 0.86% in 12-epoch runs), reached "
-        "0.84% validation error against this teacher's 0.90%, so dropout 0.5 stays. A 250-epoch run with SGD "
-        "(momentum 0.9, learning rate 0.05 on a cosine schedule, batches of 128) and max-norm 3.5, dropout "
-        "and jitter as here, made 41 validation errors of 5,000 and 82 on notebook 03's distorted "
-        "validation digits, against this teacher's 43 and 81: no better, so this recipe stays")),
+        "784-1200-1200-10 with dropout and +-2-pixel jitter, 67 test errors (trained here on the 55,000 "
+        "training images; 5,000 are kept for validation). Dropout 0.5 on the hidden layers, 0.2 on the input; "
+        "the settings tried on validation: ZOO.md"
+    ))),
     "kd_student_labels": Recipe("kd_student", "mnist", epochs=40, max_shift=0, reference=(
         "Hinton et al. 2015, section 3: 784-800-800-10 trained on the labels alone, no dropout, "
         "no jitter, 146 test errors")),
     "kd_student_distilled": DistillRecipe("kd_teacher", "kd_student", epochs=40, temperature=20.0,
                                           weight=0.9, reference=(
-        "Hinton et al. 2015, section 3: the 784-800-800-10 student matching the teacher's soft "
-        "targets at T = 20, no dropout, no jitter, 74 test errors; the weight 0.9 on the soft "
-        "targets was chosen on the validation split among 0.5, 0.9 and 1.0 (12-epoch runs: "
-        "1.08%, 1.06% and 1.10% validation error); a transfer set jittered like the teacher's "
-        "images, the teacher run on every batch (Beyer et al. 2022's consistent teaching), gave "
-        "0.86% (up to 1 pixel) and 0.68% (up to 2) in 40-epoch runs and 0.86% in 80, against "
-        "0.90% unshifted, while the same student on the labels with 2-pixel jitter reached 0.58%: "
-        "the shifts, not the teacher, make the gain, so the paper's unshifted transfer set stays. Scored "
-        "also on validation digits distorted like new handwriting (rotated by up to 15 degrees, zoomed by "
-        "up to 15%, sheared by up to 0.15 along the rows: a draw close to notebook 03's, on which this "
-        "student makes 110 errors), 40-epoch runs: T = 20 with weight 0.9, 45 validation errors and 113 "
-        "distorted; weight 1.0, 47 and 109; T = 5, 45 and 117; T = 50, 48 and 105: within a few errors "
-        "of each other, so T = 20 and 0.9 stay")),
+        (
+        "Hinton et al. 2015, section 3: the 784-800-800-10 student matching the teacher's soft targets at T = "
+        "20, no dropout, no jitter, 74 test errors; the weight 0.9 on the soft targets chosen on the "
+        "validation split; the settings tried: ZOO.md"
+    ))),
     "tiny_cnn_fashion": Recipe("tiny_cnn", "fashion-mnist", epochs=15, weight_decay=1e-4,
                                max_shift=0, reference=(
         "the student of notebook 03's Fashion-MNIST section, trained on the labels; its twin "
@@ -343,35 +327,28 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "cosine schedule, balance penalty 0.1, images jittered by up to 1 pixel")),
     "soft_tree_distilled": SoftTreeRecipe(8, teacher="lenet5", epochs=30, temperature=2.0, max_shift=1,
                                           reference=(
-        "Frosst & Hinton 2017, section 4: depth 8 trained on a network's soft targets, 96.76% test "
-        "accuracy (the network: 99.21%); here LeNet-5's probabilities at T = 2 on every jittered "
-        "batch, the twin of soft_tree_labels; T chosen on the validation split among 1, 2 and 4 "
-        "(30-epoch runs, validation accuracy with the paper's one-path rule: 96.62%, 96.80% and 96.36%); 60 "
-        "epochs gave the same 96.80% on validation, so 30 stay. Unshifted, as in the paper, the twins "
-        "reached 96.12% (labels) and 95.92% (distilled) on validation; shifted by up to 2 pixels, the "
-        "distilled tree 94.88%, more variety than a depth-8 tree can fit. Other settings of the distilled "
-        "tree, 30-epoch runs scored on validation with one path: the inverse temperature beta at 0.5 / 4 "
-        "gave 96.94% / 95.24%, the learning rate 1e-3 / 1e-2 96.94% / 95.52% (both beta 0.5 and 1e-3: "
-        "96.14%), the penalty 0.01 / 1 96.54% / 96.06%, batches of 32 96.58%, notebook 03's kd_teacher as "
-        "the teacher 96.70%; none clearly above 96.80%, so the recipe stays")),
+        (
+        "Frosst & Hinton 2017, section 4: depth 8 trained on a network's soft targets, 96.76% test accuracy "
+        "(the network: 99.21%); here LeNet-5's probabilities at T = 2 on every jittered batch, the twin of "
+        "soft_tree_labels; T chosen on the validation split; the settings tried: ZOO.md"
+    ))),
     "supernet_fashion": SupernetRecipe(epochs=14, rule="random", reference=(
-        "Cai et al. 2020 (Once-for-All), Sec. 3: one supernet for every network of the space, with "
-        "elastic width, kernel, depth and expansion; here single-path training (one random subnet "
-        "per batch, Guo et al. 2020) for 14 epochs over the 55,000 training images, not the sandwich "
-        "rule (four subnets per batch, about 6x slower per epoch), to keep the build within 15 "
-        "minutes on one thread; plus 8 architectures drawn from the space trained stand-alone for 1 "
-        "epoch each (Adam 3e-3), for notebook 07's Kendall tau")),
+        (
+        "Cai et al. 2020 (Once-for-All), Sec. 3: one supernet for every network of the space, with elastic "
+        "width, kernel, depth and expansion; here single-path training (one random subnet per batch, Guo et "
+        "al. 2020) for 14 epochs, plus 8 architectures of the space trained stand-alone for 1 epoch each, for "
+        "notebook 07's Kendall tau; why: ZOO.md"
+    ))),
     "nas_tight_fashion": Recipe("nas_tight", "fashion-mnist", epochs=8, weight_decay=1e-4, max_shift=1, reference=(
         "the network notebook 07's searches on supernet_fashion find for the tight budget (64 KB flash, 32 KB "
         "SRAM), trained stand-alone from scratch with notebook 05's family recipe, for a comparison at equal "
         "budget and equal training")),
     "nas_tight_wide_fashion": SearchRecipe("nas_tight_wide", budget=24, reference=(
-        "notebook 07, section 7: a search for the tight budget (64 KB flash, 32 KB SRAM, and at most 100 ms "
-        "estimated on the Arduino's core) in nas.TIGHT_SPACE, the space MCUNet's rule picks for that budget "
-        "(Lin et al. 2020, Sec. 3.1), by regularised evolution (population 6, samples of 3) over 24 "
-        "candidates, each scored by one epoch of stand-alone training on the validation split; the winner "
-        "then trained from scratch with notebook 05's family recipe, as the hand-designed networks it is "
-        "compared with (a build with 12 candidates found the same network)")),
+        (
+        "notebook 07, section 7: the winner of a search for the tight budget (64 KB flash, 32 KB SRAM, 100 ms "
+        "on the Arduino's core) in nas.TIGHT_SPACE (MCUNet's rule, Lin et al. 2020, Sec. 3.1), trained from "
+        "scratch with notebook 05's family recipe; the search: ZOO.md"
+    ))),
     **{f"nas_tight_wide_{k}_fashion": Recipe(f"nas_tight_wide_{k}", "fashion-mnist", epochs=8, weight_decay=1e-4,
                                              max_shift=1, reference=(
         f"the network with the {rank} best one-epoch score in nas_tight_wide_fashion's search, trained from scratch "
@@ -392,29 +369,25 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "kept (11.9x); this recipe keeps 7.5% of fc1 instead of 8%, so 7.96% in all (12.6x)")),
     "lenet_300_100_pruned": PruneRecipe("lenet_300_100", (("fc1", 0.94), ("fc2", 0.8), ("fc3", 0.3)), steps=4,
                                         epochs_per_step=8, reference=(
-        "Han et al. 2015, LeNet-300-100: 1.64% -> 1.59% error with 12x fewer weights (Table 1; per layer, Table 2: "
-        "fc1 8%, fc2 9%, fc3 26% kept). The sparsities are notebook 01's choice on the validation split "
-        "(pruning.sparsities_for_target on a sensitivity scan, at most 1/12 kept); 4 steps of the cubic schedule, "
-        "8 epochs of retraining after each")),
+        (
+        "Han et al. 2015, LeNet-300-100: 1.64% -> 1.59% error with 12x fewer weights (Table 1; per layer, "
+        "Table 2); the sparsities are notebook 01's choice on the validation split; 4 steps of the cubic "
+        "schedule, 8 epochs of retraining after each"
+    ))),
     "lenet_300_100_deep_compressed": DeepCompressionRecipe(
         "lenet_300_100", (("fc1", 0.94), ("fc2", 0.8), ("fc3", 0.5)), steps=4, epochs_per_step=3,
         bits=(("fc1", 3), ("fc2", 3), ("fc3", 3)), codebook_epochs=3, reference=(
-            "Han, Mao & Dally 2016 (Deep Compression), Table 1: LeNet-300-100 1.64% -> 1.58% error at "
-            "40x. Chosen on the validation split: "
-            "sparsities by pruning.sparsities_for_target on a validation sensitivity scan, for 8% and "
-            "6% kept; bits by deep_compression.choose_bits (scan of 2-6 bits, drop 0 or 0.1 point); of "
-            "the runs at >= 50x, the lowest validation error: 8% kept, 3 bits everywhere (1.06%, "
-            "51.3x; 8% with fc1 at 2 bits 1.20%, 56.5x; 6% kept 1.14% at 55.5x, 1.26% at 61.3x)")),
+            (
+        "Han, Mao & Dally 2016 (Deep Compression), Table 1: LeNet-300-100 1.64% -> 1.58% error at 40x; "
+        "sparsities and bits chosen on the validation split; the runs compared: ZOO.md"
+    ))),
     "lenet5_deep_compressed": DeepCompressionRecipe(
         "lenet5_pruned", (), steps=0, epochs_per_step=0,
         bits=(("conv1", 4), ("conv2", 2), ("fc1", 2), ("fc2", 2)), codebook_epochs=2, reference=(
-            "Han, Mao & Dally 2016 (Deep Compression), Table 1: LeNet-5 0.80% -> 0.74% error at 39x; "
-            "pruned as lenet5_pruned (the per-layer sparsities of Han et al. 2015, Table 3). Bits "
-            "chosen on the validation split by deep_compression.choose_bits "
-            "(scan of 2-6 bits): drop 0 gave conv1 6, conv2 5, fc1 3, fc2 5 (0.26%, 45.1x), drop 0.1 "
-            "point conv1 4 and 2 elsewhere (0.38%, 53.1x), drop 0.2 point conv1 3 (0.44%, 53.2x); of the "
-            "runs at >= 50x, the lowest validation error; codebook fine-tuning 2 epochs at lr 1e-4 "
-            "(0.38%; 4 epochs: 0.42% at 1e-4, 0.38% at 3e-4)")),
+            (
+        "Han, Mao & Dally 2016 (Deep Compression), Table 1: LeNet-5 0.80% -> 0.74% error at 39x; pruned as "
+        "lenet5_pruned, bits chosen on the validation split; the runs compared: ZOO.md"
+    ))),
 }
 
 

@@ -114,7 +114,7 @@ def test_channel_scores():
     assert pruning.channel_norm(w, 1).tolist() == [2.0, 3.0, 1.0]
     assert pruning.select_channels(pruning.channel_norm(w, 1), 2).tolist() == [0, 1]
     assert pruning.select_channels(torch.tensor([1.0, 2.0, 2.0, 0.0]), 1).tolist() == [1]   # ties: earlier
-    with pytest.raises(ValueError, match="keep"):
+    with pytest.raises(ValueError, match="count"):
         pruning.select_channels(torch.ones(3), 0)
 
 

@@ -21,11 +21,11 @@ __all__ = ["select_channels_reference", "check_select_channels", "remove_channel
 
 # ----------------------------------------------------------------------------- select_channels
 
-def select_channels_reference(weight: torch.Tensor, keep: int) -> torch.Tensor:
-    """Indices (int64) of the ``keep`` output channels (rows, dim 0) of largest L1 norm
+def select_channels_reference(weight: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices (int64) of the ``count`` output channels (rows, dim 0) of largest L1 norm
     :math:`\\sum |W_c|`, in increasing order (ties: the earlier channel)."""
     scores = weight.detach().reshape(weight.shape[0], -1).abs().sum(dim=1)      # (C_out,)
-    return torch.argsort(scores, descending=True, stable=True)[:keep].sort().values
+    return torch.argsort(scores, descending=True, stable=True)[:count].sort().values
 
 
 def _channel_cases() -> list[tuple[torch.Tensor, int]]:
@@ -41,26 +41,26 @@ def _channel_cases() -> list[tuple[torch.Tensor, int]]:
 
 @checker("select_channels")
 def check_select_channels(select_channels: Callable[[torch.Tensor, int], torch.Tensor]) -> CheckResult:
-    """Check ``select_channels(weight, keep) -> Tensor``: the indices (an integer tensor of
-    length ``keep``) of the ``keep`` output channels (rows, dim 0) of largest L1 norm
+    """Check ``select_channels(weight, count) -> Tensor``: the indices (an integer tensor of
+    length ``count``) of the ``count`` output channels (rows, dim 0) of largest L1 norm
     :math:`\\sum |W_c|`, in increasing order; ``weight`` unchanged.
     Reference: :func:`select_channels_reference`."""
     name = "select_channels"
     cases = _channel_cases()
-    for w, keep in cases:
+    for w, count in cases:
         original = w.clone()
-        where = f"for a weight of shape {tuple(w.shape)} and keep={keep}"
-        got = run_learner(select_channels, (w, keep), name, case=where[4:])
+        where = f"for a weight of shape {tuple(w.shape)} and count={count}"
+        got = run_learner(select_channels, (w, count), name, case=where[4:])
         require(check_unchanged(original, w, name, where, "its input weight",
                                 "compute the scores from weight.abs() (a new tensor), never with in-place ops."))
         if isinstance(got, torch.Tensor) and got.dtype == torch.bool:
             return failed(name, f"{where} you returned a boolean mask. Hint: return the INDICES of the "
-                          "kept channels, e.g. torch.topk(scores, keep).indices, sorted.")
+                          "kept channels, e.g. torch.topk(scores, count).indices, sorted.")
         if isinstance(got, torch.Tensor) and got.is_floating_point():
             return failed(name, f"{where} the indices must be an INTEGER tensor, got {got.dtype}. Hint: "
-                          "return torch.topk(scores, keep).indices (or argsort), not the scores/values.")
-        require(check_returned(got, name, where, torch.Tensor, dtype="integer", shape=(keep,), what="indices"))
-        expected = select_channels_reference(w, keep)
+                          "return torch.topk(scores, count).indices (or argsort), not the scores/values.")
+        require(check_returned(got, name, where, torch.Tensor, dtype="integer", shape=(count,), what="indices"))
+        expected = select_channels_reference(w, count)
         got_list = got.tolist()
         if got_list == expected.tolist():
             continue
@@ -68,19 +68,19 @@ def check_select_channels(select_channels: Callable[[torch.Tensor, int], torch.T
         l1 = flat.abs().sum(1)
         candidates = {
             "you kept the LEAST important channels: sort by descending norm (or use torch.topk).":
-                torch.argsort(l1)[:keep].sort().values.tolist(),
+                torch.argsort(l1)[:count].sort().values.tolist(),
             "return the indices in increasing order (.sort()), so the pruned layer keeps the "
-            "channels in their original order.": torch.argsort(l1, descending=True)[:keep].tolist(),
+            "channels in their original order.": torch.argsort(l1, descending=True)[:count].tolist(),
             "the L1 norm sums ABSOLUTE values: weight.abs().sum(...), not weight.sum(...).":
-                torch.argsort(flat.sum(1), descending=True)[:keep].sort().values.tolist(),
+                torch.argsort(flat.sum(1), descending=True)[:count].sort().values.tolist(),
             "use the L1 norm (sum of |w|), not the L2 norm.":
-                torch.argsort(flat.norm(dim=1), descending=True)[:keep].sort().values.tolist(),
+                torch.argsort(flat.norm(dim=1), descending=True)[:count].sort().values.tolist(),
         }
         if w.dim() == 2:
             candidates["score output channels (rows, dim 0), summing over every other dimension."] = \
-                torch.argsort(w.abs().sum(0), descending=True)[:keep].sort().values.tolist()
+                torch.argsort(w.abs().sum(0), descending=True)[:count].sort().values.tolist()
         hint = next((h for h, wrong in candidates.items() if wrong == got_list),
-                    "score each output channel by weight[c].abs().sum(), keep the top `keep`, sort them.")
+                    "score each output channel by weight[c].abs().sum(), keep the top `count`, sort them.")
         return failed(name, f"{where} expected {expected.tolist()}, got {got_list}. Hint: {hint}")
     return passed(name, len(cases), "all cases pass (conv and linear weights, L1 not L2, sorted "
                   "integer indices, weight unchanged)")
