@@ -280,7 +280,7 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """An integer matrix product, computed in float64 (BLAS) and returned as int32. Exact: every
     product of two 9-bit codes and every partial sum of an int32 accumulator is an integer far
     below :math:`2^{53}`, which float64 holds exactly, in whatever order the sums are taken."""
-    return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int32)
+    return (a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)).astype(np.int32)
 
 
 def _conv_windows(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
@@ -305,7 +305,7 @@ def conv2d_accumulate(q: np.ndarray, layer: QuantizedConv2d) -> np.ndarray:
     b, g, group_c, ho, wo, kh, kw = windows.shape
     out_c = layer.weight.shape[0]
     cols = windows.transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * ho * wo, group_c * kh * kw)   # im2col per group
-    cols = cols.astype(np.int32) - layer.input_zero_point
+    cols = cols.astype(np.float64) - layer.input_zero_point          # small integers: exact in float64
     w = layer.weight.astype(np.int32) - layer.weight_zero_point.astype(np.int32)[:, None, None, None]
     w = w.reshape(g, out_c // g, group_c * kh * kw)                  # (g, O / g, C / g * kh * kw)
     acc = _exact_matmul(cols, w.transpose(0, 2, 1))                  # (g, B*Ho*Wo, O / g) int32
@@ -362,12 +362,15 @@ def max_pool2d_codes(q: np.ndarray, layer: MaxPool2d) -> np.ndarray:
     top, left, bottom, right = layer.padding
     x = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)))
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
-    b, c, h, w = x.shape
-    if (kh, kw) == (sh, sw):                                         # tiles that do not overlap: one reshape
-        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-        return x[:, :, :ho * kh, :wo * kw].reshape(b, c, ho, kh, wo, kw).max(axis=(3, 5))
-    windows = np.lib.stride_tricks.sliding_window_view(x, layer.kernel, axis=(2, 3))
-    return windows[:, :, ::sh, ::sw].max(axis=(4, 5))
+    ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    # The maximum over the window, one offset (i, j) of the window at a time: each offset is a strided view of the
+    # input, and an element-wise maximum of whole views is much faster than a reduction over window axes.
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            view = x[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+            out = view.copy() if out is None else np.maximum(out, view, out=out)
+    return out
 
 
 # ----------------------------------------------------------------------------- reading ONNX Runtime's int8 model
