@@ -45,6 +45,7 @@ from torch import nn
 from . import architectures, data, model_distillation, models, nas
 from .checks import check_argv, check_choice, check_path
 from .encoding import DEFAULT_INDEX_BITS
+from .train import TrainingSettings
 
 __all__ = ["PRETRAINED_DIR", "MANIFEST", "BUILD_THREADS", "CheckpointError", "Recipe", "DerivedRecipe",
            "PruneRecipe", "DistillRecipe", "SoftTreeRecipe", "DeepCompressionRecipe", "SupernetRecipe",
@@ -61,8 +62,19 @@ class CheckpointError(RuntimeError):
     """A pretrained file is missing, corrupted, or does not match its architecture."""
 
 
+class _TrainedByFit:
+    """A recipe whose model :func:`course_lib.train.fit` trains: its ``settings``, from the recipe's
+    epochs, lr, optimizer, lr_schedule, batch_size, weight_decay, max_shift and seed."""
+
+    @property
+    def settings(self) -> TrainingSettings:
+        return TrainingSettings(epochs=self.epochs, lr=self.lr, optimizer=self.optimizer, lr_schedule=self.lr_schedule,
+                                batch_size=self.batch_size, weight_decay=self.weight_decay, max_shift=self.max_shift,
+                                seed=self.seed)
+
+
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(_TrainedByFit):
     """How a baseline is trained: everything :func:`course_lib.train.fit` needs, and the seed."""
     architecture: str
     dataset: str
@@ -212,7 +224,7 @@ class SupernetRecipe:
 
 
 @dataclass(frozen=True)
-class SearchRecipe:
+class SearchRecipe(_TrainedByFit):
     """A network found by a search and then trained in full (notebook 07, Sec. 7): ``strategy``
     (:func:`course_lib.nas.run_search`) proposes ``budget`` networks of :data:`course_lib.nas.TIGHT_SPACE`
     that fit the tight budget (64 KB flash, 32 KB SRAM) and ``max_latency_ms`` on its core, each

@@ -65,11 +65,7 @@ def _train_from_scratch(name: str, recipe: Recipe | SearchRecipe, progress: bool
         torch.manual_seed(recipe.seed)
         model = (build_architecture(recipe.architecture, seed=recipe.seed) if architecture is None
                  else architectures.build_model(architecture, seed=recipe.seed))
-        settings = train.TrainingSettings(
-            epochs=recipe.epochs, lr=recipe.lr, optimizer=recipe.optimizer, lr_schedule=recipe.lr_schedule,
-            batch_size=recipe.batch_size, weight_decay=recipe.weight_decay, max_shift=recipe.max_shift,
-            seed=recipe.seed)
-        result = train.fit(model, data.load(recipe.dataset, "train"), settings,
+        result = train.fit(model, data.load(recipe.dataset, "train"), recipe.settings,
                            validation=data.load(recipe.dataset, "validation"), device="cpu", progress=progress,
                            description=name)
     history = [{"epoch": h["epoch"], "train_loss": round(h["train_loss"], 6),
