@@ -70,11 +70,11 @@ def test_the_knapsack_meets_the_budget_or_says_it_cannot(draw):
     assert total <= budget
     if budget >= largest:
         assert all(k == 0 for k in chosen.values())                 # nothing to give up
-    # No layer went further than needed: undoing its last step would break the budget.
-    for layer, k in chosen.items():
-        if k > 0:
-            assert total - options[layer][k][2] + options[layer][k - 1][2] > budget or \
-                any(k2 > 0 for l2, k2 in chosen.items() if l2 != layer)
+    # No step further than needed: before the last step the total was over budget, so undoing some layer's last step
+    # breaks the budget.
+    if any(k > 0 for k in chosen.values()):
+        assert any(total - options[layer][k][2] + options[layer][k - 1][2] > budget
+                   for layer, k in chosen.items() if k > 0), (chosen, budget)
 
 
 def test_the_knapsack_breaks_ties_by_the_first_layer_and_prices_per_unit_saved():

@@ -32,7 +32,7 @@ from torch import nn
 __all__ = ["STATUSES", "NOT_ATTEMPTED_MESSAGE", "CheckResult", "passed", "failed", "not_attempted",
            "assert_no_failures", "falls_back_to", "learner_code", "TIME_LIMIT_S", "describe",
            "call_learner_function", "check_returned", "same", "check_unchanged", "checker", "close_to",
-           "StopCheck", "require", "run_learner"]
+           "StopCheck", "require", "run_learner", "student_gradient"]
 
 PASS, FAIL, NOT_ATTEMPTED = "pass", "fail", "not attempted"
 STATUSES = (PASS, FAIL, NOT_ATTEMPTED)
@@ -391,6 +391,27 @@ def run_learner(fn: Callable, args: tuple, exercise: str, case: str | None = Non
                                          time_limit=time_limit)
     require(failure)
     return got
+
+
+def student_gradient(loss_fn: Callable, student: torch.Tensor, teacher: torch.Tensor, rest: tuple, exercise: str,
+                     where: str, in_place_hint: str, detach_hint: str) -> torch.Tensor | None:
+    """The gradient a learner's distillation-style loss ``loss_fn(student, teacher, *rest)`` sends to
+    the student's logits, run on fresh copies of both that require gradients. The checker ends (as
+    :func:`require`) when the loss carries no gradient (``detach_hint`` says why it may not) or when a
+    gradient reaches the teacher's logits, a fixed target. ``in_place_hint`` answers the error an
+    in-place change of a leaf raises."""
+    z, v = student.clone().requires_grad_(True), teacher.clone().requires_grad_(True)
+    got = run_learner(loss_fn, (z, v, *rest), exercise, case=where[4:] + " (logits requiring grad)",
+                      hints={"leaf Variable": in_place_hint})
+    if not isinstance(got, torch.Tensor) or not got.requires_grad:
+        require(failed(exercise, f"{where} (logits requiring grad) your loss carries no gradient. Hint: "
+                       f"{detach_hint}"))
+    got.backward()
+    if v.grad is not None and bool((v.grad != 0).any()):
+        require(failed(exercise, f"{where}, a gradient flows into teacher_logits. Hint: the teacher is a fixed "
+                       "target, not trained: use teacher_logits.detach() (or compute what you take from it under "
+                       "torch.no_grad()), so no gradient reaches the teacher."))
+    return z.grad
 
 
 def checker(exercise: str) -> Callable:

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from .checking import (check_returned, check_unchanged, checker, CheckResult, close_to, failed, passed, require,
-                       run_learner)
+                       run_learner, student_gradient)
 
 __all__ = ["softmax_with_temperature_reference", "check_softmax_with_temperature", "distillation_loss_reference",
            "check_distillation_loss", "ensemble_logits_reference", "check_ensemble_logits",
@@ -230,22 +230,12 @@ def _check_loss_gradient(distillation_loss: Callable, args: tuple, where: str) -
     autograd equal to :func:`_expected_gradient`, none into the teacher's."""
     name = "distillation_loss"
     student, teacher, labels, T, weight = args
-    z = student.clone().requires_grad_(True)
-    v = teacher.clone().requires_grad_(True)
-    got = run_learner(distillation_loss, (z, v, labels.clone(), T, weight), name,
-                      case=where[4:] + " (logits requiring grad)", hints={
-        "leaf Variable": "you modify an input in place (/=, +=, div_...): compute new tensors instead."})
-    if not isinstance(got, torch.Tensor) or not got.requires_grad:
-        return failed(name, f"{where} (logits requiring grad) your loss carries no gradient. Hint: do not "
-                      ".detach() the student's logits, nor compute under torch.no_grad(), nor rebuild the "
-                      "loss with torch.tensor(...) / .item(): the student learns through this loss.")
-    got.backward()
-    if v.grad is not None and bool((v.grad != 0).any()):
-        return failed(name, f"{where}, a gradient flows into teacher_logits. Hint: the teacher is a fixed "
-                      "target, not trained: use teacher_logits.detach() (or compute its softmax under "
-                      "torch.no_grad()), so no gradient reaches the teacher.")
+    grad = student_gradient(distillation_loss, student, teacher, (labels.clone(), T, weight), name, where,
+                            "you modify an input in place (/=, +=, div_...): compute new tensors instead.",
+                            "do not .detach() the student's logits, nor compute under torch.no_grad(), nor "
+                            "rebuild the loss with torch.tensor(...) / .item(): the student learns through "
+                            "this loss.")
     wanted = _expected_gradient(*args)
-    grad = z.grad
     if grad is None or grad.shape != wanted.shape or \
             not bool(((grad.double() - wanted).abs() <= 1e-6 + 1e-4 * wanted.abs().max()).all()):
         difference = "no gradient at all" if grad is None or grad.shape != wanted.shape else \

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from .checking import (check_returned, check_unchanged, checker, CheckResult, close_to, failed, passed, require,
-                       run_learner)
+                       run_learner, student_gradient)
 
 __all__ = ["agreement_and_accuracy_reference", "check_agreement_and_accuracy", "mimic_loss_reference",
            "check_mimic_loss", "leaf_probabilities_reference", "check_leaf_probabilities"]
@@ -288,22 +288,14 @@ def check_mimic_loss(mimic_loss: Callable) -> CheckResult:
             return failed(name, f"{where}: expected the loss {expected.item():.6g}, got {got.item():.6g}. "
                           f"Hint: {hint}")
         # the gradients, on fresh copies that require them
-        zg, vg = z.clone().requires_grad_(True), v.clone().requires_grad_(True)
-        got = run_learner(mimic_loss, (zg, vg, centre), name,
-                          case=where[4:] + " (logits requiring grad)", hints={
-            "leaf Variable": "you modify an input in place (-=, sub_...): compute new tensors instead."})
-        if not isinstance(got, torch.Tensor) or not got.requires_grad:
-            return failed(name, f"{where} (logits requiring grad) your loss carries no gradient. Hint: do not "
-                          ".detach() the STUDENT's logits (nor use torch.no_grad() or .item()): the student "
-                          "learns through this loss; detach only the teacher's.")
-        got.backward()
-        if vg.grad is not None and bool((vg.grad != 0).any()):
-            return failed(name, f"{where}, a gradient flows into teacher_logits. Hint: the teacher is a fixed "
-                          "target: use teacher_logits.detach(), so no gradient reaches the teacher.")
+        grad = student_gradient(mimic_loss, z, v, (centre,), name, where,
+                                "you modify an input in place (-=, sub_...): compute new tensors instead.",
+                                "do not .detach() the STUDENT's logits (nor use torch.no_grad() or .item()): the "
+                                "student learns through this loss; detach only the teacher's.")
         zc = z.double() - z.double().mean(dim=1, keepdim=True) if centre else z.double()
         vc = v.double() - v.double().mean(dim=1, keepdim=True) if centre else v.double()
         wanted = (zc - vc) / B
-        if zg.grad is None or not close_to(zg.grad, wanted, 1e-4):
+        if grad is None or not close_to(grad, wanted, 1e-4):
             return failed(name, f"{where}, the loss value is right but its gradient with respect to "
                           "student_logits is not (z - v) / B. Hint: do not .detach() any part of the student's "
                           "side.")
