@@ -23,6 +23,7 @@ from .plots import figure_png, plot_fit_bars
 
 __all__ = ["PANEL_FORMATS", "STALE_NOTE", "RUNNING_NOTE", "DevicePanelResult", "evaluate_on_device",
            "device_panel", "pruning_panel", "quantization_panel", "lowrank_panel", "PANEL_TEMPERATURES",
+           "PANEL_LABELLED_IMAGES",
            "distillation_panel", "PANEL_RESOLUTIONS", "architecture_panel", "PANEL_STUDENT_SIZES",
            "model_distillation_panel", "nas_panel", "PANEL_ACCURACY_FLOOR", "compression_planner_panel"]
 
@@ -296,12 +297,13 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
 # ----------------------------------------------------------------------------- distillation (notebook 03)
 
 PANEL_TEMPERATURES = (1, 2, 4, 8, 20)
+PANEL_LABELLED_IMAGES = (1_000, 5_000, 20_000, 55_000)     # the training images a student of notebook 03 is given
 
 
 def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     """The notebook-03 panel over :func:`course_lib.experiments.distillation_experiment`:
-    student width, temperature, weight, epochs and device; the two short trainings (labels
-    only, distilled) run on the button, never on a slider tick.
+    student width, temperature, weight, epochs, how many labelled images and device; the two
+    trainings (labels only, distilled) run on the button, never on a slider tick.
 
     Raises:
         TypeError / ValueError: ``default_device`` is not one of
@@ -317,17 +319,19 @@ def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
                                     continuous_update=False)
     weight = w.FloatSlider(value=0.9, min=0.0, max=1.0, step=0.05, description="weight",
                            continuous_update=False, readout_format=".2f")
-    epochs = w.IntSlider(value=3, min=1, max=10, description="epochs", continuous_update=False)
+    epochs = w.IntSlider(value=40, min=1, max=50, description="epochs", continuous_update=False)
+    labelled = w.Dropdown(options=[(f"{n:,}", n) for n in PANEL_LABELLED_IMAGES], value=PANEL_LABELLED_IMAGES[0],
+                          description="labelled")
     device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
     button = w.Button(description="Distill", button_style="primary", icon="graduation-cap")
 
     def compute():
         result = experiments.distillation_experiment(hidden.value, temperature.value, weight.value,
-                                                      epochs.value, device.value)
+                                                      epochs.value, device.value, transfer_size=labelled.value)
         return ["<br>".join(result.lines())]
 
-    return _panel([w.HBox([hidden, temperature]), w.HBox([weight, epochs]), w.HBox([device, button])], button,
-                  compute, "Cannot distill")
+    return _panel([w.HBox([hidden, temperature]), w.HBox([weight, epochs]), w.HBox([device, button]),
+                   w.HBox([labelled])], button, compute, "Cannot distill")
 
 
 # ----------------------------------------------------------------------------- architecture design (notebook 05)
