@@ -1,10 +1,12 @@
 import random
 
+import numpy as np
 import pytest
+import torch
 
 from course_lib import nas
 from course_lib.exercises import nas as X
-from course_lib.exercises.nas import LIMIT_CASES, MUTATE_OPTIONS, PARETO_POINTS
+from course_lib.exercises.nas import HYPERVOLUME_CASES, LIMIT_CASES, MUTATE_OPTIONS
 
 
 def _todo(*args, **kwargs):
@@ -17,10 +19,10 @@ def _fails_with(result, hint):
 
 
 def test_every_nas_checker_reports_not_attempted_and_passes_its_reference():
-    for check in (X.check_mutate_choices, X.check_pareto_front, X.check_violated_limits):
+    for check in (X.check_mutate_choices, X.check_hypervolume, X.check_violated_limits):
         assert check(_todo).status == "not attempted", check
     assert X.check_mutate_choices(X.mutate_choices_reference).passed
-    assert X.check_pareto_front(X.pareto_front_reference).passed
+    assert X.check_hypervolume(X.hypervolume_reference).passed
     assert X.check_violated_limits(X.violated_limits_reference).passed
 
 
@@ -84,42 +86,44 @@ def test_mutate_choices_checker_names_the_mistakes():
     assert set(MUTATE_OPTIONS) and X.check_mutate_choices(lambda c, o, r: 1 / 0).failed
 
 
-# ----------------------------------------------------------------------------- pareto_front
+# ----------------------------------------------------------------------------- hypervolume
 
-def test_pareto_front_reference_agrees_with_the_library():
-    for points in PARETO_POINTS:
-        assert X.pareto_front_reference(points) == nas.pareto_front(points)
+def test_hypervolume_reference_agrees_with_the_library():
+    for points, reference in HYPERVOLUME_CASES:
+        assert X.hypervolume_reference(points, reference) == pytest.approx(nas.hypervolume(points, reference))
     g = random.Random(1)
-    for _ in range(200):
-        points = [(g.randint(0, 3) / 3, g.randint(0, 3)) for _ in range(g.randint(1, 8))]
-        assert X.pareto_front_reference(points) == nas.pareto_front(points)
+    for _ in range(300):
+        points = [(g.randint(0, 6) / 6, g.randint(0, 6)) for _ in range(g.randint(0, 9))]
+        reference = (g.randint(0, 3) / 6, g.randint(3, 7))
+        assert X.hypervolume_reference(points, reference) == pytest.approx(nas.hypervolume(points, reference))
 
 
-def _front(points, dominates):
-    kept = [i for i, p in enumerate(points) if not any(j != i and dominates(q, p) for j, q in enumerate(points))]
-    return sorted(kept, key=lambda i: (points[i][1], i))
+def _strips(points, reference, **mistake):
+    return X._sum_strips(points, reference, **mistake)
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda q, p: q[0] >= p[0] and q[1] <= p[1], "two EQUAL points do not dominate"),
-    (lambda q, p: q[0] >= p[0] and q[1] < p[1], "SAME cost and a lower accuracy"),
-    (lambda q, p: q[0] > p[0] and q[1] <= p[1], "SAME accuracy and a higher cost"),
-    (lambda q, p: q[0] <= p[0] and q[1] <= p[1] and q != p, "HIGHER accuracy is better"),
-    (lambda q, p: q[0] >= p[0] and q[1] >= p[1] and q != p, "LOWER cost is better"),
+@pytest.mark.parametrize("mistake, hint", [
+    (dict(to_reference=True), "rectangles overlap"),
+    (dict(keep_dominated=True), "dominated point adds nothing"),
+    (dict(keep_outside=True), "no better than the reference"),
+    (dict(own_height=False), "ITS OWN point's accuracy"),
+    (dict(descending=True), "ASCENDING"),
 ])
-def test_pareto_front_checker_names_the_dominance_mistakes(wrong, hint):
-    _fails_with(X.check_pareto_front(lambda points: _front(points, wrong)), hint)
+def test_hypervolume_checker_names_the_mistake(mistake, hint):
+    _fails_with(X.check_hypervolume(lambda points, reference: _strips(points, reference, **mistake)), hint)
 
 
-def test_pareto_front_checker_names_order_type_and_in_place_mistakes():
-    _fails_with(X.check_pareto_front(lambda pts: sorted(X.pareto_front_reference(pts))), "sort the indices by cost")
-    _fails_with(X.check_pareto_front(lambda pts: [pts[i] for i in X.pareto_front_reference(pts)]), "INDICES")
-
-    def sorts_input(points):
-        front = X.pareto_front_reference(points)
-        points.sort()
-        return front
-    _fails_with(X.check_pareto_front(sorts_input), "points.sort()")
+def test_hypervolume_checker_on_in_place_sorting_types_and_no_return():
+    def sorts_in_place(points, reference):
+        points.sort(key=lambda p: p[1])
+        return X.hypervolume_reference(points, reference)
+    _fails_with(X.check_hypervolume(sorts_in_place), "points.sort()")
+    _fails_with(X.check_hypervolume(lambda points, reference: None), "forget `return`")
+    _fails_with(X.check_hypervolume(lambda points, reference: [X.hypervolume_reference(points, reference)]),
+                "expected a number")
+    assert X.check_hypervolume(lambda p, r: torch.tensor(X.hypervolume_reference(p, r), dtype=torch.float64)).passed
+    assert X.check_hypervolume(lambda p, r: np.float64(X.hypervolume_reference(p, r))).passed
+    assert X.check_hypervolume(lambda p, r: 1 / 0).failed
 
 
 # ----------------------------------------------------------------------------- violated_limits

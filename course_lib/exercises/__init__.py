@@ -74,9 +74,10 @@ from .architectures import (InvertedResidualReference, channel_shuffle_reference
                             check_separable_costs, inverted_residual_state_dict, make_divisible_reference,
                             pareto_front_reference, separable_costs_reference)
 
-# notebook 07 (its Pareto-front exercise as exercises.nas.check_pareto_front: the name above is notebook 05's)
+# notebook 07
 from . import nas
-from .nas import check_mutate_choices, check_violated_limits, mutate_choices_reference, violated_limits_reference
+from .nas import (check_hypervolume, check_mutate_choices, check_violated_limits, hypervolume_reference,
+                  mutate_choices_reference, violated_limits_reference)
 
 __all__ = [
     # the mechanism
@@ -108,7 +109,8 @@ __all__ = [
     "inverted_residual_state_dict", "check_channel_shuffle", "channel_shuffle_reference", "check_make_divisible",
     "make_divisible_reference", "check_pareto_front", "pareto_front_reference",
     # notebook 07
-    "nas", "check_mutate_choices", "mutate_choices_reference", "check_violated_limits", "violated_limits_reference",
+    "nas", "check_mutate_choices", "mutate_choices_reference", "check_hypervolume", "hypervolume_reference",
+    "check_violated_limits", "violated_limits_reference",
     # notebook 08
     "check_huffman_code_lengths", "huffman_code_lengths_reference", "check_layer_compression_ratio",
     "layer_compression_ratio_reference", "check_relative_index", "relative_index_reference",

@@ -1,15 +1,17 @@
-"""Exercises of notebook 07, AutoML and NAS: the mutation of regularised evolution, the Pareto front
-of (accuracy, cost) points, and the check of a candidate against a device's limits.
+"""Exercises of notebook 07, AutoML and NAS: the mutation of regularised evolution, the hypervolume
+of a set of (accuracy, cost) points, and the check of a candidate against a device's limits.
 
 Each exercise has a reference (``*_reference``, for :func:`falls_back_to`) and a checker
 (``check_*``) that tests the learner's code on small hand-made cases and names typical mistakes.
 The references are plain Python, written to be read beside the notebook; they agree with
-:mod:`course_lib.nas` (``mutate``, ``pareto_front``, ``violated_limits``; tested).
+:mod:`course_lib.nas` (``mutate``, ``hypervolume``, ``violated_limits``; tested).
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 import random
 from typing import Callable, Sequence
 
@@ -17,7 +19,7 @@ from ..checks import is_int
 from .checking import check_returned, check_unchanged, checker, CheckResult, failed, passed, require, run_learner
 
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
-           "pareto_front_reference", "PARETO_POINTS", "check_pareto_front", "violated_limits_reference", "TIGHT",
+           "hypervolume_reference", "HYPERVOLUME_CASES", "check_hypervolume", "violated_limits_reference", "TIGHT",
            "LIMIT_CASES", "check_violated_limits"]
 
 KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
@@ -100,87 +102,114 @@ def check_mutate_choices(mutate_choices: Callable[[dict, dict, random.Random], d
                   "repeatable from the rng, every decision reachable)")
 
 
-# ----------------------------------------------------------------------------- pareto_front
+# ----------------------------------------------------------------------------- hypervolume
 
-def pareto_front_reference(points: Sequence[tuple[float, float]]) -> list[int]:
-    """The indices of the (accuracy, cost) points no other point dominates, sorted by cost then
-    index. Point j dominates point i when :math:`a_j \\ge a_i`, :math:`c_j \\le c_i` and the two
-    points differ: higher accuracy is better, lower cost is better, and equal points are all kept.
-    A plain :math:`O(n^2)` check of every pair."""
-    def dominates(p, q) -> bool:
-        return p[0] >= q[0] and p[1] <= q[1] and tuple(p) != tuple(q)
+def hypervolume_reference(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """The area dominated by the (accuracy, cost) ``points`` and bounded by ``reference`` =
+    :math:`(a_{ref}, c_{ref})`, accuracy maximised and cost minimised. Points no better than the
+    reference on both axes add nothing, nor do dominated points; the front, sorted by cost
+    :math:`c_1 < \\dots < c_n` (so by rising accuracy), covers
 
-    kept = [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
-    return sorted(kept, key=lambda i: (points[i][1], i))
+    .. math:: HV = \\sum_{k=1}^{n} (c_{k+1} - c_k)\\,(a_k - a_{ref}),\\qquad c_{n+1} = c_{ref}.
+
+    A plain sweep in order of cost, written to be read beside the notebook; it agrees with
+    :func:`course_lib.nas.hypervolume` (tested)."""
+    a_ref, c_ref = reference
+    useful = [(a, c) for a, c in points if a > a_ref and c < c_ref]
+    front = []
+    for a, c in sorted(useful, key=lambda p: (p[1], -p[0])):     # by cost; at equal cost, the best first
+        if not front or a > front[-1][0]:                         # better than every cheaper point: on the front
+            front.append((a, c))
+    area = 0.0
+    for k, (a, c) in enumerate(front):
+        next_cost = front[k + 1][1] if k + 1 < len(front) else c_ref
+        area += (next_cost - c) * (a - a_ref)
+    return area
 
 
-PARETO_POINTS = [  # (accuracy, cost)
-    [(0.90, 4), (0.70, 1), (0.85, 3), (0.80, 2), (0.88, 5)],              # one dominated point (cost 5)
-    [(0.80, 2), (0.85, 2), (0.70, 1), (0.85, 3)],                          # same cost / same accuracy: dominated
-    [(0.90, 3.0), (0.80, 1.5), (0.90, 3.0), (0.60, 1.5)],                   # a duplicate on the front: both kept
-    [(0.95, 5.5), (0.90, 4.0), (0.85, 3.5), (0.80, 2.0), (0.70, 1.0)],     # all on the front, most expensive first
-    [(0.5, 7)],                                                            # one point
-    [(0.92, 3), (0.80, 1), (0.80, 2), (0.75, 1), (0.93, 3), (0.80, 1)],    # ties everywhere, a duplicate
+HYPERVOLUME_CASES = [  # (points as (accuracy, cost), reference)
+    ([(0.9, 2)], (0.5, 10)),                                                   # one rectangle: 8 x 0.4
+    ([(0.90, 4), (0.70, 1), (0.85, 3), (0.80, 2), (0.88, 5)], (0.5, 6)),       # one dominated point (cost 5)
+    ([(0.95, 5.5), (0.90, 4.0), (0.85, 3.5), (0.80, 2.0), (0.70, 1.0)], (0.6, 6.0)),   # the front, dearest first
+    ([(0.80, 2), (0.85, 2), (0.70, 1), (0.90, 7), (0.40, 0.5)], (0.5, 6)),     # equal costs; beyond the reference
+    ([(0.90, 3.0), (0.80, 1.5), (0.90, 3.0)], (0.6, 4.0)),                     # a duplicate on the front
+    ([], (0.5, 10)),                                                          # nothing: no area
+    ([(0.3, 1), (0.9, 12)], (0.5, 10)),                                        # every point outside the reference
 ]
 
 
-def _front(points, dominates) -> list[int]:
-    kept = [i for i, p in enumerate(points) if not any(j != i and dominates(q, p) for j, q in enumerate(points))]
-    return sorted(kept, key=lambda i: (points[i][1], i))
+def _sum_strips(points, reference, keep_outside=False, keep_dominated=False, own_height=True, to_reference=False,
+                descending=False) -> float:
+    """The area with one of the usual mistakes switched on (the checker compares the learner's answer with each)."""
+    a_ref, c_ref = reference
+    pts = [(a, c) for a, c in points if keep_outside or (a > a_ref and c < c_ref)]
+    pts.sort(key=lambda p: (p[1], -p[0]), reverse=descending)
+    if not keep_dominated:
+        front = []
+        for a, c in pts:
+            if not front or a > front[-1][0]:
+                front.append((a, c))
+        pts = front
+    area = 0.0
+    for k, (a, c) in enumerate(pts):
+        nxt = pts[k + 1] if k + 1 < len(pts) else (a_ref, c_ref)
+        width = (c_ref - c) if to_reference else (nxt[1] - c)
+        area += width * ((a if own_height else nxt[0]) - a_ref)
+    return area
 
 
-def _pareto_mistakes(points) -> list[tuple[list, str]]:
-    right = pareto_front_reference(points)
+def _hypervolume_mistakes(points, reference) -> list[tuple[float, str]]:
     return [
-        (sorted(right), "sort the indices by cost (cheapest first), not by index."),
-        (right[::-1], "sort by cost ASCENDING: the cheapest point first."),
-        (_front(points, lambda q, p: q[0] >= p[0] and q[1] <= p[1]),
-         "two EQUAL points do not dominate each other (neither is strictly better on any axis): keep both. "
-         "Domination needs a >= b and c <= d AND the points to differ."),
-        (_front(points, lambda q, p: q[0] >= p[0] and q[1] < p[1]),
-         "a point with the SAME cost and a lower accuracy is dominated (<= on cost, not <)."),
-        (_front(points, lambda q, p: q[0] > p[0] and q[1] <= p[1]),
-         "a point with the SAME accuracy and a higher cost is dominated (>= on accuracy, not >)."),
-        (_front(points, lambda q, p: q[0] > p[0] and q[1] < p[1]),
-         "ties: a point is dominated by one at least as good on both axes and strictly better on one."),
-        (_front(points, lambda q, p: q[0] <= p[0] and q[1] <= p[1] and tuple(q) != tuple(p)),
-         "HIGHER accuracy is better: maximise accuracy, minimise cost."),
-        (_front(points, lambda q, p: q[0] >= p[0] and q[1] >= p[1] and tuple(q) != tuple(p)),
-         "LOWER cost is better: maximise accuracy, minimise cost."),
-        ([points[i] for i in right], "return the INDICES of the points, not the points."),
-        ([tuple(points[i]) for i in right], "return the INDICES of the points, not the points."),
+        (_sum_strips(points, reference, to_reference=True),
+         "the rectangles overlap: summing each point's whole rectangle up to the reference counts the shared area "
+         "again and again. Each front point adds one strip, from its cost to the NEXT front point's cost."),
+        (_sum_strips(points, reference, keep_dominated=True),
+         "a dominated point adds nothing: keep only the front (in order of cost, a point counts when it is more "
+         "accurate than every cheaper one) before adding strips."),
+        (_sum_strips(points, reference, keep_outside=True),
+         "a point no better than the reference on either axis (accuracy <= a_ref or cost >= c_ref) adds nothing; "
+         "leave it out before the sweep, or its strip comes out negative."),
+        (_sum_strips(points, reference, own_height=False),
+         "each strip's height is ITS OWN point's accuracy minus a_ref (the strip lies to the right of the point, "
+         "up to the next, more accurate one)."),
+        (_sum_strips(points, reference, descending=True),
+         "sort by cost ASCENDING (the cheapest first): each strip runs to the next, dearer point."),
     ]
 
 
-@checker("pareto_front")
-def check_pareto_front(pareto_front: Callable[[Sequence[tuple[float, float]]], list[int]]) -> CheckResult:
-    """Check ``pareto_front(points) -> list[int]``: for (accuracy, cost) points, the indices of the
-    non-dominated ones (accuracy maximised, cost minimised, equal points all kept), sorted by cost
-    then index; a list of ints; the input unchanged. Reference: :func:`pareto_front_reference`."""
-    name = "pareto_front"
-    for points in copy.deepcopy(PARETO_POINTS):
+@checker("hypervolume")
+def check_hypervolume(hypervolume: Callable[[Sequence[tuple[float, float]], tuple[float, float]], float]) -> CheckResult:
+    """Check ``hypervolume(points, reference) -> float``: the area the (accuracy, cost) points
+    dominate up to the reference point (accuracy maximised, cost minimised), dominated points and
+    points beyond the reference adding nothing, 0 for no point; a number; the inputs unchanged.
+    Reference: :func:`hypervolume_reference`."""
+    name = "hypervolume"
+    for points, reference in copy.deepcopy(HYPERVOLUME_CASES):
         given = copy.deepcopy(points)
-        where = f"for points={points}"
-        got = run_learner(pareto_front, (given,), name, case=where[4:])
+        where = f"for points={points}, reference={reference}"
+        got = run_learner(hypervolume, (given, tuple(reference)), name, case=where[4:])
         require(check_unchanged(points, given, name, where, "points",
-                                "sorted(...) makes a new list; points.sort() reorders the caller's list "
-                                "(and the indices lose their meaning)."))
-        if type(got).__module__ in ("numpy", "torch"):
-            return failed(name, f"{where} expected a list of ints, got {type(got).__name__}. Hint: convert with "
-                          ".tolist().")
-        require(check_returned(got, name, where, (list, tuple), what="list of indices"))
-        expected = pareto_front_reference(points)
-        if all(is_int(i) for i in got) and [int(i) for i in got] == expected:
+                                "sorted(points, ...) makes a new list; points.sort() reorders the caller's list."))
+        if hasattr(got, "item") and tuple(getattr(got, "shape", (1,))) == ():    # a 0-d tensor or array: its number
+            got = got.item()
+        if got is None:
+            return failed(name, f"{where} got None. Hint: did you forget `return`?")
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            return failed(name, f"{where} expected a number (the area), got {type(got).__name__}. Hint: return a "
+                          "float; 0.0 when no point beats the reference.")
+        expected = hypervolume_reference(points, reference)
+        if math.isclose(float(got), expected, rel_tol=1e-9, abs_tol=1e-12):
             continue
-        got_list = [tuple(v) if isinstance(v, (tuple, list)) else v for v in got]
-        hint = next((h for wrong, h in _pareto_mistakes(points) if [tuple(v) if isinstance(v, (tuple, list)) else v
-                                                                    for v in wrong] == got_list), None)
-        return failed(name, f"{where} expected the indices {expected}, got {list(got)}. Hint: " +
-                      (hint or "a point is on the front when no other point has accuracy >= and cost <= and differs "
-                                "from it; sort the indices by cost, then index."))
-    n = len(PARETO_POINTS)
-    return passed(name, n, f"all {n} cases pass (maximise accuracy, minimise cost, ties, duplicates kept, "
-                  "sorted by cost, inputs unchanged)")
+        hint = next((h for wrong, h in _hypervolume_mistakes(points, reference)
+                     if not math.isclose(wrong, expected, rel_tol=1e-9, abs_tol=1e-12)
+                     and math.isclose(float(got), wrong, rel_tol=1e-9, abs_tol=1e-12)), None)
+        return failed(name, f"{where} expected {expected:.6g}, got {float(got):.6g}. Hint: " +
+                      (hint or "keep the points better than the reference on both axes, keep the front (sorted by "
+                                "cost, each more accurate than every cheaper one), then add (next cost - cost) x "
+                                "(accuracy - a_ref) for each, the last one's strip ending at c_ref."))
+    n = len(HYPERVOLUME_CASES)
+    return passed(name, n, f"all {n} cases pass (one point, dominated points, points beyond the reference, equal costs, "
+                  "duplicates, no point; inputs unchanged)")
 
 
 # ----------------------------------------------------------------------------- violated_limits
