@@ -192,6 +192,9 @@ def test_checkers_report_unimplemented_and_crashing_code():
     (lambda m, b: math.ceil(sum(p.numel() for p in m.parameters()) * b / 8), "per tensor"),
     (lambda m, b: sum(math.ceil(p.numel() * b / 8) for p in m.parameters() if p.dim() > 1), "biases"),
     (lambda m, b: None, "did you forget `return`"),
+    (lambda m, b: sum(math.ceil(t.numel() * b / 8) for t in m.state_dict().values()), "not model.state_dict()"),
+    (lambda m, b: exercises.storage_bytes_reference(m, b) + sum(math.ceil(t.numel() * b / 8) for t in m.buffers()),
+     "BatchNorm's"),
     (lambda m, b: torch.tensor(exercises.storage_bytes_reference(m, b)), ".item()"),
     (lambda m, b: m.apply(lambda l: l.weight.data.zero_() if isinstance(l, nn.Linear) else None) and
      exercises.storage_bytes_reference(m, b), "changed the model in place"),

@@ -278,6 +278,8 @@ def _with_rule(rounded):
 
 @pytest.mark.parametrize("wrong, hint", [
     (lambda v, d: max(d, int(v + d / 2) // d * d), "10 % rule is missing"),
+    (lambda v, d: (lambda r: r + d if r <= 0.9 * v else r)(max(d, int(v + d / 2) // d * d)), "not <="),
+    (lambda v, d: (lambda r: r + d if v - r > 0.1 * r else r)(max(d, int(v + d / 2) // d * d)), "against VALUE"),
     (lambda v, d: int(v + d / 2) // d * d, "the minimum are missing"),
     (_with_rule(lambda v, d: max(d, round(v / d) * d)), "rounds halves to EVEN"),
     (lambda v, d: max(d, round(v / d) * d), "round() rounds halves to even"),

@@ -465,6 +465,8 @@ def make_divisible_reference(value: float, divisor: int = 8) -> int:
 MAKE_DIVISIBLE_CASES = [  # (value, divisor)
     (32, 8), (16.0, 8), (0.35 * 32, 8), (4, 8), (3, 8), (12, 8), (20, 8), (17, 8), (18, 8), (90, 8), (94, 8),
     (100, 8), (60, 16), (3, 4), (0.5 * 24, 8), (5, 1), (1.5, 1),
+    (10, 9),        # rounds to 9 = exactly 0.9 * 10: kept (the rule is strict)
+    (8.85, 8),      # rounds to 8: 9.6 % below 8.85, but 10.6 % of 8 (the rule measures against value)
 ]
 
 
@@ -479,6 +481,12 @@ def _divisible_mistakes() -> list[tuple[Callable[[float, int], float], str]]:
         (lambda v, d: max(d, int(v + d / 2) // d * d),
          "the 10 % rule is missing: when the rounded width is below 0.9 * value, add one divisor "
          "(0.35 * 32 = 11.2 rounds to 8, 29 % fewer channels, so it becomes 16)."),
+        (lambda v, d: (lambda r: r + d if r <= 0.9 * v else r)(max(d, int(v + d / 2) // d * d)),
+         "the 10 % rule is strict: a width exactly 10 % below value is kept (new < 0.9 * value, not <=; "
+         "make_divisible(10, 9) is 9)."),
+        (lambda v, d: (lambda r: r + d if v - r > 0.1 * r else r)(max(d, int(v + d / 2) // d * d)),
+         "measure the 10 % against VALUE, the width asked for, not against the rounded width: new < 0.9 * value "
+         "(8.85 rounds to 8, 9.6 % below 8.85: kept)."),
         (lambda v, d: int(v + d / 2) // d * d, "the 10 % rule and the minimum are missing: the width must be at "
                                                "least divisor, and at most 10 % below value."),
         (lambda v, d: _ten_percent(max(d, round(v / d) * d), v, d),

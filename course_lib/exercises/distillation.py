@@ -66,6 +66,7 @@ def _softmax_cases() -> list[tuple[torch.Tensor, float]]:
         (2 * torch.randn(3, 5, generator=g, dtype=torch.float64), 0.5),              # T < 1 sharpens
         (torch.tensor([[1000.0, 998.0, 990.0], [-1000.0, 0.0, 1000.0]]), 2.0),       # exp(500) overflows
         (torch.randn(4, 3, generator=g, dtype=torch.float64), 5),                    # an int temperature
+        (torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -1001.0, -1003.0]]), 1.0),  # rows 2000 apart
     ]
 
 
@@ -87,6 +88,13 @@ def _softmax_mistakes(logits: torch.Tensor, T: float) -> list[tuple[torch.Tensor
     ]
 
 
+def _shifted_by_the_batch_maximum(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """The mistake of a "stable" softmax that subtracts one maximum for the whole batch."""
+    scaled = logits.detach() / T
+    e = torch.exp(scaled - scaled.max())
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 @checker("softmax_with_temperature")
 def check_softmax_with_temperature(softmax_with_temperature: Callable[[torch.Tensor, float], torch.Tensor]
                                    ) -> CheckResult:
@@ -106,6 +114,11 @@ def check_softmax_with_temperature(softmax_with_temperature: Callable[[torch.Ten
         require(check_returned(got, name, where, torch.Tensor, dtype=logits.dtype, shape=logits.shape,
                                what="probabilities"))
         expected = softmax_with_temperature_reference(logits.double(), T)
+        if not torch.isfinite(got).all() and _shifted_by_the_batch_maximum(logits, T).isnan().equal(got.isnan()):
+            return failed(name, f"{where} your result holds NaN: {_show(got)}. Hint: you subtracted the BATCH's "
+                          "maximum, one number for every row: a row whose logits all lie far below it (here 2000 "
+                          "below) gives exp(...) = 0 everywhere, and 0 / 0 is NaN. Subtract each ROW's maximum: "
+                          "scaled - scaled.max(dim=-1, keepdim=True).values.")
         if not torch.isfinite(got).all():
             return failed(name, f"{where} your result holds NaN or inf: {_show(got)}. Hint: exp of a large "
                           "logit overflows (exp(500) is inf in float32, and inf / inf is NaN): subtract each "

@@ -113,10 +113,11 @@ def _storage_cases() -> list[tuple[nn.Module, int]]:
     tiny = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))     # tensors of 15, 5, 5, 1
     conv = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
     odd = nn.Linear(3, 1)            # at 5 bits: 3 weights = 15 bits -> 2 bytes, 1 bias = 5 bits -> 1 byte
-    for m in (tiny, conv, odd):
+    normed = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU())   # buffers: not parameters
+    for m in (tiny, conv, odd, normed):
         for p in m.parameters():
             p.data.copy_(torch.randn(p.shape, generator=g))
-    return [(odd, 5), (odd, 3), (tiny, 32), (tiny, 3), (conv, 5), (conv, 8), (tiny, 1)]
+    return [(odd, 5), (odd, 3), (tiny, 32), (tiny, 3), (conv, 5), (conv, 8), (tiny, 1), (normed, 8), (normed, 32)]
 
 
 @checker("storage_bytes")
@@ -137,7 +138,14 @@ def check_storage_bytes(storage_bytes: Callable[[nn.Module, int], int]) -> Check
         if got != expected:
             weights_only = sum(math.ceil(p.numel() * bits / 8) for p in model.parameters() if p.dim() > 1)
             partial = "round each tensor UP to whole bytes (math.ceil): a partial byte still takes a byte."
+            state = [t.numel() for t in model.state_dict().values()]
             mistakes = [   # (wrong answer, hint), the most specific first
+                (sum(math.ceil(n * bits / 8) for n in state),
+                 "count model.parameters(), not model.state_dict(): the state dict also holds BatchNorm's BUFFERS "
+                 "(running mean, running variance, the batch counter), which are statistics, not trained weights."),
+                (sum(math.ceil(t.numel() * bits / 8) for t in model.buffers()) + expected,
+                 "count model.parameters() only: BatchNorm's buffers (running mean and variance, the batch "
+                 "counter) are not weights."),
                 (sum(n * bits // 8 for n in sizes), partial),
                 (sum(n * bits / 8 for n in sizes), partial),
                 (sum(round(n * bits / 8) for n in sizes), "round each tensor UP to whole bytes (math.ceil), "
