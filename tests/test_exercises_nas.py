@@ -6,7 +6,7 @@ import torch
 
 from course_lib import nas
 from course_lib.exercises import nas as X
-from course_lib.exercises.nas import HYPERVOLUME_CASES, LIMIT_CASES, MUTATE_OPTIONS
+from course_lib.exercises.nas import HYPERVOLUME_CASES, KENDALL_CASES, LIMIT_CASES, MUTATE_OPTIONS
 
 
 def _todo(*args, **kwargs):
@@ -171,3 +171,49 @@ def test_violated_limits_checker_on_none_latency_and_booleans():
                                  ("latency", latency_ms > limits["latency_ms"])) if bad]
     _fails_with(X.check_violated_limits(compares_none), "may be None")
     _fails_with(X.check_violated_limits(lambda f, s, l, lim: [f > lim["flash_kb"] * 1024, False, False]), "NAMES")
+
+
+# ----------------------------------------------------------------------------- kendall_tau
+
+def test_kendall_tau_reference_agrees_with_the_library_and_scipy():
+    from scipy import stats
+    g = random.Random(2)
+    cases = list(KENDALL_CASES) + [([g.randint(0, 4) for _ in range(n)], [g.randint(0, 4) for _ in range(n)])
+                                   for n in (2, 3, 5, 8, 12) for _ in range(20)]
+    for x, y in cases:
+        ours = X.kendall_tau_reference(x, y)
+        library = nas.kendall_tau(x, y)
+        if len(set(x)) == 1 or len(set(y)) == 1:
+            assert np.isnan(ours) and np.isnan(library)
+            continue
+        assert ours == pytest.approx(library) == pytest.approx(stats.kendalltau(x, y).statistic)
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("tau_a", "that is tau_a"),
+    ("all_pairs", "count each pair once"),
+    ("ties_concordant", "neither concordant nor discordant"),
+    ("no_tie_correction", "not n_c + n_d"),
+])
+def test_kendall_tau_checker_names_the_mistake(mistake, hint):
+    _fails_with(X.check_kendall_tau(lambda x, y: X._tau_variants(x, y)[mistake]), hint)
+
+
+def test_kendall_tau_checker_on_constant_lists_in_place_sorting_and_types():
+    def divides_by_zero(x, y):
+        value = X.kendall_tau_reference(x, y)
+        if value != value:
+            return 0 / 0
+        return value
+    _fails_with(X.check_kendall_tau(divides_by_zero), "return math.nan")
+    _fails_with(X.check_kendall_tau(lambda x, y: 0.0 if len(set(x)) == 1 else X.kendall_tau_reference(x, y)),
+                "expected NaN")
+
+    def sorts_in_place(x, y):
+        value = X.kendall_tau_reference(x, y)
+        x.sort()
+        return value
+    _fails_with(X.check_kendall_tau(sorts_in_place), "x.sort()")
+    _fails_with(X.check_kendall_tau(lambda x, y: None), "forget `return`")
+    assert X.check_kendall_tau(lambda x, y: np.float64(X.kendall_tau_reference(x, y))).passed
+    assert X.check_kendall_tau(_todo).status == "not attempted"

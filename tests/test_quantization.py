@@ -153,3 +153,12 @@ def test_bad_input_gets_named_errors():
         Q.quantize_weight(torch.ones(2, 2), "quaternary")
     # A constant tensor still gets a valid (positive) scale.
     assert Q.choose_qparams(2.0, 2.0, 8).scale.item() > 0
+
+
+def test_the_mse_calibration_error_is_exactly_quantize_then_dequantize():
+    """The calibration's fast error (no int64 round trip) gives the very numbers of the public functions."""
+    x = torch.relu(torch.randn(20_000, generator=torch.Generator().manual_seed(5)) * 3)
+    for bits in (2, 4, 8):
+        for ratio in (0.3, 0.65, 1.0):
+            p = Q.choose_qparams(0.0, float(x.max()) * ratio, bits)
+            assert Q._fake_quantization_mse(x, p) == (Q.dequantize(Q.quantize(x, p), p) - x).pow(2).mean().item()

@@ -74,10 +74,10 @@ from .architectures import (InvertedResidualReference, channel_shuffle_reference
                             check_separable_costs, inverted_residual_state_dict, make_divisible_reference,
                             pareto_front_reference, separable_costs_reference)
 
-# notebook 07
+# notebooks 07 and 08
 from . import nas
-from .nas import (check_hypervolume, check_mutate_choices, check_violated_limits, hypervolume_reference,
-                  mutate_choices_reference, violated_limits_reference)
+from .nas import (check_hypervolume, check_kendall_tau, check_mutate_choices, check_violated_limits,
+                  hypervolume_reference, kendall_tau_reference, mutate_choices_reference, violated_limits_reference)
 
 __all__ = [
     # the mechanism
@@ -108,8 +108,9 @@ __all__ = [
     "check_separable_costs", "separable_costs_reference", "check_inverted_residual", "InvertedResidualReference",
     "inverted_residual_state_dict", "check_channel_shuffle", "channel_shuffle_reference", "check_make_divisible",
     "make_divisible_reference", "check_pareto_front", "pareto_front_reference",
-    # notebook 07
+    # notebooks 07 and 08
     "nas", "check_mutate_choices", "mutate_choices_reference", "check_hypervolume", "hypervolume_reference",
+    "check_kendall_tau", "kendall_tau_reference",
     "check_violated_limits", "violated_limits_reference",
     # notebook 08
     "check_huffman_code_lengths", "huffman_code_lengths_reference", "check_layer_compression_ratio",

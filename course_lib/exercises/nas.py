@@ -1,10 +1,11 @@
-"""Exercises of notebook 07, AutoML and NAS: the mutation of regularised evolution, the hypervolume
-of a set of (accuracy, cost) points, and the check of a candidate against a device's limits.
+"""Exercises of notebooks 07 and 08, AutoML and NAS: the mutation of regularised evolution, the hypervolume
+of a set of (accuracy, cost) points and the check of a candidate against a device's limits (07), and
+Kendall's tau, which says how far to trust a cheap judge's ranking (08).
 
 Each exercise has a reference (``*_reference``, for :func:`falls_back_to`) and a checker
 (``check_*``) that tests the learner's code on small hand-made cases and names typical mistakes.
 The references are plain Python, written to be read beside the notebook; they agree with
-:mod:`course_lib.nas` (``mutate``, ``hypervolume``, ``violated_limits``; tested).
+:mod:`course_lib.nas` (``mutate``, ``hypervolume``, ``violated_limits``, ``kendall_tau``; tested).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from ..checks import is_int
 from .checking import check_returned, check_unchanged, checker, CheckResult, failed, passed, require, run_learner
 
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
-           "hypervolume_reference", "HYPERVOLUME_CASES", "check_hypervolume", "violated_limits_reference", "TIGHT",
+           "hypervolume_reference", "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference",
+           "KENDALL_CASES", "check_kendall_tau", "violated_limits_reference", "TIGHT",
            "LIMIT_CASES", "check_violated_limits"]
 
 KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
@@ -210,6 +212,110 @@ def check_hypervolume(hypervolume: Callable[[Sequence[tuple[float, float]], tupl
     n = len(HYPERVOLUME_CASES)
     return passed(name, n, f"all {n} cases pass (one point, dominated points, points beyond the reference, equal costs, "
                   "duplicates, no point; inputs unchanged)")
+
+
+# ----------------------------------------------------------------------------- kendall_tau
+
+def kendall_tau_reference(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's :math:`\\tau_b` of two equally long lists: over the :math:`n_0 = n(n-1)/2` pairs
+    :math:`i < j`, :math:`n_c` concordant (:math:`(x_i - x_j)(y_i - y_j) > 0`), :math:`n_d`
+    discordant (< 0), :math:`n_x` tied in x and :math:`n_y` tied in y;
+
+    .. math:: \\tau_b = \\frac{n_c - n_d}{\\sqrt{(n_0 - n_x)(n_0 - n_y)}},
+
+    NaN when x or y is constant (every pair tied). A plain loop over the pairs; it agrees with
+    :func:`course_lib.nas.kendall_tau` and ``scipy.stats.kendalltau`` (tested)."""
+    n = len(x)
+    concordant = discordant = tied_x = tied_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            tied_x += dx == 0
+            tied_y += dy == 0
+            concordant += dx * dy > 0
+            discordant += dx * dy < 0
+    pairs = n * (n - 1) // 2
+    denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
+    return (concordant - discordant) / denominator if denominator else math.nan
+
+
+KENDALL_CASES = [  # (x, y)
+    ([1, 2, 3, 4, 5], [10, 20, 30, 40, 50]),                        # the same order: +1
+    ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]),                             # reversed: -1
+    ([0.3, 0.1, 0.4, 0.2, 0.5, 0.9], [3.0, 1.0, 2.0, 5.0, 4.0, 6.0]),  # no ties
+    ([1, 1, 2, 3, 3, 4], [2, 1, 3, 3, 5, 4]),                       # ties in x and in y
+    ([1, 2, 2, 2, 5], [0.5, 0.7, 0.2, 0.9, 0.8]),                   # three tied in x
+    ([4, 3], [1, 2]),                                               # one pair
+    ([7, 7, 7, 7], [1, 2, 3, 4]),                                   # x constant: NaN
+]
+
+
+def _tau_variants(x, y) -> dict[str, float]:
+    n, pairs = len(x), len(x) * (len(x) - 1) // 2
+    c = d = tx = ty = both = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            tx, ty, both = tx + (dx == 0), ty + (dy == 0), both + (dx == 0 and dy == 0)
+            c, d = c + (dx * dy > 0), d + (dx * dy < 0)
+    ties_as_concordant = pairs - d
+    return {
+        "tau_a": (c - d) / pairs,
+        "all_pairs": 2 * (c - d) / pairs,
+        "ties_concordant": (ties_as_concordant - d) / pairs,
+        "no_tie_correction": (c - d) / (c + d) if c + d else math.nan,
+    }
+
+
+_TAU_HINTS = {
+    "tau_a": "with ties, divide by sqrt((n0 - n_x) * (n0 - n_y)), leaving out the pairs tied in x and those tied in "
+             "y (tau_b), not by the number of pairs n0 (that is tau_a, which cannot reach 1 when there are ties).",
+    "all_pairs": "count each pair once, i < j: looping over every i != j counts every pair twice.",
+    "ties_concordant": "a pair tied in x or in y is neither concordant nor discordant: test (x_i - x_j)(y_i - y_j) "
+                       "> 0 and < 0, strictly.",
+    "no_tie_correction": "the denominator is sqrt((n0 - n_x) * (n0 - n_y)), not n_c + n_d (the two differ when a pair "
+                         "is tied in one list but not in the other).",
+}
+
+
+@checker("kendall_tau")
+def check_kendall_tau(kendall_tau: Callable[[Sequence[float], Sequence[float]], float]) -> CheckResult:
+    """Check ``kendall_tau(x, y) -> float``: Kendall's tau_b, ties handled, each pair counted
+    once, NaN when a list is constant; a number; the inputs unchanged.
+    Reference: :func:`kendall_tau_reference`."""
+    name = "kendall_tau"
+    for x, y in copy.deepcopy(KENDALL_CASES):
+        given_x, given_y = list(x), list(y)
+        where = f"for x={x}, y={y}"
+        got = run_learner(kendall_tau, (given_x, given_y), name, case=where[4:],
+                          hints={"division by zero": "when x or y is constant, every pair is tied and the denominator "
+                                                     "is 0: return math.nan (the order says nothing)."})
+        require(check_unchanged(x, given_x, name, where, "x", "sorted(x) makes a new list; x.sort() reorders the "
+                                "caller's list (and the pairs lose their partners)."))
+        require(check_unchanged(y, given_y, name, where, "y", "sorted(y) makes a new list; y.sort() reorders the "
+                                "caller's list."))
+        if hasattr(got, "item") and tuple(getattr(got, "shape", (1,))) == ():
+            got = got.item()
+        if got is None:
+            return failed(name, f"{where} got None. Hint: did you forget `return`?")
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            return failed(name, f"{where} expected a number, got {type(got).__name__}. Hint: return a float.")
+        expected = kendall_tau_reference(x, y)
+        if math.isnan(expected):
+            if math.isnan(got):
+                continue
+            return failed(name, f"{where} expected NaN, got {got!r}. Hint: when x or y is constant every pair is "
+                          "tied, tau_b is 0 / 0: return math.nan (the order says nothing).")
+        if not math.isnan(got) and math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
+            continue
+        hint = next((_TAU_HINTS[key] for key, wrong in _tau_variants(x, y).items()
+                     if not math.isnan(wrong) and math.isclose(got, wrong, rel_tol=1e-9, abs_tol=1e-12)), None)
+        return failed(name, f"{where} expected {expected:.6g}, got {got:.6g}. Hint: " +
+                      (hint or "over the pairs i < j, count concordant (product of differences > 0), discordant "
+                                "(< 0), tied in x and tied in y; tau_b = (n_c - n_d) / sqrt((n0 - n_x)(n0 - n_y))."))
+    n = len(KENDALL_CASES)
+    return passed(name, n, f"all {n} cases pass (same and reversed order, ties in x and in y, one pair, a constant "
+                  "list; inputs unchanged)")
 
 
 # ----------------------------------------------------------------------------- violated_limits
