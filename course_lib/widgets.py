@@ -459,7 +459,7 @@ def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
                   compute, "Cannot search")
 
 
-# ----------------------------------------------------------------------------- the compression planner (notebook 08)
+# ----------------------------------------------------------------------------- the compression planner (notebook 09)
 
 PANEL_ACCURACY_FLOOR = (80.0, 95.0, 0.5)        # percent: (smallest, largest, step) of the floor slider
 

@@ -225,7 +225,7 @@ class SupernetRecipe:
 
 @dataclass(frozen=True)
 class SearchRecipe(_TrainedByFit):
-    """A network found by a search and then trained in full (notebook 07, Sec. 7): ``strategy``
+    """A network found by a search and then trained in full (notebook 08, Sec. 2): ``strategy``
     (:func:`course_lib.nas.run_search`) proposes ``budget`` networks of :data:`course_lib.nas.TIGHT_SPACE`
     that fit the tight budget (64 KB flash, 32 KB SRAM) and ``max_latency_ms`` on its core, each
     scored by :class:`course_lib.nas.ShortTraining` (``screen_epochs`` at ``screen_lr``, on the
@@ -275,7 +275,7 @@ def _choices(resolution: int, *stages: tuple[str, int, int, int, int]) -> dict:
     return choices
 
 
-# Notebook 07's searched networks for the tight budget (64 KB flash, 32 KB SRAM), section 7:
+# The searched networks for the tight budget (64 KB flash, 32 KB SRAM), notebook 08, section 2:
 # nas_tight, the choices of course_lib.nas.SearchSpace() that its searches on supernet_fashion rank
 # first; nas_tight_wide, in course_lib.nas.TIGHT_SPACE, the winner of nas_tight_wide_fashion's own
 # search (its manifest record keeps every candidate; a test checks the two agree), and
@@ -357,21 +357,21 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "budget and equal training")),
     "nas_tight_wide_fashion": SearchRecipe("nas_tight_wide", budget=24, reference=(
         (
-        "notebook 07, section 7: the winner of a search for the tight budget (64 KB flash, 32 KB SRAM, 100 ms "
+        "notebook 08, section 2: the winner of a search for the tight budget (64 KB flash, 32 KB SRAM, 100 ms "
         "on the Arduino's core) in nas.TIGHT_SPACE (MCUNet's rule, Lin et al. 2020, Sec. 3.1), trained from "
         "scratch with notebook 05's family recipe; the search: ZOO.md"
     ))),
     **{f"nas_tight_wide_{k}_fashion": Recipe(f"nas_tight_wide_{k}", "fashion-mnist", epochs=8, weight_decay=1e-4,
                                              max_shift=1, reference=(
         f"the network with the {rank} best one-epoch score in nas_tight_wide_fashion's search, trained from scratch "
-        "with notebook 05's family recipe: with nas_tight_wide_fashion, the shortlist among which notebook 07 "
+        "with notebook 05's family recipe: with nas_tight_wide_fashion, the shortlist among which notebook 08 "
         "chooses on the validation split"))
        for k, rank in ((2, "second"), (3, "third"))},
-    # The same recipe with another seed, for the spread between two runs that notebook 07 sets beside
+    # The same recipe with another seed, for the spread between two runs that notebook 08 sets beside
     # the searched-versus-hand-designed margin.
     **{f"{architecture}_seed1_fashion": Recipe(architecture, "fashion-mnist", epochs=8, weight_decay=1e-4, max_shift=1,
                                                seed=1, reference=(
-        f"{architecture}_fashion's recipe with seed 1 (initialisation, batch order, shifts): notebook 07 section 7 "
+        f"{architecture}_fashion's recipe with seed 1 (initialisation, batch order, shifts): notebook 08, section 2 "
         "measures how far two runs of one recipe differ"))
        for architecture in ("mobilenet_v2_x1_0", "nas_tight_wide_3")},
     "lenet5_pruned": PruneRecipe("lenet5", (("conv1", 0.34), ("conv2", 0.88), ("fc1", 0.925),

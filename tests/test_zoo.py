@@ -105,7 +105,7 @@ def test_searched_network_is_in_the_space_and_fits_the_tight_budget():
     assert not nas.violated_limits(costs, nas.device_constraints(nas.TIGHT_BUDGET.name))
     model = zoo.load("nas_tight_fashion")
     assert sum(p.numel() for p in model.parameters()) == costs.parameters
-    # Notebook 05's recipe, so that notebook 07 compares searched and hand-designed networks trained alike.
+    # Notebook 05's recipe, so that notebook 08 compares searched and hand-designed networks trained alike.
     assert zoo.RECIPES["nas_tight_fashion"].epochs == zoo.RECIPES["mobilenet_v2_x1_0_fashion"].epochs
     assert zoo.RECIPES["nas_tight_fashion"].weight_decay == zoo.RECIPES["mobilenet_v2_x1_0_fashion"].weight_decay
 

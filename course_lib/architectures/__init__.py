@@ -52,7 +52,7 @@ keeps only the current layer's input and output. A block with a shortcut also ke
 alive while its branch runs, so for residual, inverted-residual and shuffle blocks the true peak
 is higher by up to that input's size.
 
-Taught in ``notebooks/05_architecture_design.ipynb``; searched over in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/05_architecture_design.ipynb``; searched over in ``notebooks/07_automl_search.ipynb`` and ``notebooks/08_nas_for_a_device.ipynb``.
 
 The package, one concern per module: :mod:`.costs` (sizes, widths and the cost formulas),
 :mod:`.blocks` (the blocks as modules, and each block's costs), :mod:`.descriptions` (stages,

@@ -63,7 +63,7 @@ from .model_distillation import (agreement_and_accuracy_reference, check_agreeme
                                  check_leaf_probabilities, check_mimic_loss, leaf_probabilities_reference,
                                  mimic_loss_reference)
 
-# notebook 08
+# notebook 09
 from .capstone import (check_huffman_code_lengths, check_layer_compression_ratio, check_relative_index,
                        huffman_code_lengths_reference, layer_compression_ratio_reference,
                        relative_index_reference)
@@ -112,7 +112,7 @@ __all__ = [
     "nas", "check_mutate_choices", "mutate_choices_reference", "check_hypervolume", "hypervolume_reference",
     "check_kendall_tau", "kendall_tau_reference",
     "check_violated_limits", "violated_limits_reference",
-    # notebook 08
+    # notebook 09
     "check_huffman_code_lengths", "huffman_code_lengths_reference", "check_layer_compression_ratio",
     "layer_compression_ratio_reference", "check_relative_index", "relative_index_reference",
 ]

@@ -11,7 +11,7 @@ front of what was evaluated, drawn by :meth:`NasExperiment.figure`.
 :class:`CachedObjective` remembers the accuracy of every network it has scored, so strategies
 and seeds that propose the same network pay for it once (the objective is deterministic).
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations

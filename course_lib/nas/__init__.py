@@ -28,7 +28,7 @@ bottom-up, each using only the ones above it:
 
 Every public name is importable from here (``nas.sample``, ``nas.train_supernet``). Randomness
 always comes in as a seed or a generator; library code never prints.
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb`` and ``notebooks/08_nas_for_a_device.ipynb``.
 """
 
 from .space import (SPACE_BLOCKS, STAGE_DECISIONS, OutOfSpaceError, SearchSpace, active_decisions, check_in_space,

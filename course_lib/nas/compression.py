@@ -21,7 +21,7 @@ layers) that fits the same budget; the uniform policies can also be the search's
 (a warm start), so that TPE learns from good settings rather than from random ones, most of
 which, with no fine-tuning, ruin at least one layer.
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/08_nas_for_a_device.ipynb``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Devices: every profile of :mod:`course_lib.hardware`, plus :data:`TIGHT_BUDGET`,
 notebook-05 budget of 64 KB of flash and 32 KB of SRAM left for the model (the Arduino's core and
 clock, no runtime overhead).
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ operations (:data:`DARTS_OPS`) are a subset of the paper's: zero, identity, 3 x 
 separable convolutions, 3 x 3 convolution, 3 x 3 max pooling; convolutions are relu-conv-bn
 with non-affine batch norms, as in the paper.
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ picklable: a module-level function or an instance of a module-level class such a
 The order in which trials finish depends on the operating system's scheduling: a parallel study
 is not reproducible trial by trial, only in its total (every trial run exactly once).
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/08_nas_for_a_device.ipynb``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ front's points sorted by increasing cost :math:`c_1 < \\dots < c_n` (so increasi
 A front that moves up (more accurate) or left (cheaper) has a larger hypervolume: the measure
 NSGA-II's results are compared with (Deb et al. 2002).
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Whether a proxy is any good is a question of *rank correlation* between the prox
 accuracy over many networks: Kendall's :math:`\\tau` (:func:`kendall_tau`, written by hand below
 and checked against ``scipy.stats.kendalltau``) and Spearman's :math:`\\rho` (:func:`spearman_rho`).
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/08_nas_for_a_device.ipynb``.
 """
 
 from __future__ import annotations

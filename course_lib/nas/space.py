@@ -23,7 +23,7 @@ A point of the space is therefore a flat dict ``{decision: value}`` (:func:`to_c
 Randomness always comes in as an argument: a ``random.Random`` or a ``numpy.random.Generator``;
 the global generators are never used. Descriptions are frozen, so no move modifies its input.
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A space designed around the device, and candidates judged by short stand-alone training.
 
-Notebook 07's first search (on the supernet, in :class:`~course_lib.nas.space.SearchSpace`'s
-default space) loses to notebook 05's hand design, for two reasons the notebook measures: the
-supernet does not order networks that lie within a point of each other, and the space holds
+Notebook 07's search (on the supernet, in :class:`~course_lib.nas.space.SearchSpace`'s
+default space) loses to notebook 05's hand design (notebook 08, section 2), for two reasons
+notebooks 07 and 08 measure: the supernet does not order networks that lie within a point of each other, and the space holds
 mostly networks far smaller than the budget allows. This module holds the two remedies the
 papers use.
 
@@ -23,7 +23,7 @@ a tenth of a second on a supernet, but each network is scored by weights of its 
 only ranks: the winner is then trained in full, with the same recipe as the networks it is
 compared with (the zoo's ``nas_tight_wide_fashion``).
 
-Taught in ``notebooks/07_automl_nas.ipynb``, Sec. 7.
+Taught in ``notebooks/08_nas_for_a_device.ipynb``, Sec. 2.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .space import SearchSpace, sample
 
 __all__ = ["TIGHT_SPACE", "fitting_macs", "ShortTraining"]
 
-# The tight budget's space by MCUNet's rule (notebook 07, Sec. 7): the networks of the default
+# The tight budget's space by MCUNet's rule (notebook 08, Sec. 2): the networks of the default
 # space that fit 64 KB / 32 KB average under a million MACs; these average about two million,
 # near MobileNetV2-style x1.0's 2.2 million.
 TIGHT_SPACE = SearchSpace(widths=(16, 24, 32, 48, 64), strides=(2, 2, 1), stem_width=16)

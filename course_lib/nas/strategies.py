@@ -38,7 +38,7 @@ Each returns a :class:`SearchResult`: every proposal with its costs and feasibil
 accuracies of those evaluated, and the best-so-far curve (the best accuracy after each
 evaluation). A DARTS-style gradient search lives apart, in :mod:`course_lib.nas.darts`.
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ evaluated they are *re-estimated* on a few training batches (:func:`recalibrate_
 without this, accuracies of subnets are badly wrong. :class:`SubnetEvaluator` does the whole
 evaluation: extract, re-estimate, score on a fixed validation subset.
 
-Taught in ``notebooks/07_automl_nas.ipynb``.
+Taught in ``notebooks/07_automl_search.ipynb``.
 """
 
 from __future__ import annotations
