@@ -17,6 +17,8 @@ checker runs a learner's code safely.
 
 from __future__ import annotations
 
+import numbers
+
 import functools
 import math
 import signal
@@ -32,7 +34,7 @@ from torch import nn
 __all__ = ["STATUSES", "NOT_ATTEMPTED_MESSAGE", "CheckResult", "passed", "failed", "not_attempted",
            "assert_no_failures", "falls_back_to", "learner_code", "TIME_LIMIT_S", "describe",
            "call_learner_function", "check_returned", "same", "check_unchanged", "checker", "close_to",
-           "StopCheck", "require", "run_learner", "student_gradient"]
+           "StopCheck", "require", "returned_number", "run_learner", "student_gradient"]
 
 PASS, FAIL, NOT_ATTEMPTED = "pass", "fail", "not attempted"
 STATUSES = (PASS, FAIL, NOT_ATTEMPTED)
@@ -374,6 +376,18 @@ class StopCheck(Exception):
     def __init__(self, result: CheckResult) -> None:
         super().__init__(result.message)
         self.result = result
+
+
+def returned_number(got, exercise: str, where: str, hint: str = "return a float.") -> float:
+    """The learner's answer as a Python float: a 0-d tensor or array counts as the number it holds. None (a
+    forgotten ``return``) or anything else that is not a real number ends the checker (as :func:`require`)."""
+    if hasattr(got, "item") and tuple(getattr(got, "shape", (1,))) == ():
+        got = got.item()
+    if got is None:
+        require(failed(exercise, f"{where} got None. Hint: did you forget `return`?"))
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
+        require(failed(exercise, f"{where} expected a number, got {type(got).__name__}. Hint: {hint}"))
+    return float(got)
 
 
 def require(result: CheckResult | None) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import random
 from typing import Callable, Sequence
 
 from ..checks import is_int
-from .checking import check_returned, check_unchanged, checker, CheckResult, failed, passed, require, run_learner
+from .checking import (check_returned, check_unchanged, checker, CheckResult, failed, passed, require, returned_number,
+                       run_learner)
 
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
            "hypervolume_reference", "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference",
@@ -192,20 +192,14 @@ def check_hypervolume(hypervolume: Callable[[Sequence[tuple[float, float]], tupl
         got = run_learner(hypervolume, (given, tuple(reference)), name, case=where[4:])
         require(check_unchanged(points, given, name, where, "points",
                                 "sorted(points, ...) makes a new list; points.sort() reorders the caller's list."))
-        if hasattr(got, "item") and tuple(getattr(got, "shape", (1,))) == ():    # a 0-d tensor or array: its number
-            got = got.item()
-        if got is None:
-            return failed(name, f"{where} got None. Hint: did you forget `return`?")
-        if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            return failed(name, f"{where} expected a number (the area), got {type(got).__name__}. Hint: return a "
-                          "float; 0.0 when no point beats the reference.")
+        got = returned_number(got, name, where, "return the area as a float; 0.0 when no point beats the reference.")
         expected = hypervolume_reference(points, reference)
-        if math.isclose(float(got), expected, rel_tol=1e-9, abs_tol=1e-12):
+        if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
             continue
         hint = next((h for wrong, h in _hypervolume_mistakes(points, reference)
                      if not math.isclose(wrong, expected, rel_tol=1e-9, abs_tol=1e-12)
-                     and math.isclose(float(got), wrong, rel_tol=1e-9, abs_tol=1e-12)), None)
-        return failed(name, f"{where} expected {expected:.6g}, got {float(got):.6g}. Hint: " +
+                     and math.isclose(got, wrong, rel_tol=1e-9, abs_tol=1e-12)), None)
+        return failed(name, f"{where} expected {expected:.6g}, got {got:.6g}. Hint: " +
                       (hint or "keep the points better than the reference on both axes, keep the front (sorted by "
                                 "cost, each more accurate than every cheaper one), then add (next cost - cost) x "
                                 "(accuracy - a_ref) for each, the last one's strip ending at c_ref."))
@@ -294,12 +288,7 @@ def check_kendall_tau(kendall_tau: Callable[[Sequence[float], Sequence[float]], 
                                 "caller's list (and the pairs lose their partners)."))
         require(check_unchanged(y, given_y, name, where, "y", "sorted(y) makes a new list; y.sort() reorders the "
                                 "caller's list."))
-        if hasattr(got, "item") and tuple(getattr(got, "shape", (1,))) == ():
-            got = got.item()
-        if got is None:
-            return failed(name, f"{where} got None. Hint: did you forget `return`?")
-        if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            return failed(name, f"{where} expected a number, got {type(got).__name__}. Hint: return a float.")
+        got = returned_number(got, name, where)
         expected = kendall_tau_reference(x, y)
         if math.isnan(expected):
             if math.isnan(got):
