@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -309,9 +309,12 @@ def distill(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSe
             teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None,
             temperature: float = 4.0, weight: float = 0.9, validation: ImageSplit | None = None,
             device: torch.device | str | None = None, progress: bool = True,
-            description: str = "distill") -> train.FitResult:
+            description: str = "distill", loss: Callable | None = None) -> train.FitResult:
     """Train ``student`` in place on the transfer set with :func:`distillation_loss`, by
-    :func:`course_lib.train.fit` (same seeding, schedule, progress bar and devices).
+    :func:`course_lib.train.fit` (same seeding, schedule, progress bar and devices). ``loss``, if
+    given, replaces :func:`distillation_loss` with a function of the same arguments
+    ``(student_logits, teacher_logits, labels, temperature, weight)``: notebook 03 trains its
+    students with the learner's own.
 
     Give either a ``teacher`` (a frozen model, run in eval mode) or its precomputed
     ``teacher_logits`` (N, C) for the images of ``transfer``. Without augmentation
@@ -327,7 +330,8 @@ def distill(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSe
         The :class:`course_lib.train.FitResult` of the run.
 
     Raises (before the student is touched):
-        TypeError: ``student``/``teacher`` not nn.Modules, ``teacher_logits`` not a tensor.
+        TypeError: ``student``/``teacher`` not nn.Modules, ``teacher_logits`` not a tensor, ``loss`` not a
+            function.
         ValueError: both or neither of ``teacher`` and ``teacher_logits``; teacher logits that
             are not (len(transfer), C) and finite, or given with ``max_shift > 0``; student and
             teacher with different numbers of classes; labels outside the classes;
@@ -336,6 +340,10 @@ def distill(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSe
     """
     check_model(student, "student")
     check_split(transfer, "transfer")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be a function (student_logits, teacher_logits, labels, temperature, weight), "
+                        f"got {type(loss).__name__}")
+    loss = loss or distillation_loss
     check_temperature(temperature)
     check_soft_target_weight(weight)
     check_type(settings, "settings", train.TrainingSettings, "a TrainingSettings (train.TrainingSettings(epochs=...))")
@@ -350,7 +358,7 @@ def distill(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSe
     common = dict(validation=validation, device=device, progress=progress, description=description)
 
     def loss_on_targets(logits, labels, images, targets):
-        return distillation_loss(logits, targets, labels, temperature, weight)
+        return loss(logits, targets, labels, temperature, weight)
 
     if teacher is not None and settings.max_shift == 0:
         teacher_logits = precompute_logits(teacher, transfer)
@@ -364,7 +372,7 @@ def distill(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSe
     def loss_with_teacher(logits, labels, images):
         with torch.no_grad():
             targets = frozen(images.to(train.model_device(frozen))).to(logits.device)
-        return distillation_loss(logits, targets, labels, temperature, weight)
+        return loss(logits, targets, labels, temperature, weight)
 
     try:
         return train.fit(student, transfer, settings, loss_fn=loss_with_teacher,

@@ -1041,3 +1041,29 @@ def test_the_experiment_guard_is_real(no_training):
     passing for the wrong reason."""
     with pytest.raises(AssertionError, match="past its argument checks"):
         experiments.distillation_experiment(**_GOOD)
+
+
+def test_distill_trains_with_a_loss_of_the_learners():
+    """``loss=`` replaces the library's loss (notebook 03 trains with the learner's); the same loss gives the same
+    student, and anything that is not a function is refused before training."""
+    split = data.load("mnist", "train").subset(256)
+    targets = torch.randn(256, 10, generator=torch.Generator().manual_seed(0))
+    settings = train.TrainingSettings(epochs=1, seed=0, batch_size=64)
+    students = []
+    for loss in (None, D.distillation_loss):
+        torch.manual_seed(0)
+        student = models.mlp([16])
+        D.distill(student, split, settings, teacher_logits=targets, progress=False, loss=loss)
+        students.append(student)
+    assert all(torch.equal(a, b) for a, b in zip(students[0].state_dict().values(), students[1].state_dict().values()))
+    calls = []
+
+    def counting(*args):
+        calls.append(1)
+        return D.distillation_loss(*args)
+
+    torch.manual_seed(0)
+    D.distill(models.mlp([16]), split, settings, teacher_logits=targets, progress=False, loss=counting)
+    assert len(calls) == 4
+    with pytest.raises(TypeError, match="loss must be a function"):
+        D.distill(models.mlp([16]), split, settings, teacher_logits=targets, progress=False, loss="kl")
