@@ -596,3 +596,20 @@ def test_experiment_with_a_tree_and_with_a_soft_tree():
 def test_experiment_errors(args, kwargs, error, words):
     with pytest.raises(error, match=words):
         experiments.model_distillation_experiment(*args, **kwargs)
+
+
+def test_mimic_trains_with_a_loss_of_the_learners():
+    """``loss=`` replaces mimic_loss (notebook 06 trains with the learner's); the same loss gives the same student,
+    and anything that is not a function is refused before training."""
+    split = data.load("mnist", "train").subset(256)
+    targets = 5 * torch.randn(256, 10, generator=torch.Generator().manual_seed(0))
+    settings = train.TrainingSettings(epochs=1, seed=0, batch_size=64)
+    students = []
+    for loss in (None, M.mimic_loss):
+        torch.manual_seed(0)
+        student = models.mlp([16])
+        M.mimic(student, split, settings, teacher_logits=targets, progress=False, loss=loss)
+        students.append(student)
+    assert all(torch.equal(a, b) for a, b in zip(students[0].state_dict().values(), students[1].state_dict().values()))
+    with pytest.raises(TypeError, match="loss must be a function"):
+        M.mimic(models.mlp([16]), split, settings, teacher_logits=targets, progress=False, loss=3)

@@ -139,9 +139,11 @@ def _check_teacher_args(student: nn.Module, transfer: ImageSplit, teacher: nn.Mo
 def mimic(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSettings, *,
           teacher: nn.Module | None = None, teacher_logits: torch.Tensor | None = None, centre: bool = False,
           validation: ImageSplit | None = None, device: torch.device | str | None = None, progress: bool = True,
-          description: str = "mimic") -> train.FitResult:
+          description: str = "mimic", loss: Callable | None = None) -> train.FitResult:
     """Mimic learning: train ``student`` in place to regress the teacher's logits with
-    :func:`mimic_loss` over ``transfer``, by :func:`course_lib.train.fit`. No label is used:
+    :func:`mimic_loss` (or ``loss``, a function of the same arguments ``(student_logits,
+    teacher_logits, centre)``: notebook 06 trains with the learner's own) over ``transfer``, by
+    :func:`course_lib.train.fit`. No label is used:
     ``transfer.labels`` only feed the history's ``train_accuracy`` (with a :class:`TransferSet`
     from :func:`label_with_teacher`, that is the agreement with the teacher).
 
@@ -157,7 +159,7 @@ def mimic(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSett
 
     Raises (before the student is touched):
         TypeError: ``student``/``teacher`` not nn.Modules, ``teacher_logits`` not a tensor,
-            ``centre`` not a bool.
+            ``centre`` not a bool, ``loss`` not a function.
         ValueError: both or neither of ``teacher`` and ``teacher_logits``; teacher logits that are
             not (len(transfer), C) and finite, or given with ``max_shift > 0``; student and
             teacher with different numbers of classes; an empty ``transfer``; and as
@@ -165,7 +167,10 @@ def mimic(student: nn.Module, transfer: ImageSplit, settings: train.TrainingSett
     """
     _check_teacher_args(student, transfer, teacher, teacher_logits, settings)
     check_type(centre, "centre", bool, "True or False")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be a function (student_logits, teacher_logits, centre), got {type(loss).__name__}")
+    loss = loss or mimic_loss
     return _fit_on_teacher(student, transfer, settings,
-                           lambda out, images, targets: mimic_loss(out, targets, centre),
+                           lambda out, images, targets: loss(out, targets, centre),
                            teacher, teacher_logits, validation=validation, device=device, progress=progress,
                            description=description)
