@@ -217,3 +217,41 @@ def test_kendall_tau_checker_on_constant_lists_in_place_sorting_and_types():
     _fails_with(X.check_kendall_tau(lambda x, y: None), "forget `return`")
     assert X.check_kendall_tau(lambda x, y: np.float64(X.kendall_tau_reference(x, y))).passed
     assert X.check_kendall_tau(_todo).status == "not attempted"
+
+
+# ----------------------------------------------------------------------------- mcnemar_p
+
+def test_mcnemar_reference_agrees_with_the_library():
+    from course_lib import uncertainty
+    g = random.Random(3)
+    for a, b in list(X.MCNEMAR_CASES) + [([g.random() < 0.8 for _ in range(n)], [g.random() < 0.7 for _ in range(n)])
+                                         for n in (1, 5, 30, 200) for _ in range(10)]:
+        assert X.mcnemar_p_reference(a, b) == pytest.approx(uncertainty.mcnemar_p(*uncertainty.disagreements(a, b)))
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("one_sided", "two-sided"),
+    ("not_clamped", "at most 1"),
+    ("all_images", "DISAGREE"),
+    ("strict_tail", "includes min itself"),
+    ("normal", "EXACT test"),
+])
+def test_mcnemar_checker_names_the_mistake(mistake, hint):
+    _fails_with(X.check_mcnemar_p(lambda a, b: X._mcnemar_variants(a, b).get(mistake, 1.0)), hint)
+
+
+def test_mcnemar_checker_on_no_disagreement_in_place_changes_and_types():
+    def divides(a, b):
+        only_a = sum(x and not y for x, y in zip(a, b))
+        only_b = sum(y and not x for x, y in zip(a, b))
+        return X.mcnemar_p_reference(a, b) * (only_a + only_b) / (only_a + only_b)
+    _fails_with(X.check_mcnemar_p(divides), "return 1.0")
+
+    def flips(a, b):
+        value = X.mcnemar_p_reference(a, b)
+        a.reverse()
+        return value
+    _fails_with(X.check_mcnemar_p(flips), "correct_a")
+    _fails_with(X.check_mcnemar_p(lambda a, b: None), "forget `return`")
+    assert X.check_mcnemar_p(lambda a, b: torch.tensor(X.mcnemar_p_reference(a, b))).passed
+    assert X.check_mcnemar_p(_todo).status == "not attempted"

@@ -1,6 +1,7 @@
 """Exercises of notebooks 07 and 08, AutoML and NAS: the mutation of regularised evolution, the hypervolume
-of a set of (accuracy, cost) points and the check of a candidate against a device's limits (07), and
-Kendall's tau, which says how far to trust a cheap judge's ranking (08).
+of a set of (accuracy, cost) points and the check of a candidate against a device's limits (07);
+Kendall's tau, which says how far to trust a cheap judge's ranking, and McNemar's test, which says
+whether two trained networks differ beyond noise (08).
 
 Each exercise has a reference (``*_reference``, for :func:`falls_back_to`) and a checker
 (``check_*``) that tests the learner's code on small hand-made cases and names typical mistakes.
@@ -21,7 +22,7 @@ from .checking import (check_returned, check_unchanged, checker, CheckResult, fa
 
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
            "hypervolume_reference", "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference",
-           "KENDALL_CASES", "check_kendall_tau", "violated_limits_reference", "TIGHT",
+           "KENDALL_CASES", "check_kendall_tau", "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "violated_limits_reference", "TIGHT",
            "LIMIT_CASES", "check_violated_limits"]
 
 KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
@@ -305,6 +306,92 @@ def check_kendall_tau(kendall_tau: Callable[[Sequence[float], Sequence[float]], 
     n = len(KENDALL_CASES)
     return passed(name, n, f"all {n} cases pass (same and reversed order, ties in x and in y, one pair, a constant "
                   "list; inputs unchanged)")
+
+
+# ----------------------------------------------------------------------------- mcnemar_p
+
+def mcnemar_p_reference(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
+    """McNemar's exact two-sided p-value for two models scored on the same images: with ``only_a``
+    images right for A alone and ``only_b`` for B alone, :math:`p = \\min(1, 2\\,P(X \\le
+    \\min(only_a, only_b)))` for :math:`X \\sim \\mathrm{Binomial}(only_a + only_b, 1/2)`; 1.0 when
+    they never disagree. It agrees with :func:`course_lib.uncertainty.mcnemar_p` (tested)."""
+    only_a = sum(1 for a, b in zip(correct_a, correct_b) if a and not b)
+    only_b = sum(1 for a, b in zip(correct_a, correct_b) if b and not a)
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+MCNEMAR_CASES = [  # (correct_a, correct_b)
+    ([True] * 10 + [False] * 2, [True] * 10 + [True] * 2),                 # B right on 2 more: p = 0.5
+    ([True, False] * 20, [True, False] * 20),                               # never disagree: p = 1
+    ([True] * 30 + [False] * 10 + [True] * 2, [True] * 30 + [True] * 10 + [False] * 2),   # 2 against 10
+    ([True] * 12 + [False] * 0, [False] * 12),                              # A right on all 12 they split
+    ([True, True, False, False, True, False, True], [True, False, True, False, False, True, True]),  # 2 against 2
+    ([False] * 5 + [True] * 40, [True] * 5 + [True] * 25 + [False] * 15),  # 15 against 5
+]
+
+
+def _mcnemar_variants(correct_a, correct_b) -> dict[str, float]:
+    only_a = sum(1 for a, b in zip(correct_a, correct_b) if a and not b)
+    only_b = sum(1 for a, b in zip(correct_a, correct_b) if b and not a)
+    n, k = only_a + only_b, min(only_a, only_b)
+    total = len(correct_a)
+    def tail(m, j):
+        return sum(math.comb(m, i) for i in range(j + 1)) / 2 ** m if m else 1.0
+    variants = {
+        "one_sided": tail(n, k),
+        "not_clamped": 2 * tail(n, k),
+        "all_images": min(1.0, 2 * tail(total, min(sum(map(bool, correct_a)), sum(map(bool, correct_b))))),
+        "strict_tail": min(1.0, 2 * (tail(n, k) - (math.comb(n, k) / 2 ** n if n else 0.0))),
+    }
+    if n:
+        z = (abs(only_a - only_b) - 1) / math.sqrt(n)
+        variants["normal"] = math.erfc(max(z, 0.0) / math.sqrt(2))
+    return variants
+
+
+_MCNEMAR_HINTS = {
+    "one_sided": "the test is two-sided (either model could be the better one): double the tail, 2 * P(X <= min).",
+    "not_clamped": "a probability is at most 1: when the two counts are equal, 2 * P(X <= min) passes 1; clamp with min(1, ...).",
+    "all_images": "only the images the two models DISAGREE on count (right for one, wrong for the other); the images "
+                  "both get right or both get wrong say nothing about which is better.",
+    "strict_tail": "the tail includes min itself: P(X <= min), the sum over k = 0 .. min inclusive.",
+    "normal": "this asks for the EXACT test (a sum of binomial probabilities, math.comb), not the normal approximation, "
+              "which is poor for the few disagreements of a small test.",
+}
+
+
+@checker("mcnemar_p")
+def check_mcnemar_p(mcnemar_p: Callable[[Sequence[bool], Sequence[bool]], float]) -> CheckResult:
+    """Check ``mcnemar_p(correct_a, correct_b) -> float``: McNemar's exact two-sided p-value from
+    two True/False lists over the same images; 1.0 when they never disagree; a number; the inputs
+    unchanged. Reference: :func:`mcnemar_p_reference`."""
+    name = "mcnemar_p"
+    for correct_a, correct_b in copy.deepcopy(MCNEMAR_CASES):
+        given_a, given_b = list(correct_a), list(correct_b)
+        where = f"for {sum(a and not b for a, b in zip(correct_a, correct_b))} images only A gets right and " \
+                f"{sum(b and not a for a, b in zip(correct_a, correct_b))} only B (of {len(correct_a)})"
+        got = run_learner(mcnemar_p, (given_a, given_b), name, case=where[4:],
+                          hints={"division by zero": "when the two models never disagree there is nothing to test: "
+                                                     "return 1.0."})
+        require(check_unchanged(correct_a, given_a, name, where, "correct_a"))
+        require(check_unchanged(correct_b, given_b, name, where, "correct_b"))
+        got = returned_number(got, name, where, "return the p-value as a float.")
+        expected = mcnemar_p_reference(correct_a, correct_b)
+        if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
+            continue
+        hint = next((_MCNEMAR_HINTS[key] for key, wrong in _mcnemar_variants(correct_a, correct_b).items()
+                     if not math.isclose(wrong, expected, rel_tol=1e-9, abs_tol=1e-12)
+                     and math.isclose(got, wrong, rel_tol=1e-9, abs_tol=1e-12)), None)
+        return failed(name, f"{where}: expected p = {expected:.6g}, got {got:.6g}. Hint: " +
+                      (hint or "count the images only A gets right and only B gets right; with n their sum, "
+                                "p = min(1, 2 * sum(comb(n, k) for k <= min) / 2 ** n)."))
+    n = len(MCNEMAR_CASES)
+    return passed(name, n, f"all {n} cases pass (two-sided, exact, only the disagreements counted, no disagreement, "
+                  "equal counts clamped to 1; inputs unchanged)")
 
 
 # ----------------------------------------------------------------------------- violated_limits
