@@ -425,3 +425,24 @@ def test_nan_weights_are_named():
     with pytest.raises(ValueError, match="NaN"):
         lowrank.add_lora(model, 2)
     assert all(torch.equal(v, before[k]) or torch.isnan(v).any() for k, v in model.state_dict().items())
+
+
+def test_factorize_model_takes_a_learners_tucker2():
+    """``decompose=`` replaces Tucker-2's decomposition (notebook 04 passes the learner's); the library's own gives
+    the same model as the default, and a non-function or another method is refused before any copy."""
+    torch.manual_seed(0)
+    model = models.lenet5()
+    calls = []
+
+    def counting(K, rank_out, rank_in):
+        calls.append((tuple(K.shape), rank_out, rank_in))
+        return lowrank.tucker2(K, rank_out, rank_in)
+
+    default = lowrank.factorize_model(model, {"conv2": (16, 8)}, method="tucker2")
+    given = lowrank.factorize_model(model, {"conv2": (16, 8)}, method="tucker2", decompose=counting)
+    assert calls == [((50, 20, 5, 5), 16, 8)]
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), given.state_dict().values()))
+    with pytest.raises(TypeError, match="decompose must be a function"):
+        lowrank.factorize_model(model, {"conv2": (16, 8)}, method="tucker2", decompose="hosvd")
+    with pytest.raises(ValueError, match="needs method='tucker2'"):
+        lowrank.factorize_model(model, {"conv2": 4}, method="cp", decompose=counting)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -90,8 +90,11 @@ def _split_per_axis(conv: nn.Conv2d, option: str) -> tuple:
     return (h, neutral), (neutral, w)
 
 
-def factorize_conv_tucker2(conv: nn.Conv2d, rank_out: int, rank_in: int, iterations: int = 0) -> nn.Sequential:
-    """A Conv2d as Kim et al. (2016)'s three convolutions, from :func:`tucker2`:
+def factorize_conv_tucker2(conv: nn.Conv2d, rank_out: int, rank_in: int, iterations: int = 0,
+                           decompose: Callable | None = None) -> nn.Sequential:
+    """A Conv2d as Kim et al. (2016)'s three convolutions, from :func:`tucker2` (or ``decompose``,
+    a function of the same first arguments ``(K, rank_out, rank_in)`` returning ``(core, U_out,
+    U_in)``: notebook 04 passes the learner's own):
     ``project_in`` 1x1 (C_in -> rank_in, weight :math:`U_{in}^\\top`), ``core`` kh x kw
     (rank_in -> rank_out, the core, with the conv's stride, padding and dilation), ``expand_out``
     1x1 (rank_out -> C_out, weight :math:`U_{out}`, the conv's bias). The output shape is the
@@ -102,7 +105,10 @@ def factorize_conv_tucker2(conv: nn.Conv2d, rank_out: int, rank_in: int, iterati
             or iterations out of range (as :func:`tucker2`).
     """
     _check_conv(conv)
-    core, U_out, U_in = tucker2(conv.weight, rank_out, rank_in, iterations)
+    if decompose is None:
+        core, U_out, U_in = tucker2(conv.weight, rank_out, rank_in, iterations)
+    else:
+        core, U_out, U_in = (t.detach() for t in decompose(conv.weight.detach(), rank_out, rank_in))
     C_out, C_in = conv.weight.shape[:2]
     project_in = _with_weights(_conv_like(conv, C_in, rank_in, 1), U_in.T[:, :, None, None])
     core_conv = _with_weights(_conv_like(conv, rank_in, rank_out, conv.kernel_size, stride=conv.stride,
@@ -193,7 +199,7 @@ def _rank_pair(rank) -> tuple[int, int]:
     return rank, rank
 
 
-def _factorize_layer(layer: nn.Module, rank, method: str) -> nn.Sequential:
+def _factorize_layer(layer: nn.Module, rank, method: str, decompose: Callable | None = None) -> nn.Sequential:
     """One layer factorised: SVD for a Linear, ``method`` for a Conv2d."""
     if isinstance(layer, nn.Linear):
         return factorize_linear(layer, rank)
@@ -201,14 +207,14 @@ def _factorize_layer(layer: nn.Module, rank, method: str) -> nn.Sequential:
         raise ValueError("method 'svd' factorises Linear layers only; for this Conv2d choose "
                          "method='tucker2', 'cp' or 'spatial'")
     if method == "tucker2":
-        return factorize_conv_tucker2(layer, *_rank_pair(rank))
+        return factorize_conv_tucker2(layer, *_rank_pair(rank), decompose=decompose)
     if method == "cp":
         return factorize_conv_cp(layer, rank)
     return factorize_conv_spatial(layer, rank)
 
 
 def factorize_model(model: nn.Module, ranks: dict[str, int | tuple[int, int]],
-                    method: str = "svd") -> nn.Module:
+                    method: str = "svd", decompose: Callable | None = None) -> nn.Module:
     """A copy of ``model`` in which each layer named in ``ranks`` is replaced by its factorised
     ``nn.Sequential``: a Linear always by truncated SVD (:func:`factorize_linear`), a Conv2d by
     ``method`` (``"tucker2"``: rank r or a pair (rank_out, rank_in); ``"cp"``, ``"spatial"``:
@@ -219,9 +225,12 @@ def factorize_model(model: nn.Module, ranks: dict[str, int | tuple[int, int]],
         ranks: ``{layer name: rank}``, names as in :func:`course_lib.measure.weight_layers`
             (``"fc1"``, ``"conv2"``).
         method: one of :data:`FACTORIZATION_METHODS`.
+        decompose: with ``method="tucker2"`` only, replaces :func:`tucker2` for the convolutions
+            (:func:`factorize_conv_tucker2`).
 
     Raises:
-        TypeError: ``model`` not a module, ``ranks`` not a dict, a rank of the wrong type.
+        TypeError: ``model`` not a module, ``ranks`` not a dict, a rank of the wrong type,
+            ``decompose`` not a function.
         ValueError: an empty dict, unknown layer names, a rank out of range (e.g. outside
             [1, min(m, n)] for SVD), NaN weights, a conv with groups != 1; the message names
             the layer.
@@ -229,13 +238,18 @@ def factorize_model(model: nn.Module, ranks: dict[str, int | tuple[int, int]],
     check_model(model)
     check_choice(method, "method", FACTORIZATION_METHODS)
     check_type(ranks, "ranks", dict, "a dict {layer name: rank}")
+    if decompose is not None and not callable(decompose):
+        raise TypeError(f"decompose must be a function (K, rank_out, rank_in) -> (core, U_out, U_in), "
+                        f"got {type(decompose).__name__}")
+    if decompose is not None and method != "tucker2":
+        raise ValueError(f"decompose replaces Tucker-2's decomposition: it needs method='tucker2', got {method!r}")
     if not ranks:
         raise ValueError("ranks must name at least one layer, got an empty dict")
     per_layer(ranks, weight_layers(model), "ranks", lambda rank, name: None)   # names; each rank checked below
     factorized = copy.deepcopy(model)
     for name, rank in ranks.items():
         try:
-            new_layer = _factorize_layer(factorized.get_submodule(name), rank, method)
+            new_layer = _factorize_layer(factorized.get_submodule(name), rank, method, decompose)
         except (TypeError, ValueError) as e:
             raise type(e)(f"layer {name!r}: {e}") from None
         factorized.set_submodule(name, new_layer)
