@@ -255,3 +255,48 @@ def test_mcnemar_checker_on_no_disagreement_in_place_changes_and_types():
     _fails_with(X.check_mcnemar_p(lambda a, b: None), "forget `return`")
     assert X.check_mcnemar_p(lambda a, b: torch.tensor(X.mcnemar_p_reference(a, b))).passed
     assert X.check_mcnemar_p(_todo).status == "not attempted"
+
+
+# ----------------------------------------------------------------------------- reinforce_update
+
+def test_reinforce_update_reference_is_the_librarys_update():
+    """The library's REINFORCE loop, one step, written out: theta + lr (R - b)(onehot(a) - softmax(theta))."""
+    from course_lib.nas.strategies import softmax
+    g = np.random.default_rng(0)
+    for _ in range(50):
+        logits = g.normal(size=g.integers(2, 6)) * 3
+        choice, reward, baseline, lr = int(g.integers(len(logits))), g.random(), g.random(), 0.5
+        grad = -softmax(logits)
+        grad[choice] += 1.0
+        assert X.reinforce_update_reference(list(logits), choice, reward, baseline, lr) == \
+            pytest.approx(list(logits + lr * (reward - baseline) * grad))
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("no_baseline", "ADVANTAGE"),
+    ("descent", "not minus"),
+    ("onehot_only", "every logit moves"),
+    ("gradient_of_p", "gradient of its LOG"),
+    ("logits_as_p", "logits are not probabilities"),
+])
+def test_reinforce_checker_names_the_mistake(mistake, hint):
+    _fails_with(X.check_reinforce_update(lambda *args: X._reinforce_variants(*args)[mistake]), hint)
+
+
+def test_reinforce_checker_on_overflow_in_place_changes_and_types():
+    import math
+
+    def naive(logits, choice, reward, baseline, lr):
+        e = [math.exp(t) for t in logits]
+        return [t + lr * (reward - baseline) * ((i == choice) - x / sum(e)) for i, (t, x) in enumerate(zip(logits, e))]
+    _fails_with(X.check_reinforce_update(naive), "subtract the largest logit")
+
+    def in_place(logits, *rest):
+        new = X.reinforce_update_reference(logits, *rest)
+        logits[:] = new
+        return new
+    _fails_with(X.check_reinforce_update(in_place), "changes the caller's logits")
+    _fails_with(X.check_reinforce_update(lambda *args: None), "forget `return`")
+    _fails_with(X.check_reinforce_update(lambda *args: X.reinforce_update_reference(*args)[:-1]), "return them all")
+    assert X.check_reinforce_update(lambda *args: np.array(X.reinforce_update_reference(*args))).passed
+    assert X.check_reinforce_update(_todo).status == "not attempted"

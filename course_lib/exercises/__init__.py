@@ -76,9 +76,9 @@ from .architectures import (InvertedResidualReference, channel_shuffle_reference
 
 # notebooks 07 and 08
 from . import nas
-from .nas import (check_hypervolume, check_kendall_tau, check_mcnemar_p, check_mutate_choices, check_violated_limits,
-                  hypervolume_reference, kendall_tau_reference, mcnemar_p_reference, mutate_choices_reference,
-                  violated_limits_reference)
+from .nas import (check_hypervolume, check_kendall_tau, check_mcnemar_p, check_mutate_choices, check_reinforce_update,
+                  check_violated_limits, hypervolume_reference, kendall_tau_reference, mcnemar_p_reference,
+                  mutate_choices_reference, reinforce_update_reference, violated_limits_reference)
 
 __all__ = [
     # the mechanism
@@ -110,7 +110,8 @@ __all__ = [
     "inverted_residual_state_dict", "check_channel_shuffle", "channel_shuffle_reference", "check_make_divisible",
     "make_divisible_reference", "check_pareto_front", "pareto_front_reference",
     # notebooks 07 and 08
-    "nas", "check_mutate_choices", "mutate_choices_reference", "check_hypervolume", "hypervolume_reference",
+    "nas", "check_mutate_choices", "mutate_choices_reference", "check_reinforce_update",
+    "reinforce_update_reference", "check_hypervolume", "hypervolume_reference",
     "check_kendall_tau", "kendall_tau_reference", "check_mcnemar_p", "mcnemar_p_reference",
     "check_violated_limits", "violated_limits_reference",
     # notebook 09

@@ -1,4 +1,5 @@
-"""Exercises of notebooks 07 and 08, AutoML and NAS: the mutation of regularised evolution, the hypervolume
+"""Exercises of notebooks 07 and 08, AutoML and NAS: the mutation of regularised evolution, REINFORCE's
+update of a controller's logits, the hypervolume
 of a set of (accuracy, cost) points and the check of a candidate against a device's limits (07);
 Kendall's tau, which says how far to trust a cheap judge's ranking, and McNemar's test, which says
 whether two trained networks differ beyond noise (08).
@@ -21,8 +22,9 @@ from .checking import (check_returned, check_unchanged, checker, CheckResult, fa
                        run_learner)
 
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
-           "hypervolume_reference", "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference",
-           "KENDALL_CASES", "check_kendall_tau", "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "violated_limits_reference", "TIGHT",
+           "reinforce_update_reference", "REINFORCE_CASES", "check_reinforce_update", "hypervolume_reference",
+           "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference", "KENDALL_CASES", "check_kendall_tau",
+           "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "violated_limits_reference", "TIGHT",
            "LIMIT_CASES", "check_violated_limits"]
 
 KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
@@ -103,6 +105,99 @@ def check_mutate_choices(mutate_choices: Callable[[dict, dict, random.Random], d
     n = len(results)
     return passed(name, n, f"all {n} mutations pass (one decision changed, in the space, input unchanged, "
                   "repeatable from the rng, every decision reachable)")
+
+
+# ----------------------------------------------------------------------------- reinforce_update
+
+def reinforce_update_reference(logits: Sequence[float], choice: int, reward: float, baseline: float,
+                               learning_rate: float) -> list[float]:
+    """One REINFORCE step (Williams 1992) for one categorical decision with logits :math:`\\theta`:
+
+    .. math:: \\theta \\leftarrow \\theta + \\eta\\,(R - b)\\,(\\mathbb{1}_a - \\mathrm{softmax}(\\theta)),
+
+    the gradient of :math:`\\log \\mathrm{softmax}(\\theta)_a` scaled by the advantage. A new list; ``logits``
+    unchanged. It agrees with :func:`course_lib.nas.reinforce_search`'s update (tested)."""
+    top = max(logits)
+    exps = [math.exp(t - top) for t in logits]
+    total = sum(exps)
+    return [t + learning_rate * (reward - baseline) * ((1.0 if i == choice else 0.0) - e / total)
+            for i, (t, e) in enumerate(zip(logits, exps))]
+
+
+REINFORCE_CASES = [  # (logits, choice, reward, baseline, learning_rate)
+    ([3.0, 1.0], 1, 1.0, 0.2, 0.1),                   # a rarely chosen option rewarded
+    ([0.0, 0.0, 0.0], 1, 0.9, 0.7, 0.5),              # uniform start, a good reward
+    ([0.0, 0.0, 0.0, 0.0], 2, 0.4, 0.7, 0.5),         # a reward below the baseline: the choice loses weight
+    ([1.0, -0.5, 2.0], 0, 0.8, 0.8, 1.0),             # no advantage: nothing moves
+    ([1000.0, 998.0, 990.0], 2, 0.6, 0.5, 0.5),       # large logits: exp(1000) overflows even in float64
+]
+
+
+def _reinforce_variants(logits, choice, reward, baseline, lr) -> dict[str, list[float]]:
+    top = max(logits)
+    exps = [math.exp(t - top) for t in logits]
+    p = [e / sum(exps) for e in exps]
+    onehot = [1.0 if i == choice else 0.0 for i in range(len(logits))]
+    adv = reward - baseline
+    return {
+        "no_baseline": [t + lr * reward * (o - q) for t, o, q in zip(logits, onehot, p)],
+        "descent": [t - lr * adv * (o - q) for t, o, q in zip(logits, onehot, p)],
+        "onehot_only": [t + lr * adv * o for t, o in zip(logits, onehot)],
+        "gradient_of_p": [t + lr * adv * p[choice] * (o - q) for t, o, q in zip(logits, onehot, p)],
+        "logits_as_p": [t + lr * adv * (o - t) for t, o in zip(logits, onehot)],
+    }
+
+
+_REINFORCE_HINTS = {
+    "no_baseline": "subtract the baseline: the step is scaled by the ADVANTAGE R - b, so a reward below the usual one "
+                   "lowers the choice's probability (without it every reward, however poor, pushes the choice up).",
+    "descent": "REINFORCE climbs the expected reward: theta + lr * (R - b) * gradient, not minus.",
+    "onehot_only": "the gradient of log softmax(theta)_a is onehot(a) - softmax(theta): every logit moves, the others "
+                   "down, not only the chosen one up.",
+    "gradient_of_p": "that is the gradient of the probability p_a; REINFORCE uses the gradient of its LOG, "
+                     "onehot(a) - softmax(theta), without the factor p_a.",
+    "logits_as_p": "the logits are not probabilities: take softmax(theta) before subtracting it from the one-hot.",
+}
+
+
+@checker("reinforce_update")
+def check_reinforce_update(reinforce_update: Callable[..., Sequence[float]]) -> CheckResult:
+    """Check ``reinforce_update(logits, choice, reward, baseline, learning_rate)``: the new logits
+    :math:`\\theta + \\eta (R - b)(\\mathbb{1}_a - \\mathrm{softmax}(\\theta))` as a sequence of numbers of the same
+    length, finite for large logits; ``logits`` unchanged. Reference: :func:`reinforce_update_reference`."""
+    name = "reinforce_update"
+    for logits, choice, reward, baseline, lr in copy.deepcopy(REINFORCE_CASES):
+        given = list(logits)
+        where = f"for logits={logits}, choice={choice}, reward={reward}, baseline={baseline}, learning_rate={lr}"
+        got = run_learner(reinforce_update, (given, choice, reward, baseline, lr), name, case=where[4:],
+                          hints={"Overflow": "exp of a logit of 1000 overflows: subtract the largest logit before "
+                                             "exponentiating (the softmax does not change)."})
+        require(check_unchanged(logits, given, name, where, "logits",
+                                "build a new list (or array): logits[i] += ... changes the caller's logits."))
+        if got is None:
+            return failed(name, f"{where} got None. Hint: did you forget `return`?")
+        try:
+            values = [float(v) for v in (got.tolist() if hasattr(got, "tolist") else got)]
+        except (TypeError, ValueError):
+            return failed(name, f"{where} expected the new logits, a sequence of {len(logits)} numbers, got "
+                          f"{type(got).__name__}. Hint: return a list (or a numpy array) of floats.")
+        if len(values) != len(logits):
+            return failed(name, f"{where} expected {len(logits)} logits, got {len(values)}. Hint: every logit of the "
+                          "decision moves; return them all.")
+        if not all(math.isfinite(v) for v in values):
+            return failed(name, f"{where} your logits hold NaN or inf: {values}. Hint: exp(1000) overflows; subtract "
+                          "the largest logit before exponentiating (the softmax does not change).")
+        expected = reinforce_update_reference(logits, choice, reward, baseline, lr)
+        if all(math.isclose(v, e, rel_tol=1e-9, abs_tol=1e-12) for v, e in zip(values, expected)):
+            continue
+        hint = next((_REINFORCE_HINTS[key] for key, wrong in _reinforce_variants(logits, choice, reward, baseline, lr).items()
+                     if not all(math.isclose(w, e, rel_tol=1e-9, abs_tol=1e-12) for w, e in zip(wrong, expected))
+                     and all(math.isclose(v, w, rel_tol=1e-9, abs_tol=1e-12) for v, w in zip(values, wrong))), None)
+        return failed(name, f"{where}: expected {[round(e, 6) for e in expected]}, got {[round(v, 6) for v in values]}. "
+                      "Hint: " + (hint or "theta + learning_rate * (reward - baseline) * (onehot(choice) - softmax(theta))."))
+    n = len(REINFORCE_CASES)
+    return passed(name, n, f"all {n} cases pass (the advantage, the log-probability's gradient on every logit, no "
+                  "advantage, large logits; logits unchanged)")
 
 
 # ----------------------------------------------------------------------------- hypervolume
