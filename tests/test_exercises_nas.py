@@ -300,3 +300,32 @@ def test_reinforce_checker_on_overflow_in_place_changes_and_types():
     _fails_with(X.check_reinforce_update(lambda *args: X.reinforce_update_reference(*args)[:-1]), "return them all")
     assert X.check_reinforce_update(lambda *args: np.array(X.reinforce_update_reference(*args))).passed
     assert X.check_reinforce_update(_todo).status == "not attempted"
+
+
+# ----------------------------------------------------------------------------- layer_bits
+
+def test_layer_bits_reference_agrees_with_the_encodings_of_a_pruned_tensor():
+    """min(dense, bitmask) of encoding.storage_bits on a tensor pruned by magnitude to the same sparsity."""
+    from course_lib import encoding, pruning
+    g = torch.Generator().manual_seed(0)
+    for n, s, b in list(X.LAYER_BITS_CASES) + [(200, 0.6, 3), (64, 0.1, 8), (500, 0.9, 5)]:
+        w = torch.randn(n, generator=g) * pruning.magnitude_mask(torch.randn(n, generator=g), s)
+        expected = min(encoding.storage_bits(w, b, e) for e in ("dense", "bitmask"))
+        assert X.layer_bits_reference(n, s, b) == expected, (n, s, b)
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("no_bitmask", "one bit per weight"),
+    ("bitmask_in_bytes", "n BITS"),
+    ("kept_as_zeros", "fraction of ZEROS"),
+    ("always_bitmask", "store it dense"),
+    ("bytes", "not bytes"),
+    ("truncated", "not int"),
+])
+def test_layer_bits_checker_names_the_mistake(mistake, hint):
+    _fails_with(X.check_layer_bits(lambda n, s, b: X._layer_bits_variants(n, s, b)[mistake]), hint)
+
+
+def test_layer_bits_checker_on_none_and_not_attempted():
+    _fails_with(X.check_layer_bits(lambda n, s, b: None), "forget `return`")
+    assert X.check_layer_bits(_todo).status == "not attempted"

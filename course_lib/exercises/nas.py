@@ -1,8 +1,8 @@
 """Exercises of notebooks 07 and 08, AutoML and NAS: the mutation of regularised evolution, REINFORCE's
 update of a controller's logits, the hypervolume
 of a set of (accuracy, cost) points and the check of a candidate against a device's limits (07);
-Kendall's tau, which says how far to trust a cheap judge's ranking, and McNemar's test, which says
-whether two trained networks differ beyond noise (08).
+Kendall's tau, which says how far to trust a cheap judge's ranking, McNemar's test, which says
+whether two trained networks differ beyond noise, and the bits of a pruned, quantized layer (08).
 
 Each exercise has a reference (``*_reference``, for :func:`falls_back_to`) and a checker
 (``check_*``) that tests the learner's code on small hand-made cases and names typical mistakes.
@@ -24,7 +24,8 @@ from .checking import (check_returned, check_unchanged, checker, CheckResult, fa
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
            "reinforce_update_reference", "REINFORCE_CASES", "check_reinforce_update", "hypervolume_reference",
            "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference", "KENDALL_CASES", "check_kendall_tau",
-           "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "violated_limits_reference", "TIGHT",
+           "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "layer_bits_reference", "LAYER_BITS_CASES",
+           "check_layer_bits", "violated_limits_reference", "TIGHT",
            "LIMIT_CASES", "check_violated_limits"]
 
 KB = 1024          # the course's KB is 1024 bytes (a KiB), as in course_lib.hardware
@@ -487,6 +488,72 @@ def check_mcnemar_p(mcnemar_p: Callable[[Sequence[bool], Sequence[bool]], float]
     n = len(MCNEMAR_CASES)
     return passed(name, n, f"all {n} cases pass (two-sided, exact, only the disagreements counted, no disagreement, "
                   "equal counts clamped to 1; inputs unchanged)")
+
+
+# ----------------------------------------------------------------------------- layer_bits
+
+def layer_bits_reference(weights: int, sparsity: float, bits: int) -> int:
+    """The bits a layer of ``weights`` values takes once magnitude-pruned to ``sparsity`` (``round(sparsity *
+    weights)`` zeros, as :func:`course_lib.pruning.magnitude_prune`) and quantized to ``bits``, in the smaller of
+    two encodings: dense, every value at ``bits`` (:math:`n b`), or a bitmask of one bit per position plus the
+    nonzeros (:math:`n + (n - k)\\,b`). It agrees with :func:`course_lib.encoding.storage_bits` (tested)."""
+    zeros = round(sparsity * weights)
+    return min(weights * bits, weights + (weights - zeros) * bits)
+
+
+LAYER_BITS_CASES = [  # (weights, sparsity, bits)
+    (144, 0.0, 6),          # dense: 864
+    (1000, 0.5, 4),         # the bitmask wins: 1,000 + 500 x 4
+    (8192, 0.25, 4),        # a tie: a quarter pruned saves nothing at 4 bits
+    (8192, 0.25, 8),        # at 8 bits it saves an eighth
+    (10, 0.35, 8),          # round(3.5) = 4 zeros (int() would give 3)
+    (30, 0.85, 2),          # round(25.5) = 26 zeros (Python rounds halves to even; int() gives 25)
+]
+
+
+def _layer_bits_variants(n, s, b) -> dict[str, float]:
+    k = round(s * n)
+    return {
+        "no_bitmask": min(n * b, (n - k) * b),
+        "bitmask_in_bytes": min(n * b, n / 8 + (n - k) * b),
+        "kept_as_zeros": min(n * b, n + k * b),
+        "always_bitmask": n + (n - k) * b,
+        "bytes": min(n * b, n + (n - k) * b) / 8,
+        "truncated": min(n * b, n + (n - int(s * n)) * b),
+    }
+
+
+_LAYER_BITS_HINTS = {
+    "no_bitmask": "the positions cost too: a bitmask stores one bit per weight, n bits, besides the nonzeros.",
+    "bitmask_in_bytes": "the bitmask is n BITS (one per position), not n / 8: everything here is counted in bits.",
+    "kept_as_zeros": "sparsity is the fraction of ZEROS: the nonzeros are n - round(sparsity * n).",
+    "always_bitmask": "the layer is stored the cheaper way: when the bitmask costs more than dense (little sparsity), "
+                      "store it dense, n * bits.",
+    "bytes": "return bits, not bytes.",
+    "truncated": "round the number of zeros as magnitude pruning does, round(sparsity * n), not int(...), which "
+                 "truncates.",
+}
+
+
+@checker("layer_bits")
+def check_layer_bits(layer_bits: Callable[[int, float, int], int]) -> CheckResult:
+    """Check ``layer_bits(weights, sparsity, bits) -> int``: min(dense, bitmask) bits of a pruned,
+    quantized layer. Reference: :func:`layer_bits_reference`."""
+    name = "layer_bits"
+    for n, s, b in LAYER_BITS_CASES:
+        where = f"for weights={n}, sparsity={s}, bits={b}"
+        got = returned_number(run_learner(layer_bits, (n, s, b), name, case=where[4:]), name, where,
+                              "return a number of bits, an int.")
+        expected = layer_bits_reference(n, s, b)
+        if got == expected:
+            continue
+        hint = next((_LAYER_BITS_HINTS[key] for key, wrong in _layer_bits_variants(n, s, b).items()
+                     if wrong != expected and math.isclose(got, wrong)), None)
+        return failed(name, f"{where}: expected {expected} bits, got {got:g}. Hint: " +
+                      (hint or "zeros = round(sparsity * weights); min(weights * bits, weights + (weights - zeros) "
+                                "* bits)."))
+    n = len(LAYER_BITS_CASES)
+    return passed(name, n, f"all {n} cases pass (dense, bitmask, a tie, rounding of the zeros, bits not bytes)")
 
 
 # ----------------------------------------------------------------------------- violated_limits
