@@ -197,3 +197,45 @@ def _in_place_leaves(p):
 ])
 def test_leaf_probabilities_checker_names_the_mistake(wrong, hint):
     _fails_with(exercises.check_leaf_probabilities(wrong), hint)
+
+
+# ----------------------------------------------------------------------------- nearest_neighbours
+
+def test_nearest_neighbours_reference_is_the_one_munge_uses():
+    from course_lib.exercises import model_distillation as X
+    from course_lib.model_distillation.transfer import _nearest_neighbours
+    g = torch.Generator().manual_seed(1)
+    for x in X._neighbour_cases() + [torch.randn(40, 7, generator=g), torch.randint(0, 3, (30, 2), generator=g).float()]:
+        assert torch.equal(exercises.nearest_neighbours_reference(x), _nearest_neighbours(x))
+
+
+def _l1_neighbours(x):
+    d = torch.cdist(x, x, p=1)
+    d.fill_diagonal_(float("inf"))
+    return d.argmin(dim=1)
+
+
+def _in_place_neighbours(x):
+    result = exercises.nearest_neighbours_reference(x)
+    x.mul_(2)
+    return result
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda x: torch.cdist(x, x).argmin(dim=1), "nearest to itself"),
+    (lambda x: torch.cdist(x, x).argmax(dim=1), "not argmax"),
+    (_l1_neighbours, "Euclidean"),
+    (_in_place_neighbours, "do not write into x"),
+    (lambda x: None, "forget `return`"),
+])
+def test_nearest_neighbours_checker_names_the_mistake(wrong, hint):
+    result = exercises.check_nearest_neighbours(wrong)
+    assert result.status == "fail" and hint in result.message, result.message
+
+
+def test_nearest_neighbours_checker_passes_the_reference_and_reports_not_attempted():
+    assert exercises.check_nearest_neighbours(exercises.nearest_neighbours_reference).passed
+
+    def todo(x):
+        raise NotImplementedError
+    assert exercises.check_nearest_neighbours(todo).status == "not attempted"

@@ -60,8 +60,8 @@ from .distillation import (check_choose_bias_shift, check_distillation_loss, che
 
 # notebook 06
 from .model_distillation import (agreement_and_accuracy_reference, check_agreement_and_accuracy,
-                                 check_leaf_probabilities, check_mimic_loss, leaf_probabilities_reference,
-                                 mimic_loss_reference)
+                                 check_leaf_probabilities, check_mimic_loss, check_nearest_neighbours,
+                                 leaf_probabilities_reference, mimic_loss_reference, nearest_neighbours_reference)
 
 # notebook 09
 from .capstone import (check_huffman_code_lengths, check_layer_compression_ratio, check_relative_index,
@@ -105,7 +105,8 @@ __all__ = [
     "check_lora_forward", "lora_forward_reference",
     # notebook 06
     "check_agreement_and_accuracy", "agreement_and_accuracy_reference", "check_mimic_loss", "mimic_loss_reference",
-    "check_leaf_probabilities", "leaf_probabilities_reference",
+    "check_leaf_probabilities", "leaf_probabilities_reference", "check_nearest_neighbours",
+    "nearest_neighbours_reference",
     # notebook 05
     "check_separable_costs", "separable_costs_reference", "check_inverted_residual", "InvertedResidualReference",
     "inverted_residual_state_dict", "check_channel_shuffle", "channel_shuffle_reference", "check_make_divisible",

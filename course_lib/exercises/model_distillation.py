@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from .checking import (check_returned, check_unchanged, checker, CheckResult, close_to, failed, passed, require,
                        run_learner, student_gradient)
 
-__all__ = ["agreement_and_accuracy_reference", "check_agreement_and_accuracy", "mimic_loss_reference",
+__all__ = ["agreement_and_accuracy_reference", "check_agreement_and_accuracy", "nearest_neighbours_reference",
+           "check_nearest_neighbours", "mimic_loss_reference",
            "check_mimic_loss", "leaf_probabilities_reference", "check_leaf_probabilities"]
 
 
@@ -410,3 +411,65 @@ def check_leaf_probabilities(leaf_probabilities: Callable[[torch.Tensor], torch.
                       "from the graph (.detach(), .item(), torch.tensor(...) of computed values).")
     return passed(name, len(cases), f"all {len(cases)} cases pass (p is the right branch, the right ancestors, "
                   "leaves left to right, rows sum to 1, soft and differentiable; input unchanged)")
+
+
+# ----------------------------------------------------------------------------- nearest_neighbours
+
+def nearest_neighbours_reference(x: torch.Tensor) -> torch.Tensor:
+    """For each row of ``x`` (n, D), the index of its nearest *other* row by Euclidean distance, as
+    an (n,) int64 tensor; a tie goes to the smaller index. MUNGE pairs every example with this
+    neighbour (Bucilă et al. 2006, section 4). ``x`` unchanged."""
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))                    # never itself
+    return d.argmin(dim=1)
+
+
+def _neighbour_cases() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(6)
+    return [
+        torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [5.0, 6.5]]),       # two pairs
+        torch.tensor([[0.0, 0.0], [3.0, 0.0], [2.0, 2.0]]),                   # L1 and L2 disagree for row 0
+        torch.tensor([[1.0, 1.0], [1.0, 1.0], [4.0, 4.0]]),                   # a duplicate: distance 0, not itself
+        torch.tensor([[0.0], [2.0], [4.0]]),                                  # a tie for row 1: the smaller index
+        torch.randn(12, 5, generator=g, dtype=torch.float64),                 # random, float64
+    ]
+
+
+def _neighbour_mistakes(x: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
+    d = torch.cdist(x, x)
+    far = d.clone()
+    l1 = torch.cdist(x, x, p=1)
+    l1.fill_diagonal_(float("inf"))
+    return [
+        (d.argmin(dim=1), "a row is always nearest to itself (distance 0): set the diagonal of the distance matrix "
+                          "to infinity before the argmin."),
+        (far.argmax(dim=1), "the NEAREST row: argmin of the distances, not argmax."),
+        (l1.argmin(dim=1), "the distance is Euclidean (torch.cdist's default, p=2), not the sum of absolute "
+                           "differences."),
+    ]
+
+
+@checker("nearest_neighbours")
+def check_nearest_neighbours(nearest_neighbours: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
+    """Check ``nearest_neighbours(x) -> Tensor``: for each row the index of its nearest other row
+    (Euclidean), (n,) integers, ties to the smaller index; ``x`` unchanged.
+    Reference: :func:`nearest_neighbours_reference`."""
+    name = "nearest_neighbours"
+    cases = _neighbour_cases()
+    for x in cases:
+        original = x.clone()
+        where = f"for x of shape {tuple(x.shape)} ({x.dtype})"
+        got = run_learner(nearest_neighbours, (x,), name, case=where[4:])
+        require(check_unchanged(original, x, name, where, "x", "compute the distances into a new tensor; do not "
+                                "write into x."))
+        require(check_returned(got, name, where, torch.Tensor, dtype="integer", shape=(len(x),),
+                               what="indices"))
+        expected = nearest_neighbours_reference(x)
+        if torch.equal(got.long(), expected):
+            continue
+        hint = next((h for wrong, h in _neighbour_mistakes(x) if torch.equal(got.long(), wrong)), None)
+        return failed(name, f"{where}: expected {expected.tolist()}, got {got.tolist()}. Hint: " +
+                      (hint or "d = torch.cdist(x, x); set its diagonal to inf (a row is not its own neighbour); "
+                                "d.argmin(dim=1)."))
+    return passed(name, len(cases), f"all {len(cases)} cases pass (never itself, Euclidean, duplicates, ties to the "
+                  "smaller index, float64; x unchanged)")
