@@ -257,6 +257,53 @@ def test_mcnemar_checker_on_no_disagreement_in_place_changes_and_types():
     assert X.check_mcnemar_p(_todo).status == "not attempted"
 
 
+# ----------------------------------------------------------------------------- naswot_score
+
+def test_naswot_reference_agrees_with_the_library():
+    from course_lib import architectures
+    images = torch.randn(24, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    g = random.Random(5)
+    for k in range(4):
+        model = architectures.build_model(nas.sample(nas.TIGHT_SPACE, g), seed=k)
+        assert X.naswot_score_reference(nas.activation_codes(model, images)) == pytest.approx(
+            nas.naswot(model, images), rel=1e-12)
+    assert all(isinstance(codes, torch.Tensor) and codes.dtype == torch.float32 for codes, _ in X.naswot_cases())
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("hamming", "AGREE"),
+    ("active_only", "inactive for both"),
+    ("log10", "natural logarithm"),
+    ("det_overflow", "overflows"),
+    ("per_unit", "do not divide"),
+])
+def test_naswot_checker_names_the_mistake(mistake, hint):
+    _fails_with(X.check_naswot_score(lambda codes: X._naswot_variants(codes)[mistake]), hint)
+
+
+def test_naswot_checker_on_a_singular_kernel_in_place_changes_and_types():
+    import math
+
+    def log_of_det(codes):
+        C = codes.double()
+        return math.log(torch.linalg.det(C @ C.T + (1 - C) @ (1 - C).T).item())
+    _fails_with(X.check_naswot_score(log_of_det), "math.log(0) raises")
+    _fails_with(X.check_naswot_score(lambda codes: 0.0 if len(set(map(tuple, codes.tolist()))) < len(codes)
+                                     else X.naswot_score_reference(codes)), "expected -inf")
+
+    def flips(codes):
+        codes[0] = 1 - codes[0]
+        return X.naswot_score_reference(codes)
+    _fails_with(X.check_naswot_score(flips), "changed codes in place")
+    _fails_with(X.check_naswot_score(lambda codes: None), "forget `return`")
+
+    def in_float32(codes):                   # float32 throughout: within the checker's tolerance
+        return torch.linalg.slogdet(codes @ codes.T + (1 - codes) @ (1 - codes).T)[1]
+    assert X.check_naswot_score(in_float32).passed
+    assert X.check_naswot_score(X.naswot_score_reference).passed
+    assert X.check_naswot_score(_todo).status == "not attempted"
+
+
 # ----------------------------------------------------------------------------- reinforce_update
 
 def test_reinforce_update_reference_is_the_librarys_update():

@@ -76,9 +76,9 @@ from .architectures import (InvertedResidualReference, channel_shuffle_reference
 
 # notebooks 07 and 08
 from . import nas
-from .nas import (check_hypervolume, check_kendall_tau, check_layer_bits, check_mcnemar_p, check_mutate_choices,
+from .nas import (check_hypervolume, check_kendall_tau, check_layer_bits, check_mcnemar_p, check_mutate_choices, check_naswot_score,
                   check_reinforce_update, check_violated_limits, hypervolume_reference, kendall_tau_reference,
-                  layer_bits_reference, mcnemar_p_reference, mutate_choices_reference, reinforce_update_reference,
+                  layer_bits_reference, mcnemar_p_reference, mutate_choices_reference, naswot_score_reference, reinforce_update_reference,
                   violated_limits_reference)
 
 __all__ = [
@@ -114,7 +114,8 @@ __all__ = [
     # notebooks 07 and 08
     "nas", "check_mutate_choices", "mutate_choices_reference", "check_reinforce_update",
     "reinforce_update_reference", "check_hypervolume", "hypervolume_reference",
-    "check_kendall_tau", "kendall_tau_reference", "check_mcnemar_p", "mcnemar_p_reference", "check_layer_bits",
+    "check_kendall_tau", "kendall_tau_reference", "check_mcnemar_p", "mcnemar_p_reference", "check_naswot_score",
+    "naswot_score_reference", "check_layer_bits",
     "layer_bits_reference",
     "check_violated_limits", "violated_limits_reference",
     # notebook 09

@@ -1,13 +1,14 @@
 """Exercises of notebooks 07 and 08, AutoML and NAS: the mutation of regularised evolution, REINFORCE's
 update of a controller's logits, the hypervolume
 of a set of (accuracy, cost) points and the check of a candidate against a device's limits (07);
-Kendall's tau, which says how far to trust a cheap judge's ranking, McNemar's test, which says
-whether two trained networks differ beyond noise, and the bits of a pruned, quantized layer (08).
+Kendall's tau, which says how far to trust a cheap judge's ranking, the NASWOT score, one such cheap
+judge, McNemar's test, which says whether two trained networks differ beyond noise, and the bits of
+a pruned, quantized layer (08).
 
 Each exercise has a reference (``*_reference``, for :func:`falls_back_to`) and a checker
 (``check_*``) that tests the learner's code on small hand-made cases and names typical mistakes.
 The references are plain Python, written to be read beside the notebook; they agree with
-:mod:`course_lib.nas` (``mutate``, ``hypervolume``, ``violated_limits``, ``kendall_tau``; tested).
+:mod:`course_lib.nas` (``mutate``, ``hypervolume``, ``violated_limits``, ``kendall_tau``, ``naswot``; tested).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import math
 import random
 from typing import Callable, Sequence
 
+import numpy as np
+import torch
+
 from ..checks import is_int
 from .checking import (check_returned, check_unchanged, checker, CheckResult, failed, passed, require, returned_number,
                        run_learner)
@@ -24,7 +28,8 @@ from .checking import (check_returned, check_unchanged, checker, CheckResult, fa
 __all__ = ["KB", "mutate_choices_reference", "MUTATE_OPTIONS", "MUTATE_CHOICES", "N_SEEDS", "check_mutate_choices",
            "reinforce_update_reference", "REINFORCE_CASES", "check_reinforce_update", "hypervolume_reference",
            "HYPERVOLUME_CASES", "check_hypervolume", "kendall_tau_reference", "KENDALL_CASES", "check_kendall_tau",
-           "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "layer_bits_reference", "LAYER_BITS_CASES",
+           "mcnemar_p_reference", "MCNEMAR_CASES", "check_mcnemar_p", "naswot_score_reference", "naswot_cases",
+           "check_naswot_score", "layer_bits_reference", "LAYER_BITS_CASES",
            "check_layer_bits", "violated_limits_reference", "TIGHT",
            "LIMIT_CASES", "check_violated_limits"]
 
@@ -488,6 +493,100 @@ def check_mcnemar_p(mcnemar_p: Callable[[Sequence[bool], Sequence[bool]], float]
     n = len(MCNEMAR_CASES)
     return passed(name, n, f"all {n} cases pass (two-sided, exact, only the disagreements counted, no disagreement, "
                   "equal counts clamped to 1; inputs unchanged)")
+
+
+# ----------------------------------------------------------------------------- naswot_score
+
+def naswot_score_reference(codes: torch.Tensor) -> float:
+    """The NASWOT score of Mellor et al. (2021, Sec. 3, eq. 2) from the binary activation codes ``codes``
+    (N images x N_A units, 1 where a ReLU unit is active): :math:`K_H[i, j] = N_A - d_H(c_i, c_j)`, the
+    units on which images i and j agree (both active or both inactive), i.e.
+    :math:`K_H = C C^\\top + (1 - C)(1 - C)^\\top`; the score is :math:`\\log |\\det K_H|` (natural
+    log), computed with a log-determinant in float64 so that it cannot overflow; ``-inf`` when two
+    images share a code (:math:`K_H` singular). It agrees with :func:`course_lib.nas.naswot` (tested)."""
+    C = codes.double()
+    K = C @ C.T + (1 - C) @ (1 - C).T
+    sign, logdet = torch.linalg.slogdet(K)
+    return float(logdet) if sign > 0 else -math.inf
+
+
+def naswot_cases() -> list[tuple[torch.Tensor, str]]:
+    """The checker's cases, (codes, what the case is), float32 0/1 tensors as
+    :func:`course_lib.nas.activation_codes` gives them; the random ones drawn from a fixed generator."""
+    g = torch.Generator().manual_seed(0)
+    def draws(n, units):
+        return (torch.rand(n, units, generator=g) < 0.5).float()
+    return [
+        (torch.tensor([[1., 0., 1.], [0., 1., 1.]]), "2 images, 3 units: K = [[3, 1], [1, 3]]"),
+        (torch.tensor([[0., 0., 0., 1.], [0., 0., 1., 0.], [0., 1., 0., 0.]]),
+         "3 images whose active units never overlap, though they agree on inactive ones"),
+        (draws(6, 20), "6 images, 20 units"),
+        (torch.tensor([[1., 0., 1., 0.], [1., 0., 1., 0.], [0., 1., 1., 0.]]), "2 of 3 images with the same code"),
+        (draws(160, 4000), "160 images, 4,000 units (det K_H about 10^529)"),
+    ]
+
+
+def _naswot_variants(codes: torch.Tensor) -> dict[str, float]:
+    C = codes.double()
+    agree = C @ C.T + (1 - C) @ (1 - C).T
+    def logabsdet(K):
+        return float(torch.linalg.slogdet(K)[1])
+    with np.errstate(divide="ignore", over="ignore"):
+        det = float(torch.linalg.det(agree))
+        return {
+            "hamming": logabsdet(C.shape[1] - agree),
+            "active_only": logabsdet(C @ C.T),
+            "log10": logabsdet(agree) / math.log(10),
+            "det_overflow": math.log(det) if det > 0 else -math.inf if det == 0 else math.nan,
+            "per_unit": logabsdet(agree / C.shape[1]),
+        }
+
+
+_NASWOT_HINTS = {
+    "hamming": "K_H counts the units on which two images AGREE, N_A - d_H(c_i, c_j); the Hamming distance d_H "
+               "counts those on which they differ.",
+    "active_only": "two images also agree on a unit that is inactive for both: K_H = C @ C.T + (1 - C) @ (1 - C).T, "
+                   "not C @ C.T alone.",
+    "log10": "the score is the natural logarithm (math.log, torch.log), not log10.",
+    "det_overflow": "the determinant of a large K_H overflows (it is above 10^308 here): compute the log-determinant "
+                    "directly, torch.linalg.slogdet(K) (its second value), never log(det(K)).",
+    "per_unit": "K_H counts units, 0 to N_A: do not divide it by the number of units.",
+}
+
+
+@checker("naswot_score")
+def check_naswot_score(naswot_score: Callable[[torch.Tensor], float]) -> CheckResult:
+    """Check ``naswot_score(codes) -> float``: log|det K_H| with K_H the agreements between binary
+    activation codes; -inf when two codes are equal; the codes unchanged. Reference:
+    :func:`naswot_score_reference`."""
+    name = "naswot_score"
+    cases = naswot_cases()
+    for codes, what in cases:
+        given = codes.clone()
+        where = f"for {what}"
+        got = run_learner(naswot_score, (given,), name, case=what,
+                          hints={"math domain error": "when two images share a code, K_H is singular and its "
+                                                      "determinant 0: the score is -inf (slogdet gives it; "
+                                                      "math.log(0) raises)."})
+        require(check_unchanged(codes, given, name, where, "codes"))
+        got = returned_number(got, name, where, "return log|det K_H| as a float.")
+        expected = naswot_score_reference(codes)
+        if expected == -math.inf:
+            if got == -math.inf:
+                continue
+            return failed(name, f"{where}: expected -inf, got {got:g}. Hint: when two images share a code, two rows "
+                          "of K_H are equal and its determinant is 0: the score is log 0 = -inf (slogdet gives it; "
+                          "math.log(0) raises instead).")
+        if math.isclose(got, expected, rel_tol=1e-5, abs_tol=1e-6):
+            continue
+        hint = next((_NASWOT_HINTS[key] for key, wrong in _naswot_variants(codes).items()
+                     if not math.isclose(wrong, expected, rel_tol=1e-5, abs_tol=1e-6)
+                     and (got == wrong or math.isclose(got, wrong, rel_tol=1e-5, abs_tol=1e-6))), None)
+        return failed(name, f"{where}: expected {expected:.6g}, got {got:.6g}. Hint: " +
+                      (hint or "C = codes.double(); K = C @ C.T + (1 - C) @ (1 - C).T; return the second value of "
+                                "torch.linalg.slogdet(K)."))
+    return passed(name, len(cases), f"all {len(cases)} cases pass (agreements on active and inactive units, natural "
+                  "log, no overflow, -inf for a repeated code; codes unchanged)")
 
 
 # ----------------------------------------------------------------------------- layer_bits
