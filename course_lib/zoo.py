@@ -367,13 +367,19 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "with notebook 05's family recipe: with nas_tight_wide_fashion, the shortlist among which notebook 08 "
         "chooses on the validation split"))
        for k, rank in ((2, "second"), (3, "third"))},
-    # The same recipe with another seed, for the spread between two runs that notebook 08 sets beside
-    # the searched-versus-hand-designed margin.
+    # The same recipe with other seeds: for the spread between two runs that notebook 08 sets beside
+    # the searched-versus-hand-designed margin, and for notebook 05's two separable twins (a global
+    # average pool or a fully connected head) compared over three seeds.
     **{f"{architecture}_seed1_fashion": Recipe(architecture, "fashion-mnist", epochs=8, weight_decay=1e-4, max_shift=1,
                                                seed=1, reference=(
         f"{architecture}_fashion's recipe with seed 1 (initialisation, batch order, shifts): notebook 08, section 2 "
         "measures how far two runs of one recipe differ"))
        for architecture in ("mobilenet_v2_x1_0", "nas_tight_wide_3")},
+    **{f"{architecture}_seed{seed}_fashion": Recipe(architecture, "fashion-mnist", epochs=8, weight_decay=1e-4,
+                                                    max_shift=1, seed=seed, reference=(
+        f"{architecture}_fashion's recipe with seed {seed} (initialisation, batch order, shifts): notebook 05, "
+        "section 7 compares the separable twins with a pooled and a fully connected head over seeds 0, 1 and 2"))
+       for architecture in ("separable_x1_0", "separable_fc_x1_0") for seed in (1, 2)},
     "lenet5_pruned": PruneRecipe("lenet5", (("conv1", 0.34), ("conv2", 0.88), ("fc1", 0.925),
                                             ("fc2", 0.81)), steps=4, epochs_per_step=3, reference=(
         "Han et al. 2015, LeNet-5: 0.80% -> 0.77% error with 12x fewer weights (Table 1); the "

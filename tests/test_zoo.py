@@ -139,10 +139,13 @@ def test_network_searched_in_the_tight_space_is_its_search_winner_and_fits():
     with pytest.raises(ValueError, match="name must be one of"):
         zoo.nas_architecture("nas_wide")
     # The reruns: the same recipe and architecture, another seed, so another file.
-    for name in ("nas_tight_wide_3", "mobilenet_v2_x1_0"):
-        first, rerun = zoo.RECIPES[f"{name}_fashion"], zoo.RECIPES[f"{name}_seed1_fashion"]
-        assert dataclasses.replace(rerun, seed=first.seed, reference=first.reference) == first and rerun.seed == 1
-        assert zoo.entry(f"{name}_seed1_fashion")["sha256"] != zoo.entry(f"{name}_fashion")["sha256"]
+    for name, seeds in (("nas_tight_wide_3", (1,)), ("mobilenet_v2_x1_0", (1,)), ("separable_x1_0", (1, 2)),
+                        ("separable_fc_x1_0", (1, 2))):
+        first = zoo.RECIPES[f"{name}_fashion"]
+        for seed in seeds:
+            rerun = zoo.RECIPES[f"{name}_seed{seed}_fashion"]
+            assert dataclasses.replace(rerun, seed=first.seed, reference=first.reference) == first and rerun.seed == seed
+            assert zoo.entry(f"{name}_seed{seed}_fashion")["sha256"] != zoo.entry(f"{name}_fashion")["sha256"]
 
 
 def test_build_architecture_names_the_nas_entries():
