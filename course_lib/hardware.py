@@ -350,6 +350,8 @@ class Verdict:
     memory_available: int
     estimate: LatencyEstimate
     notes: tuple[str, ...] = field(default_factory=tuple)
+    storage_overhead: int = 0          # of storage_used, the runtime's share (the rest: the weights)
+    memory_overhead: int = 0           # of memory_used, the runtime's buffers and stack
 
 
 def check_fit(report: ModelReport, device: Device) -> Verdict:
@@ -380,7 +382,8 @@ def check_fit(report: ModelReport, device: Device) -> Verdict:
     if fmt not in device.formats:
         reasons.append(f"{device.name} has no {fmt} arithmetic (supports {', '.join(device.formats)})")
     return Verdict(device.name, not reasons, tuple(reasons), storage_used, device.storage_bytes,
-                   memory_used, device.memory_bytes, estimate_latency(report, device))
+                   memory_used, device.memory_bytes, estimate_latency(report, device),
+                   storage_overhead=device.storage_overhead_bytes, memory_overhead=device.memory_overhead_bytes)
 
 
 def verdict_table(report: ModelReport, devices: list[Device] | None = None) -> list[dict]:

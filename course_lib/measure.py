@@ -45,7 +45,7 @@ from .checks import (check_choice, check_finite, check_int, check_model, check_t
 from .encoding import ENCODINGS, best_encoding, bits_of, storage_bytes
 from .models import IMAGE_SHAPE
 
-__all__ = ["IN_PLACE_LAYERS", "VIEW_LAYERS", "ENCODING_CHOICES", "check_input_shape", "format_bytes",
+__all__ = ["IN_PLACE_LAYERS", "VIEW_LAYERS", "ENCODING_CHOICES", "check_input_shape", "format_bytes", "counted",
            "format_name", "WEIGHT_LAYER_TYPES", "weight_layers", "StoredTensor", "CompressedLayer",
            "compressed_layers", "count_parameters", "count_nonzero", "tensor_bytes", "weight_bytes", "LayerTrace",
            "layer_macs", "trace_layers", "run_on_shape", "count_macs", "peak_activation_bytes", "Latency",
@@ -74,6 +74,12 @@ def check_input_shape(input_shape: tuple[int, ...]) -> None:
                             f"(holding {describe(s)})")
     if not input_shape or any(s < 1 for s in input_shape):
         raise ValueError(f"input_shape must be {expected}, got {tuple(input_shape)!r}")
+
+
+def counted(n: int, noun: str) -> str:
+    """A count with its noun in the right number: ``"1 epoch"``, ``"3 epochs"``, ``"0 proposals"``
+    (the plural adds an s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def format_bytes(n: float) -> str:

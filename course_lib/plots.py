@@ -83,16 +83,21 @@ def plot_fit_bars(verdict: Verdict, storage_label: str = "storage", memory_label
     check_type(verdict, "verdict", Verdict, "a Verdict (from hardware.check_fit)")
     check_type(storage_label, "storage_label", str, "a str")
     check_type(memory_label, "memory_label", str, "a str")
-    fig = new_figure((7, 1.8), pyplot)
+    fig = new_figure((7, 2.2), pyplot)
     ax = fig.subplots()
-    rows = [(storage_label, verdict.storage_used, verdict.storage_available),
-            (memory_label, verdict.memory_used, verdict.memory_available)]
-    for i, (_, used, available) in enumerate(rows):
+    rows = [(storage_label, verdict.storage_used, verdict.storage_available, verdict.storage_overhead),
+            (memory_label, verdict.memory_used, verdict.memory_available, verdict.memory_overhead)]
+    for i, (_, used, available, overhead) in enumerate(rows):
         fraction = used / available if available else float("inf")
         colour = "#2ca02c" if fraction <= 1 else "#d62728"
-        ax.barh(i, min(fraction, 1.5), color=colour)
-        ax.text(min(fraction, 1.5) + 0.02, i, f"{format_bytes(used)} / {format_bytes(available)} "
-                f"({100 * fraction:.0f}%)", va="center", fontsize=9)
+        length = min(fraction, 1.5)
+        ax.barh(i, length, color=colour)
+        label = f"{format_bytes(used)} / {format_bytes(available)} ({100 * fraction:.0f}%)"
+        if overhead:                   # the bar holds the runtime's share too: say so
+            label += f"\nincl. {format_bytes(overhead)} for the runtime"
+        inside = length > 0.95         # a long bar carries its label inside, so it stays in the frame;
+        ax.text(length - 0.02 if inside else 1.03, i, label, va="center", fontsize=8.5,   # else right of the line
+                ha="right" if inside else "left", color="white" if inside else "black")
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.invert_yaxis()

@@ -45,8 +45,8 @@ from .train import TrainingSettings, evaluate, fine_tune, model_device
 __all__ = ["Masks", "CRITERIA", "SCOPES", "check_sparsity", "magnitude_mask", "prunable_layers", "layerwise_masks",
            "global_masks", "apply_masks_", "masks_hook", "prune_weights", "layer_sparsity", "kept_fraction",
            "sensitivity_scan", "choose_sparsities", "sparsities_for_target", "cubic_sparsity", "iterative_prune",
-           "channel_norm", "activation_importance", "taylor_importance", "select_channels", "remove_channels",
-           "prune_channels"]
+           "channel_norm", "activation_importance", "taylor_importance", "select_channels", "channel_prunable",
+           "check_channel_prunable", "remove_channels", "prune_channels"]
 
 Masks = dict[str, torch.Tensor]          # parameter name ("fc1.weight") -> 0/1 mask of its shape
 CRITERIA = ("l1", "l2", "activation", "taylor")
@@ -438,6 +438,29 @@ def _sliced_layer(layer: nn.Module, out_index: torch.Tensor | None = None,
     return new.to(layer.weight.device)
 
 
+def channel_prunable(model: nn.Module) -> bool:
+    """Whether :func:`remove_channels` can shrink ``model``: a plain stack of layers, an
+    ``nn.Sequential`` whose convolutions and linear layers are its own children. In a network built
+    of blocks (a shortcut that adds a block's input to its output, a concatenation), removing a
+    channel inside a block would also have to remove it from every tensor the block joins."""
+    layers = weight_layers(model)
+    return isinstance(model, nn.Sequential) and len(layers) >= 2 and all("." not in name for name in layers)
+
+
+def check_channel_prunable(model: nn.Module) -> None:
+    """Raises ValueError, saying why and what to do instead, when ``model`` is not
+    :func:`channel_prunable`."""
+    if channel_prunable(model):
+        return
+    nested = [name for name in weight_layers(model) if "." in name]
+    where = (f"its layers sit inside blocks (e.g. {nested[0]!r})" if nested
+             else f"it is a {type(model).__name__}, not a plain stack of layers")
+    raise ValueError(f"channel pruning needs a plain stack of layers (an nn.Sequential of convolutions and linear "
+                     f"layers), and {where}: removing a channel there would break the tensors a block joins. "
+                     "Prune its weights by magnitude instead (scope 'layer' or 'global'), or choose a plain stack "
+                     "such as lenet5, small_cnn_fashion or tiny_cnn_fashion.")
+
+
 def remove_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
                     input_shape: tuple[int, ...] = (1, 28, 28)) -> nn.Sequential:
     """Channel surgery: a new, physically smaller network where layer ``layer_name`` keeps only
@@ -450,6 +473,7 @@ def remove_channels(model: nn.Sequential, layer_name: str, keep: torch.Tensor,
     result computes exactly what the dense model computes with those channels zeroed.
     """
     check_type(model, "model", nn.Sequential, "an nn.Sequential (the course's models are)")
+    check_channel_prunable(model)
     layer = _layer(model, layer_name)
     keep = torch.as_tensor(keep)
     if keep.is_floating_point() or keep.dtype == torch.bool:
@@ -501,6 +525,7 @@ def prune_channels(model: nn.Sequential, sparsity: dict[str, float], criterion: 
     in order, each scored on the network as pruned so far, and removed by
     :func:`remove_channels`. Returns a new model; the given one is not changed."""
     check_type(model, "model", nn.Sequential, "an nn.Sequential (the course's models are)")
+    check_channel_prunable(model)
     check_choice(criterion, "criterion", CRITERIA)
     if criterion in ("activation", "taylor"):
         if split is None:

@@ -10,7 +10,9 @@ Every panel is assembled by :func:`_panel`, which holds those rules once.
 from __future__ import annotations
 
 import html
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
@@ -21,7 +23,9 @@ from .measure import Latency, ModelReport
 from .nas import STRATEGIES
 from .plots import figure_png, plot_fit_bars
 
-__all__ = ["PANEL_FORMATS", "STALE_NOTE", "RUNNING_NOTE", "DevicePanelResult", "evaluate_on_device",
+_PACKAGE = Path(__file__).resolve().parent
+
+__all__ = ["PANEL_FORMATS", "STALE_NOTE", "RUNNING_NOTE", "PANEL_NOTE", "in_course_words", "DevicePanelResult", "evaluate_on_device",
            "device_panel", "pruning_panel", "quantization_panel", "lowrank_panel", "PANEL_TEMPERATURES",
            "PANEL_LABELLED_IMAGES",
            "distillation_panel", "PANEL_RESOLUTIONS", "architecture_panel", "PANEL_STUDENT_SIZES",
@@ -39,8 +43,34 @@ def _check_dropdown(value: str, name: str, allowed) -> None:
 
 def _check_defaults(default_model: str, default_device: str) -> None:
     """A panel's starting choices, checked before any widget is built."""
-    _check_dropdown(default_model, "default_model", zoo.names())
+    _check_dropdown(default_model, "default_model", experiments.panel_models())
     _check_dropdown(default_device, "default_device", hardware.device_names())
+
+
+def _dropdown(options, value, description: str):
+    """A dropdown wide enough for its longest entry (the label, the entry and the arrow)."""
+    import ipywidgets as w
+
+    labels = [o[0] if isinstance(o, tuple) else str(o) for o in options]
+    longest = max((len(label) for label in labels), default=0)
+    return w.Dropdown(options=options, value=value, description=description,
+                      layout=w.Layout(width=f"calc({longest}ch + 130px)", min_width="300px"))
+
+
+def in_course_words(error: BaseException) -> bool:
+    """Whether ``error`` is one of the course's own messages: an error type the course defines, or a
+    ValueError / TypeError raised on purpose (a ``raise`` statement) by the course's code, which
+    says what was asked, why it cannot be done and what to choose. Anything else (an error deep in
+    torch, a bug) is not, and a panel shows it as unexpected."""
+    if type(error).__module__.startswith("course_lib"):
+        return True
+    if not isinstance(error, (ValueError, TypeError)):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return False
+    last = frames[-1]
+    return Path(last.filename).resolve().is_relative_to(_PACKAGE) and (last.line or "").lstrip().startswith("raise")
 
 
 STALE_NOTE = ("<span style='color:#9a6700'>&#9888; Settings changed: the result below is for the "
@@ -58,8 +88,27 @@ def _as_widget(item):
     if isinstance(item, Figure):
         if item.canvas.manager is not None:      # pyplot's: its display hooks may draw it concurrently
             raise TypeError("a panel's figure must be drawn with pyplot=False (see course_lib.plots)")
-        return w.Image(value=figure_png(item), format="png")
+        png = figure_png(item)
+        width = int.from_bytes(png[16:20], "big")   # the PNG's width in pixels (its IHDR chunk)
+        # At its natural size, as a notebook cell shows the same figure: one pixel of the PNG per CSS
+        # pixel, never stretched to the output's width (narrower outputs may still shrink it).
+        return w.Image(value=png, format="png", layout=w.Layout(width=f"{width}px", max_width="100%"))
     raise TypeError(f"a panel shows HTML strings and figures, got {type(item).__name__}")
+
+
+PANEL_NOTE = "An interactive panel: run this cell to start it (a saved notebook keeps no running panel)."
+
+
+def _panel_class():
+    """The panel's widget class: a VBox whose text form, what a saved notebook shows until the cell
+    runs again, is a note saying so, not a list of its children."""
+    import ipywidgets as w
+
+    class Panel(w.VBox):
+        def __repr__(self) -> str:
+            return PANEL_NOTE
+
+    return Panel
 
 
 def _panel(rows: list, button, compute, failure: str, live: bool = False):
@@ -95,15 +144,21 @@ def _panel(rows: list, button, compute, failure: str, live: bool = False):
         try:
             shown = tuple(_as_widget(item) for item in compute())
         except Exception as e:                    # a panel shows a message, never a traceback
-            message = f"<b style='color:#cf222e'>{failure}:</b> {html.escape(str(e), quote=False)}"
-            shown = (w.HTML(message).add_class("course-panel-failure"),)
+            if in_course_words(e):
+                message = f"<b style='color:#cf222e'>{failure}:</b> {html.escape(str(e), quote=False)}"
+                shown = (w.HTML(message).add_class("course-panel-failure"),)
+            else:                                 # not foreseen: said plainly, and a test looks for it
+                message = (f"<b style='color:#cf222e'>{failure}:</b> something the course did not foresee went "
+                           f"wrong ({type(e).__name__}: {html.escape(str(e), quote=False)}). Please report it, "
+                           "with the settings above.")
+                shown = (w.HTML(message).add_class("course-panel-failure").add_class("course-panel-unexpected"),)
         result.children, note.value = shown, ""
 
     for row in rows:
         for control in controls(row):
             control.observe(run if live else mark_stale, names="value")
     button.on_click(run)
-    panel = w.VBox([*rows, note, result]).add_class("course-panel")
+    panel = _panel_class()([*rows, note, result]).add_class("course-panel")
     if live:
         panel.add_class("course-panel-live")
         run(None)
@@ -142,11 +197,12 @@ def evaluate_on_device(model_name: str, number_format: str, device_name: str,
 
     Raises:
         TypeError: a choice that is not a str, or ``measure_here`` not a bool.
-        ValueError: ``model_name`` not one of :func:`course_lib.zoo.names`, ``number_format``
+        ValueError: ``model_name`` not one of :func:`course_lib.experiments.panel_models`, ``number_format``
             not one of :data:`PANEL_FORMATS`, ``device_name`` not one of
             :func:`course_lib.hardware.device_names`. All are checked before anything runs.
     """
-    _check_dropdown(model_name, "model_name", zoo.names())
+    check_type(model_name, "model_name", str, "a str, one of the zoo's models")
+    experiments.check_panel_model(model_name)
     _check_dropdown(number_format, "number_format", PANEL_FORMATS)
     _check_dropdown(device_name, "device_name", hardware.device_names())
     check_type(measure_here, "measure_here", bool, "True or False")
@@ -162,15 +218,15 @@ def device_panel(default_model: str = "lenet5", default_device: str = "STM32F746
     (:func:`evaluate_on_device`); a failure shows a message, not a traceback.
 
     Raises:
-        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.experiments.panel_models`
             or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
     """
     _check_defaults(default_model, default_device)
     import ipywidgets as w
 
-    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
+    model = _dropdown(experiments.panel_models(), default_model, "model")
     fmt = w.Dropdown(options=PANEL_FORMATS, value="fp32", description="format")
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     measure_here = w.Checkbox(value=True, description="also measure latency here")
     button = w.Button(description="Evaluate", button_style="primary", icon="play")
 
@@ -192,20 +248,32 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
     sparsity, device, fine-tuning; runs on the button only.
 
     Raises:
-        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.experiments.panel_models`
             or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
     """
     _check_defaults(default_model, default_device)
     import ipywidgets as w
 
-    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
-    method = w.Dropdown(options=[(experiments.PRUNING_METHOD_NAMES[m], m) for m in experiments.PRUNING_METHODS],
-                        value="layer", description="method")
+    def methods(model_name: str) -> list[tuple[str, str]]:     # channel pruning only for a plain stack of layers
+        return [(experiments.PRUNING_METHOD_NAMES[m], m) for m in experiments.pruning_methods(model_name)]
+
+    model = _dropdown(experiments.panel_models(), default_model, "model")
+    method = _dropdown([(experiments.PRUNING_METHOD_NAMES[m], m) for m in experiments.PRUNING_METHODS], "layer",
+                       "method")
+    method.options = methods(default_model)
     sparsity = w.FloatSlider(value=0.9, min=0.0, max=0.98, step=0.01, description="sparsity",
                              continuous_update=False, readout_format=".2f")
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     epochs = w.IntSlider(value=1, min=0, max=3, description="fine-tune", continuous_update=False)
     button = w.Button(description="Prune and measure", button_style="primary", icon="scissors")
+
+    def on_model(change):
+        if change["new"] in experiments.panel_models():
+            chosen = method.value
+            method.options = methods(change["new"])
+            method.value = chosen if chosen in experiments.pruning_methods(change["new"]) else "layer"
+
+    model.observe(on_model, names="value")
 
     def compute():
         result = experiments.pruning_experiment(model.value, method.value, sparsity.value, device.value,
@@ -223,17 +291,17 @@ def quantization_panel(default_model: str = "lenet5", default_device: str = "Ard
     granularity, calibration, device; runs on the button only.
 
     Raises:
-        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.experiments.panel_models`
             or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
     """
     _check_defaults(default_model, default_device)
     import ipywidgets as w
 
-    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
+    model = _dropdown(experiments.panel_models(), default_model, "model")
     bits = w.IntSlider(value=8, min=2, max=8, description="bits", continuous_update=False)
     granularity = w.Dropdown(options=[("per-channel", True), ("per-tensor", False)], value=True, description="weights")
     method = w.Dropdown(options=quantization.CALIBRATION_METHODS, value="minmax", description="calibration")
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     button = w.Button(description="Quantize and measure", button_style="primary", icon="compress")
 
     def compute():
@@ -252,7 +320,7 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
     rank, device; no training, so an answer comes in about a second, on the button.
 
     Raises:
-        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.zoo.names`
+        TypeError / ValueError: ``default_model`` is not one of :func:`course_lib.experiments.panel_models`
             or ``default_device`` not one of :func:`course_lib.hardware.device_names`.
     """
     _check_defaults(default_model, default_device)
@@ -262,10 +330,10 @@ def lowrank_panel(default_model: str = "lenet_300_100", default_device: str = "A
     def layer_names(model_name: str) -> list[str]:
         return list(measure.weight_layers(zoo.load(model_name)))
 
-    model = w.Dropdown(options=zoo.names(), value=default_model, description="model")
+    model = _dropdown(experiments.panel_models(), default_model, "model")
     layer = w.Dropdown(options=layer_names(default_model), description="layer")
     rank = w.IntSlider(value=20, min=1, max=200, description="rank", continuous_update=False)
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     button = w.Button(description="Factorize", button_style="primary", icon="compress")
 
     def largest_rank(model_name: str, layer_name: str) -> int:
@@ -322,7 +390,7 @@ def distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     epochs = w.IntSlider(value=40, min=1, max=50, description="epochs", continuous_update=False)
     labelled = w.Dropdown(options=[(f"{n:,}", n) for n in PANEL_LABELLED_IMAGES], value=PANEL_LABELLED_IMAGES[0],
                           description="labelled")
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     button = w.Button(description="Distill", button_style="primary", icon="graduation-cap")
 
     def compute():
@@ -359,7 +427,7 @@ def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
     resolution = w.SelectionSlider(options=PANEL_RESOLUTIONS, value=1.0, description="resolution ρ",
                                    continuous_update=False)
     depth = w.IntSlider(value=1, min=1, max=3, description="depth ×", continuous_update=False)
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     button = w.Button(description="Build and measure", button_style="primary", icon="cubes")
 
     def compute():
@@ -398,7 +466,7 @@ def model_distillation_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
                        continuous_update=False)
     transfer = w.Dropdown(options=model_distillation.TRANSFER_SETS, value="images", description="transfer")
     epochs = w.IntSlider(value=5, min=1, max=20, description="epochs", continuous_update=False)
-    device = w.Dropdown(options=hardware.device_names(), value=default_device, description="device")
+    device = _dropdown(hardware.device_names(), default_device, "device")
     button = w.Button(description="Distill into the student", button_style="primary", icon="tree")
 
     def on_family(change):
@@ -442,7 +510,7 @@ def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
         return w.IntSlider(value=value, min=low, max=high, step=step, description=description,
                            continuous_update=False)
 
-    device = w.Dropdown(options=experiments.panel_devices(), value=default_device, description="device")
+    device = _dropdown(experiments.panel_devices(), default_device, "device")
     flash = slider(experiments.PANEL_FLASH_KB, 64, "flash KB")
     sram = slider(experiments.PANEL_SRAM_KB, 32, "SRAM KB")
     latency = slider(experiments.PANEL_LATENCY_MS, 50, "latency ms")
@@ -479,7 +547,7 @@ def compression_planner_panel(default_device: str = "Arduino Nano 33 BLE Sense")
     import ipywidgets as w
 
     low, high, step = PANEL_ACCURACY_FLOOR
-    device = w.Dropdown(options=planner.plan_devices(), value=default_device, description="device")
+    device = _dropdown(planner.plan_devices(), default_device, "device")
     floor = w.FloatSlider(value=90.0, min=low, max=high, step=step, description="floor %",
                           continuous_update=False, readout_format=".1f")
     objective = w.Dropdown(options=planner.PLAN_OBJECTIVES, value=planner.PLAN_OBJECTIVES[0],

@@ -4,7 +4,7 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import pytest
 
-from course_lib import experiments, planner, plots, widgets
+from course_lib import checks, experiments, measure, planner, plots, widgets, zoo
 
 
 def shown(panel) -> str:
@@ -98,11 +98,18 @@ def test_panels_show_a_message_not_a_traceback(make_panel, module, computation, 
     panel = make_panel()
 
     def failing(*args, **kwargs):
-        raise ValueError("boom <b>")
+        raise ValueError("boom <b>")      # raised outside the course's code: not one of its messages
 
     monkeypatch.setattr(module, computation, failing)
     button(panel).click()                # must not raise
-    assert f"{failure}:</b> boom &lt;b&gt;" in shown(panel)     # the message, as text
+    assert f"{failure}:</b> something the course did not foresee" in shown(panel)
+    assert "(ValueError: boom &lt;b&gt;)" in shown(panel)        # the message, as text
+    assert "course-panel-unexpected" in panel.children[-1].children[0]._dom_classes
+
+    monkeypatch.setattr(module, computation, lambda *args, **kwargs: checks.check_choice("x", "model_name", ["y"]))
+    button(panel).click()                # the course's own message: shown as it is
+    assert f"{failure}:</b> model_name must be one of" in shown(panel)
+    assert "course-panel-unexpected" not in panel.children[-1].children[0]._dom_classes
 
 
 # ----------------------------------------------------------------------------- bad input never gives garbage
@@ -310,3 +317,157 @@ def test_architecture_panel_is_live():
     device = panel.children[2].children[0]
     device.value = None                                                             # nothing chosen
     assert "Cannot build" in shown(panel) and "must be" in shown(panel)
+
+
+# ----------------------------------------------------------------------------- every choice a panel offers
+
+PANELS = (widgets.device_panel, widgets.pruning_panel, widgets.quantization_panel, widgets.lowrank_panel,
+          widgets.distillation_panel, widgets.architecture_panel, widgets.model_distillation_panel,
+          widgets.nas_panel, widgets.compression_planner_panel)
+
+
+def _walk(widget):
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+    yield widget
+
+
+@pytest.fixture
+def cheap_data(monkeypatch):
+    """The panels' work cut down: splits of at most 2,000 images (samples of 300), accuracy scored on
+    200 images, two timing runs. What a choice can break is the code path, not the accuracy, so
+    every choice runs in a fraction of a second."""
+    import importlib
+
+    from course_lib import data, measure, train
+
+    load, subset, sample = data.load, data.ImageSplit.subset, data.ImageSplit.sample
+    monkeypatch.setattr(data, "load", lambda *a, **k: subset(load(*a, **k), 2000))
+    monkeypatch.setattr(data.ImageSplit, "subset", lambda self, n: subset(self, min(n, len(self))))
+    monkeypatch.setattr(data.ImageSplit, "sample", lambda self, n, seed=0: sample(self, min(n, len(self), 300), seed))
+    evaluate = train.evaluate
+    for name in ("pruning", "quantization", "lowrank", "distillation", "model_distillation"):
+        module = importlib.import_module(f"course_lib.experiments.{name}")
+        if hasattr(module, "evaluate"):
+            monkeypatch.setattr(module, "evaluate", lambda model, split, *a, **k: evaluate(model, subset(split, 200)))
+    for name in ("speedup", "measure_latency"):
+        timing = getattr(measure, name)
+        monkeypatch.setattr(measure, name, lambda *a, _timing=timing, **k: _timing(*a, **{**k, "warmup": 0,
+                                                                                           "repeats": 2}))
+
+
+def test_every_dropdown_value_of_every_panel_gives_a_result_or_a_course_message(cheap_data):
+    """Every panel, every value of every dropdown (the others at their defaults, sliders at their
+    cheapest, no optional measuring): the result, or a message in the course's words; never an
+    error the course did not foresee (a raw Python or torch message). Prints the table."""
+    import ipywidgets as w
+
+    rows, unexpected = [], []
+    for make_panel in PANELS:
+        panel = make_panel()
+        controls = [c for c in _walk(panel) if isinstance(c, w.ValueWidget)]
+        for control in controls:
+            if isinstance(control, (w.IntSlider, w.FloatSlider)):
+                control.value = control.min
+            elif isinstance(control, w.Checkbox):
+                control.value = False
+        button = next(c for c in _walk(panel) if isinstance(c, w.Button))
+        for dropdown in [c for c in controls if isinstance(c, w.Dropdown)]:
+            default = dropdown.value
+            for label, value in list(zip(dropdown._options_labels, dropdown._options_values)):
+                dropdown.value = value
+                button.click()
+                result = panel.children[-1].children
+                failure = [c for c in result if "course-panel-failure" in c._dom_classes]
+                outcome = "result" if not failure else "message: " + failure[0].value.split("</b>", 1)[1][:90]
+                rows.append((make_panel.__name__, dropdown.description, label, outcome))
+                if failure and "course-panel-unexpected" in failure[0]._dom_classes:
+                    unexpected.append(rows[-1])
+            dropdown.value = default
+    width = max(len(r[2]) for r in rows)
+    print("\n".join(f"{p:26s} {d:12s} {label:{width}s} {o}" for p, d, label, o in rows))
+    assert len(rows) > 100 and not unexpected, "\n".join(map(str, unexpected))
+
+
+def test_panels_offer_only_models_they_can_run():
+    """The model dropdowns list the zoo's models that classify images by themselves, derived from each
+    model's forward; the supernet, which also needs an architecture, is not offered, and asked for
+    anyway it gets the course's message. The pruning panel offers channel pruning only for a plain
+    stack of layers."""
+    import ipywidgets as w
+
+    offered = experiments.panel_models()
+    assert "supernet_fashion" not in offered and "lenet5" in offered and len(offered) == len(zoo.names()) - 1
+    for make_panel in (widgets.device_panel, widgets.pruning_panel, widgets.quantization_panel,
+                       widgets.lowrank_panel):
+        model = next(c for c in _walk(make_panel()) if isinstance(c, w.Dropdown) and c.description == "model")
+        assert model.options == offered
+    with pytest.raises(ValueError, match="cannot classify images by itself: its forward also needs 'architecture'"):
+        widgets.evaluate_on_device("supernet_fashion", "int8", "ESP32")
+    panel = widgets.pruning_panel(default_model="lenet5")
+    model, method = (next(c for c in _walk(panel) if isinstance(c, w.Dropdown) and c.description == d)
+                     for d in ("model", "method"))
+    assert "channel" in method.options[-1] and method.value == "layer"
+    method.value = "channel"
+    model.value = "mobilenet_v2_x1_0_fashion"            # blocks with shortcuts: no channel pruning offered
+    assert [v for _, v in method.options] == ["layer", "global"] and method.value == "layer"
+    with pytest.raises(ValueError, match="channel pruning needs a plain stack of layers"):
+        experiments.pruning_experiment("mobilenet_v2_x1_0_fashion", "channel", 0.5, "ESP32", measure_speed=False)
+
+
+def test_a_saved_panel_reads_as_a_note_and_its_figures_keep_their_size():
+    """A panel's text form (what a notebook saved with it shows until the cell runs again) is a
+    note, not a repr of its children; a figure is shown at its natural width, not stretched."""
+    import ipywidgets as w
+
+    panel = widgets.device_panel(default_model="lenet5", default_device="Arduino Nano 33 BLE Sense")
+    assert repr(panel) == widgets.PANEL_NOTE and "VBox" not in repr(panel)
+    assert panel._repr_mimebundle_()["text/plain"] == widgets.PANEL_NOTE
+    next(c for c in _walk(panel) if isinstance(c, w.Checkbox)).value = False
+    next(c for c in _walk(panel) if isinstance(c, w.Button)).click()
+    (image,) = [c for c in panel.children[-1].children if isinstance(c, w.Image)]
+    width = int.from_bytes(bytes(image.value)[16:20], "big")
+    assert image.layout.width == f"{width}px" and image.layout.max_width == "100%"
+
+
+@pytest.mark.parametrize("model, number_format, device", [
+    ("lenet5", "fp32", "Arduino Nano 33 BLE Sense"), ("lenet5", "int8", "Arduino Nano 33 BLE Sense"),
+    ("lenet5", "fp32", "Raspberry Pi 4"), ("mobilenet_v2_x1_0_fashion", "int8", "STM32F746"),
+    ("lenet_300_100", "fp32", "This machine")])
+def test_fit_bars_keep_their_labels_inside_the_frame_and_name_the_runtime(model, number_format, device):
+    result = widgets.evaluate_on_device(model, number_format, device)
+    figure = plots.plot_fit_bars(result.verdict, pyplot=False)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    frame = ax.get_window_extent(renderer)
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, text
+    if result.verdict.storage_overhead:
+        assert f"incl. {measure.format_bytes(result.verdict.storage_overhead)} for the runtime" in ax.texts[0].get_text()
+
+
+def test_counts_read_in_the_right_number():
+    assert measure.counted(1, "epoch") == "1 epoch" and measure.counted(2, "epoch") == "2 epochs"
+    assert measure.counted(0, "proposal") == "0 proposals" and measure.counted(1_000, "image") == "1,000 images"
+
+
+def test_notebooks_keep_no_panel_state_and_a_saved_panel_reads_as_the_note():
+    """Opened before it runs, a panel cell shows the course's note: the notebooks store no widget state
+    (which JupyterLab would draw as a dead, static panel) and each panel cell's text is the note."""
+    import json
+    import re
+    from pathlib import Path
+
+    panels = 0
+    for path in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        assert "widgets" not in notebook["metadata"], f"{path.name} stores widget state"
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code" and re.search(r"\bwidgets\.\w+_panel\(", "".join(cell["source"])):
+                texts = ["".join(o["data"]["text/plain"]) for o in cell["outputs"]
+                         if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+                assert texts == [widgets.PANEL_NOTE], (path.name, texts)
+                panels += 1
+    assert panels >= 9

@@ -5,7 +5,8 @@ whose ``lines()`` the panel shows.
 This layer sits above the technique modules and the zoo, and below :mod:`course_lib.widgets`: the
 techniques never import it, so a learner reads each technique without the panel's plumbing.
 
-* :mod:`.pruning`: notebook 01; :mod:`.quantization`: notebook 02; :mod:`.distillation`: notebook 03;
+* :mod:`.choices`: the zoo models the panels can run, derived from what each model is;
+  :mod:`.pruning`: notebook 01; :mod:`.quantization`: notebook 02; :mod:`.distillation`: notebook 03;
   :mod:`.lowrank`: notebook 04; :mod:`.architectures`: notebook 05; :mod:`.model_distillation`:
   notebook 06; :mod:`.nas`: notebook 07.
 """
@@ -16,6 +17,7 @@ from .architectures import (
                                  ArchitectureExperiment,
                                  architecture_experiment,
 )
+from .choices import check_panel_model, panel_models, pruning_methods, takes_images
 from .distillation import DistillationExperiment, distillation_experiment
 from .lowrank import LowRankExperiment, lowrank_experiment
 from .model_distillation import (
@@ -41,6 +43,7 @@ from .pruning import PRUNING_METHOD_NAMES, PRUNING_METHODS, PruningExperiment, p
 from .quantization import QuantizationExperiment, quantization_experiment
 
 __all__ = [
+    "check_panel_model", "panel_models", "pruning_methods", "takes_images",
     "DESIGNS", "TRAINED_WIDTHS", "ArchitectureExperiment", "architecture_experiment",
     "DistillationExperiment", "distillation_experiment",
     "LowRankExperiment", "lowrank_experiment",

@@ -37,7 +37,8 @@ class DistillationExperiment:
     def lines(self) -> list[str]:
         """The panel's text, one line each."""
         return [
-            f"Student 784-{self.hidden}-{self.hidden}-10, {self.epochs} epochs on {self.transfer_size:,} labelled images, "
+            f"Student 784-{self.hidden}-{self.hidden}-10, {measure.counted(self.epochs, 'epoch')} on "
+            f"{self.transfer_size:,} labelled images, "
             f"T = {self.temperature:g}, weight {self.weight:g} on the soft targets",
             f"Validation accuracy: labels only {100 * self.labels_accuracy:.2f}%, distilled "
             f"{100 * self.distilled_accuracy:.2f}% ({100 * self.gain:+.2f} points); teacher "

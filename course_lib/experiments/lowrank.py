@@ -12,6 +12,7 @@ from ..checks import check_choice, check_int
 from ..lowrank.layers import factorize_model
 from ..measure import weight_layers
 from ..train import evaluate
+from .choices import check_panel_model
 
 __all__ = ["LowRankExperiment", "lowrank_experiment"]
 
@@ -60,7 +61,7 @@ def lowrank_experiment(model_name: str, layer: str, rank: int, device_name: str,
             (named as :func:`factorize_model` names it); ``n_validation`` outside [1, 5000].
         TypeError: arguments of the wrong type.
     """
-    check_choice(model_name, "model_name", zoo.names())
+    check_panel_model(model_name)
     device = hardware.get_device(device_name)
     baseline = zoo.load(model_name)
     check_choice(layer, "layer", list(weight_layers(baseline)))

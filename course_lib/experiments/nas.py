@@ -98,9 +98,11 @@ class NasExperiment:
         r, b, c, v = self.result, self.best, self.best.costs, self.verdict
         fit = "FITS" if v.fits else "DOES NOT FIT"
         return [
-            (f"{r.strategy} search, budget {r.budget} evaluations (seed {r.seed}) for {self.device.name}: "
-             f"flash <= {self.flash_kb} KB, SRAM <= {self.sram_kb} KB, latency <= {self.latency_ms} ms (estimated)"),
-            (f"{len(r.evaluated)} networks evaluated on the supernet, {len(r.rejected)} proposals rejected by the "
+            (f"{r.strategy} search, budget {measure.counted(r.budget, 'evaluation')} (seed {r.seed}) for "
+             f"{self.device.name}: flash <= {self.flash_kb} KB, SRAM <= {self.sram_kb} KB, "
+             f"latency <= {self.latency_ms} ms (estimated)"),
+            (f"{measure.counted(len(r.evaluated), 'network')} evaluated on the supernet, "
+             f"{measure.counted(len(r.rejected), 'proposal')} rejected by the "
              f"limits before any evaluation; {self.seconds:.1f} s"),
             f"best: {describe_architecture(b.architecture)}",
             (f"its costs: {c.parameters:,} parameters, {c.macs:,} MACs, int8 weights "
@@ -127,7 +129,7 @@ class NasExperiment:
         ax.axvline(self.latency_ms, color="C3", linestyle="--", linewidth=1, label="latency limit")
         ax.set_xlabel(f"estimated latency on {self.device.name} (ms)")
         ax.set_ylabel("supernet accuracy (%)")
-        ax.set_title(f"{self.result.strategy}, {self.result.budget} evaluations", fontsize=9)
+        ax.set_title(f"{self.result.strategy}, {measure.counted(self.result.budget, 'evaluation')}", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
         return fig

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .. import data, hardware, measure, zoo
 from ..checks import check_choice, check_int
 from ..pruning import (
+    SCOPES,
     check_sparsity,
     masks_hook,
     prunable_layers,
@@ -14,12 +15,13 @@ from ..pruning import (
     prune_weights,
 )
 from ..train import TrainingSettings, evaluate, fine_tune
+from .choices import check_panel_model
 
 __all__ = ["PRUNING_METHODS", "PRUNING_METHOD_NAMES", "PruningExperiment", "pruning_experiment"]
 
 # Magnitude pruning in either scope (``"layer"``: one sparsity per layer; ``"global"``: one threshold for the
 # model, as :func:`course_lib.pruning.prune_weights`), or structured pruning of whole channels.
-PRUNING_METHODS = ("layer", "global", "channel")
+PRUNING_METHODS = (*SCOPES, "channel")
 PRUNING_METHOD_NAMES = {"layer": "magnitude pruning, one sparsity per layer",
                         "global": "magnitude pruning, one global threshold",
                         "channel": "channel pruning"}
@@ -66,7 +68,7 @@ def pruning_experiment(model_name: str, method: str, sparsity: float, device_nam
     fine-tuning), or ``"channel"``: every hidden layer loses the fraction ``sparsity`` of its
     channels by L1 norm, giving a smaller dense network.
     """
-    check_choice(model_name, "model_name", zoo.names())
+    check_panel_model(model_name)
     check_choice(method, "method", PRUNING_METHODS)
     check_sparsity(sparsity)
     check_int(fine_tune_epochs, "fine_tune_epochs", 0)

@@ -9,6 +9,7 @@ from .. import data, hardware, measure, runtime, zoo
 from ..checks import check_choice, check_type
 from ..quantization import CALIBRATION_METHODS, check_bits, quantize_model
 from ..train import evaluate
+from .choices import check_panel_model
 
 __all__ = ["QuantizationExperiment", "quantization_experiment"]
 
@@ -53,7 +54,7 @@ def quantization_experiment(model_name: str, bits: int, per_channel: bool, metho
     bytes and activations are at ``bits``), fit and estimated latency on a device; at 8 bits
     also the measured speed of ONNX Runtime's int8 model against its fp32 one. ``per_channel``: the
     weights' granularity (one scale per output channel, else one per tensor)."""
-    check_choice(model_name, "model_name", zoo.names())
+    check_panel_model(model_name)
     check_bits(bits)
     check_type(per_channel, "per_channel", bool, "True (per-channel) or False (per-tensor)")
     check_choice(method, "method", CALIBRATION_METHODS)

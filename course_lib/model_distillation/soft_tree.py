@@ -37,7 +37,7 @@ def _check_depth(depth: int, high: int = MAX_SOFT_TREE_DEPTH) -> None:
 
 def _path_probabilities(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`path_probabilities` (below) without its checks: the soft tree calls it on every batch."""
-    depth = (p.shape[1] + 1).bit_length() - 1
+    depth = (int(p.shape[1]) + 1).bit_length() - 1       # int(): a plain number when exported to ONNX too
     reach = torch.ones(len(p), 1, dtype=p.dtype, device=p.device)           # (B, 1): the root
     inner = []
     for level in range(depth):

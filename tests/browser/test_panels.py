@@ -5,6 +5,7 @@ listed by hand, so a new notebook's panels are covered when it lands. For each p
 cells it needs run: the notebook's first code cell (its imports and setup), any earlier cell
 defining a name the panel cell uses, and the panel cell. Then, through the page:
 
+- opened, before any cell runs, the panel cell shows the course's "run this cell" note, not a repr;
 - it renders as widgets (not "Loading widget..." nor a text repr);
 - its button gives a result; every slider starts at its minimum, the cheapest setting;
 - changing a dropdown, a slider and a checkbox marks the old result stale, and the next press
@@ -15,6 +16,8 @@ defining a name the panel cell uses, and the panel cell. Then, through the page:
   panel and the browser (the ``course_lib.plots`` call the panel makes at those settings, made
   again here through pyplot, as a notebook cell makes it): a blank or half-drawn figure fails;
 - a dropdown left empty (an impossible setting) shows a message, not a traceback;
+- no message the course did not foresee (``course-panel-unexpected``); every figure at its natural
+  size, never stretched; every dropdown wide enough for its longest entry;
 - no traceback on the page or in the kernel's log, no browser console error;
 - comm messages really went over a kernel subshell (JupyterLab's default since 4.4).
 
@@ -116,6 +119,10 @@ class Notebook:
             except NotAsked:               # not asked: nothing covers the page
                 pass
             lab.news_answered = True
+        # As the notebook opens, before anything runs: what each saved panel cell shows.
+        self.page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        self.opened = {i: self.cell(i).locator(".jp-OutputArea").inner_text()
+                       for i, source in code_cells(REPO / "notebooks" / name) if PANEL_CALL.search(source)}
         self.page.get_by_role("menuitem", name="Edit", exact=True).click()
         self.page.get_by_text("Clear Outputs of All Cells", exact=True).click()
         self.page.wait_for_function("""() => ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')]
@@ -320,6 +327,24 @@ def check_figures(panel, panel_source: str, controls) -> int:
     return len(seen)
 
 
+def check_shown_as_drawn(panel):
+    """No message the course did not foresee; each figure at its natural size (one PNG pixel per CSS
+    pixel, as a notebook cell shows it, unless the output is narrower); each dropdown wide enough
+    for its longest entry."""
+    assert not panel.locator(".course-panel-unexpected").count(), panel.inner_text()
+    for img in panel.locator(".course-panel-result img").all():
+        natural, shown = img.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+        assert shown <= natural + 1, f"a figure stretched from {natural} to {shown} pixels wide"
+    for select in panel.locator(".widget-dropdown select").all():
+        needed, room = select.evaluate("""s => {
+            const c = document.createElement('canvas').getContext('2d');
+            c.font = getComputedStyle(s).font;
+            const widest = Math.max(...[...s.options].map(o => c.measureText(o.text).width));
+            return [widest, s.clientWidth - 24];    // the arrow and padding take about 24 pixels
+        }""")
+        assert needed <= room, f"a dropdown entry {needed:.0f} pixels wide is cut to {room:.0f}"
+
+
 def move_slider_to(control, key: str):
     handle = control.locator(".noUi-handle")
     handle.focus()
@@ -331,6 +356,11 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
     path = REPO / "notebooks" / notebook_name
     panel_source = dict(code_cells(path))[panel_index]
     notebook = notebooks(notebook_name)
+    # Opened, before it runs, the panel cell shows the course's note, never a repr of widgets.
+    on_opening = notebook.opened[panel_index]
+    assert "VBox(" not in on_opening and "run this cell to start it" in on_opening, on_opening
+    save_screenshot(notebook.cell(panel_index), screenshots,
+                    f"{Path(notebook_name).stem}-{PANEL_CALL.search(panel_source).group(1)}-opened")
     for index in cells_needed(path, panel_index):
         if index not in notebook.ran:
             notebook.run(index)
@@ -350,6 +380,7 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
             move_slider_to(control, "Home")                  # the cheapest setting
     first = press(panel)                                     # (a live panel: after its own updates)
     assert not panel.locator(".course-panel-failure").count(), first
+    check_shown_as_drawn(panel)
     figures = check_figures(panel, panel_source, controls)
     save_screenshot(panel, screenshots, f"{name}-before")
 
@@ -387,6 +418,7 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
         if live:
             assert after == updated, "a live panel's press gives another result than its update"
         assert not panel.locator(".course-panel-failure").count(), after
+        check_shown_as_drawn(panel)
         assert not panel.locator(".course-panel-note", has_text="Settings changed").count()
         assert after != before, f"changing the {kind} {describe(control)!r} did not change the result"
         if kind != "checkbox":
@@ -407,6 +439,7 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
         wait_for_stale_note(panel)
     message = press(panel)
     assert panel.locator(".course-panel-failure").count() == 1 and "must be" in message, message
+    assert not panel.locator(".course-panel-unexpected").count(), message        # the course's words, not raw
     save_screenshot(panel, screenshots, f"{name}-bad-input")
 
     assert subshells(jupyter_lab), "comm messages did not go over a kernel subshell"
