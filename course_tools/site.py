@@ -11,9 +11,11 @@ version (solutions and outputs stripped by :mod:`course_tools.student`).
 Nothing is fetched at view time. The pages load no script from a network: MathJax 2 is copied
 into the site from the ``jupyter-server-mathjax`` package when it is installed (the ``test``
 extra installs it), and renders the maths as SVG; without it, the LaTeX source stays on the page
-as text. Widget panels are drawn once, at build time, as static HTML from the widget state saved in
-the notebook (the state itself is embedded too, as nbconvert embeds it), so they need no widget
-script either; they show their controls as recorded and do not run.
+as text. Widget panels are drawn once, at build time, as static HTML: from the widget state saved in
+the notebook where there is one, else (the course's notebooks save none, so that a notebook opened
+in JupyterLab shows "run this cell" rather than a dead panel) from the panel built again by the
+cell's own call, before any press. The state is embedded too, as nbconvert embeds it, so the pages
+need no widget script; they show the panel's controls and do not run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 from .student import build_student_notebooks
 
 __all__ = ["MATHJAX_CONFIG", "PAGE_TEMPLATE", "STYLE", "SNAPSHOT_STYLE", "NotebookEntry", "read_entry",
-           "widget_snapshot", "build_site", "main"]
+           "widget_snapshot", "PANEL_CALL", "panel_states", "build_site", "main"]
 
 MATHJAX_CONFIG = """<script type="text/x-mathjax-config">
 MathJax.Hub.Config({
@@ -204,8 +206,36 @@ def widget_snapshot(view: dict, state: dict) -> str:
         return f"<em>({html.escape(name.removesuffix('Model'))} widget)</em>"
 
     body = draw(view.get("model_id", ""))
-    return (f"<div class='snapshot'>{body}<div class='snapshot-note'>The panel as recorded when the notebook "
-            f"ran; open the notebook in JupyterLab to use it.</div></div>")
+    return (f"<div class='snapshot'>{body}<div class='snapshot-note'>The panel's controls, as it opens; open "
+            f"the notebook in JupyterLab and run the cell to use it.</div></div>")
+
+
+PANEL_CALL = re.compile(r"\bwidgets\.\w+_panel\(")
+
+
+def panel_states(nb) -> dict:
+    """The widget state of each panel a notebook shows, built again from its cell's call (the
+    call's own expression, evaluated with ``course_lib.widgets``, nothing else of the cell): the
+    panel as it opens, before any press. Each panel output's ``model_id`` is pointed at the new
+    panel. ``{}`` when the notebook shows no panel."""
+    import ast
+
+    from ipywidgets.embed import dependency_state
+
+    from course_lib import widgets
+
+    states = {}
+    for cell in nb.cells:
+        views = [o for o in cell.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        if cell.cell_type != "code" or not views or not PANEL_CALL.search(cell.source):
+            continue
+        call = next(node for node in ast.walk(ast.parse(cell.source))
+                    if isinstance(node, ast.Call) and PANEL_CALL.match(ast.unparse(node)))
+        panel = eval(compile(ast.Expression(call), "<panel cell>", "eval"), {"widgets": widgets})
+        states.update(dependency_state(panel))
+        for view in views:
+            view["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] = panel.model_id
+    return {"version_major": 2, "version_minor": 0, "state": states} if states else {}
 
 
 def _draw_output(output: dict) -> str:
@@ -231,6 +261,10 @@ def _notebook_page(path: Path, mathjax: bool) -> str:
 
     nb = nbformat.read(path, as_version=4)
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    if not state:
+        state = panel_states(nb)
+        if state:
+            nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
     exporter = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"course.html.j2": PAGE_TEMPLATE})],
                             template_file="course.html.j2")
     exporter.register_filter("widget_snapshot", lambda view: widget_snapshot(view, state))

@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_support import REPO, save_screenshot
+from browser_support import REPO, SCREENSHOTS, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -120,9 +120,15 @@ class Notebook:
                 pass
             lab.news_answered = True
         # As the notebook opens, before anything runs: what each saved panel cell shows.
-        self.page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-        self.opened = {i: self.cell(i).locator(".jp-OutputArea").inner_text()
-                       for i, source in code_cells(REPO / "notebooks" / name) if PANEL_CALL.search(source)}
+        self.opened, self.opened_png = {}, {}
+        for i, source in code_cells(REPO / "notebooks" / name):
+            if PANEL_CALL.search(source):
+                self.cell(i).scroll_into_view_if_needed()      # a cell off screen is not drawn
+                shown = self.cell(i).locator(".jp-OutputArea-output").first
+                shown.wait_for(timeout=30_000)
+                self.page.wait_for_function("(e) => e.innerText.trim().length > 0", arg=shown.element_handle(),
+                                            timeout=30_000)                  # drawn a moment after the cell
+                self.opened[i], self.opened_png[i] = shown.inner_text(), self.cell(i).screenshot()
         self.page.get_by_role("menuitem", name="Edit", exact=True).click()
         self.page.get_by_text("Clear Outputs of All Cells", exact=True).click()
         self.page.wait_for_function("""() => ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')]
@@ -359,8 +365,9 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
     # Opened, before it runs, the panel cell shows the course's note, never a repr of widgets.
     on_opening = notebook.opened[panel_index]
     assert "VBox(" not in on_opening and "run this cell to start it" in on_opening, on_opening
-    save_screenshot(notebook.cell(panel_index), screenshots,
-                    f"{Path(notebook_name).stem}-{PANEL_CALL.search(panel_source).group(1)}-opened")
+    opened_png = screenshots / f"{Path(notebook_name).stem}-{PANEL_CALL.search(panel_source).group(1)}-opened.png"
+    opened_png.write_bytes(notebook.opened_png[panel_index])
+    SCREENSHOTS.append(opened_png)
     for index in cells_needed(path, panel_index):
         if index not in notebook.ran:
             notebook.run(index)
