@@ -31,7 +31,8 @@ if WORKERS > 1:
 # after cell) and the browser tests, in the order of their measured times on two cores, then every test module as
 # collected. Only the order changes, never what runs; a wrong guess only costs time.
 LONGEST_FIRST = ("notebooks/02_", "tests/browser/test_panels.py", "notebooks/06_", "notebooks/08_", "notebooks/07_",
-                 "notebooks/01_", "notebooks/04_", "notebooks/05_", "tests/test_zoo.py", "notebooks/03_", "notebooks/09_")
+                 "notebooks/01_", "notebooks/04_", "notebooks/05_", "tests/test_zoo.py", "notebooks/03_", "tests/test_widgets.py",
+                 "notebooks/09_")
 
 
 def pytest_collection_modifyitems(config, items):

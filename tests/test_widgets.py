@@ -334,8 +334,8 @@ def _walk(widget):
 
 @pytest.fixture
 def cheap_data(monkeypatch):
-    """The panels' work cut down: splits of at most 2,000 images (samples of 300), accuracy scored on
-    200 images, two timing runs. What a choice can break is the code path, not the accuracy, so
+    """The panels' work cut down: splits of at most 2,000 images (samples of 100), accuracy scored on
+    100 images, two timing runs. What a choice can break is the code path, not the accuracy, so
     every choice runs in a fraction of a second."""
     import importlib
 
@@ -344,12 +344,12 @@ def cheap_data(monkeypatch):
     load, subset, sample = data.load, data.ImageSplit.subset, data.ImageSplit.sample
     monkeypatch.setattr(data, "load", lambda *a, **k: subset(load(*a, **k), 2000))
     monkeypatch.setattr(data.ImageSplit, "subset", lambda self, n: subset(self, min(n, len(self))))
-    monkeypatch.setattr(data.ImageSplit, "sample", lambda self, n, seed=0: sample(self, min(n, len(self), 300), seed))
+    monkeypatch.setattr(data.ImageSplit, "sample", lambda self, n, seed=0: sample(self, min(n, len(self), 100), seed))
     evaluate = train.evaluate
     for name in ("pruning", "quantization", "lowrank", "distillation", "model_distillation"):
         module = importlib.import_module(f"course_lib.experiments.{name}")
         if hasattr(module, "evaluate"):
-            monkeypatch.setattr(module, "evaluate", lambda model, split, *a, **k: evaluate(model, subset(split, 200)))
+            monkeypatch.setattr(module, "evaluate", lambda model, split, *a, **k: evaluate(model, subset(split, 100)))
     for name in ("speedup", "measure_latency"):
         timing = getattr(measure, name)
         monkeypatch.setattr(measure, name, lambda *a, _timing=timing, **k: _timing(*a, **{**k, "warmup": 0,

@@ -127,7 +127,7 @@ class Notebook:
                 self.cell(i).scroll_into_view_if_needed()      # a cell off screen is not drawn
                 shown = self.cell(i).locator(".jp-OutputArea-output").first
                 shown.wait_for(timeout=CELL_TIMEOUT_MS)
-                for _ in range(80):                        # the page's widget manager draws the text once it finds
+                for _ in range(32):                        # the page's widget manager draws the text once it finds
                     if shown.inner_text().strip():         # the panel gone from the kernel (ask again: it redraws
                         break                              # the element); until then the output stays empty
                     self.page.wait_for_timeout(250)
