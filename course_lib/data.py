@@ -496,10 +496,10 @@ def load(dataset: str = "mnist", split: str = "train", root: Path | str | None =
     check_choice(dataset, "dataset", DATASET_NAMES)
     check_choice(split, "split", SPLITS)
     folder = (_check_root(root) or data_root()) / dataset
-    # The files as they are now (names, sizes, modification times): a file changed since the last
-    # load is read and verified again.
-    files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*"))) \
-        if folder.is_dir() else ()
+    # The folder and its files as they are now (names, sizes, modification times): another folder, or
+    # a file changed since the last load, is read and verified again.
+    files = (str(folder.resolve()),) + tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                             for p in sorted(folder.glob("*"))) if folder.is_dir() else ()
     x, y = _normalised(dataset, split, None if root is None else str(root), files)
     # Copies: what a caller does to its split never reaches the next caller.
     return ImageSplit(x.clone(), y.clone(), f"{dataset}/{split}", CLASS_NAMES[dataset]).to(device)

@@ -269,9 +269,8 @@ def pruning_panel(default_model: str = "lenet_300_100", default_device: str = "S
 
     def on_model(change):
         if change["new"] in experiments.panel_models():
-            chosen = method.value
-            method.options = methods(change["new"])
-            method.value = chosen if chosen in experiments.pruning_methods(change["new"]) else "layer"
+            chosen, method.options = method.value, methods(change["new"])
+            method.value = chosen if chosen in [value for _, value in method.options] else "layer"
 
     model.observe(on_model, names="value")
 

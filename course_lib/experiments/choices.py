@@ -53,10 +53,10 @@ def check_panel_model(name: str, argument: str = "model_name") -> None:
     if name in panel_models():
         return
     extra = _required_arguments(_untrained(name))[1:]
+    why = (" A supernet holds many networks at once; the ones found in it are in the zoo on their own "
+           "(nas_tight_fashion, nas_tight_wide_fashion)." if isinstance(zoo.RECIPES[name], zoo.SupernetRecipe) else "")
     raise ValueError(f"{argument} {name!r} cannot classify images by itself: its forward also needs "
-                     f"{', '.join(repr(e) for e in extra)}. A supernet holds many networks at once; the ones found "
-                     "in it are in the zoo on their own (nas_tight_fashion, nas_tight_wide_fashion). Choose one "
-                     f"of {list(panel_models())}.")
+                     f"{', '.join(repr(e) for e in extra)}.{why} Choose one of {list(panel_models())}.")
 
 
 def pruning_methods(name: str) -> tuple[str, ...]:
