@@ -16,6 +16,7 @@ panels; a module imports only from its own layer or those before it), read top t
 ``lowrank``           truncated SVD, Tucker-2 / CP / spatial conv factorisations, rank choice, LoRA
 ``deep_compression``  Deep Compression: weight sharing keeping zeros, codebook fine-tuning, per-layer bits
 ``deploy``            an int8 model as plain arrays, an integer-only NumPy forward, a C header, profiles
+``mcu``               that model in C (``course_lib/c``): built here and for a Cortex-M4, run in QEMU, measured
 ``zoo``               the store of pretrained baselines: recipes, safetensors + checksums, ``load``
 ``zoo_build``         the zoo's builds: each model trained from its recipe by the techniques above
 ``experiments``       the panels' experiments: a zoo model through one technique's workflow, measured
