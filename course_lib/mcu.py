@@ -44,12 +44,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_choice, check_int, check_path, check_type
+from .checks import check_choice, check_int, check_path, check_real, check_type
+from .hardware import Device, LatencyEstimate, Verdict
+from .measure import format_bytes
 from .deploy import (Flatten, Int8Model, MaxPool2d, QuantizedConv2d, QuantizedLinear, dequantize_linear,
                      export_c_header, quantize_linear, _check_images, _check_model)
 
 __all__ = ["TARGETS", "TOOLS", "INSTRUCTIONS_PER_TICK", "McuError", "missing_tools", "write_model_source",
-           "build", "run", "McuRun", "MemoryLayout", "memory_layout"]
+           "build", "run", "McuRun", "MemoryLayout", "memory_layout", "measured_verdict"]
 
 TARGETS = ("host", "cortex-m4")
 TOOLS = {"host": ("cc",), "cortex-m4": ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm",
@@ -361,3 +363,31 @@ def memory_layout(program: Path | str) -> MemoryLayout:
     return MemoryLayout(flash, weights, biases, requantization, flash - weights - biases - requantization,
                         sram, symbols.get("arena", 0), symbols.get("image", 0) + symbols.get("codes", 0),
                         sections.get(".stack", 0))
+
+
+def measured_verdict(layout: MemoryLayout, instructions: float, device: Device) -> Verdict:
+    """A :class:`~course_lib.hardware.Verdict` from a built program rather than an estimate: the
+    whole program's flash (code included) against the device's flash, its SRAM (buffers and the
+    reserved stack included) against the SRAM, so no runtime overhead is added; the time is
+    ``instructions`` at the device's clock, *if* each instruction took one cycle (QEMU counts
+    instructions, not cycles: labelled as such in ``notes``).
+
+    Raises:
+        TypeError: ``layout`` not a MemoryLayout, ``device`` not a Device.
+        ValueError: ``instructions`` not a finite number > 0.
+    """
+    check_type(layout, "layout", MemoryLayout, "a MemoryLayout (from memory_layout)")
+    check_type(device, "device", Device, "a Device (course_lib.hardware.get_device)")
+    check_real(instructions, "instructions", 0, low_open=True)
+    reasons = []
+    if layout.flash > device.storage_bytes:
+        reasons.append(f"the program needs {format_bytes(layout.flash)} of flash, {device.name} has "
+                       f"{format_bytes(device.storage_bytes)}")
+    if layout.sram > device.memory_bytes:
+        reasons.append(f"the program needs {format_bytes(layout.sram)} of SRAM, {device.name} has "
+                       f"{format_bytes(device.memory_bytes)}")
+    seconds = float(instructions) / device.clock_hz
+    return Verdict(device.name, not reasons, tuple(reasons), layout.flash, device.storage_bytes, layout.sram,
+                   device.memory_bytes, LatencyEstimate(device.name, seconds, seconds, 0.0),
+                   notes=(f"measured: sizes from the linked program, time from QEMU's instruction count at "
+                          f"{device.clock_hz / 1e6:.0f} MHz, one instruction a cycle",))
