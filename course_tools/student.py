@@ -4,7 +4,9 @@ A ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block inside a function (or method
 ``raise NotImplementedError`` at the block's indentation, so an exercise decorated with
 ``falls_back_to`` uses the course's reference until the learner writes it. A block outside any
 function (at the top level of a cell, typically solution-only asserts in a check cell) is
-removed, leaving a comment (and ``pass`` where the enclosing block would be empty).
+removed, leaving a comment (and ``pass`` where the enclosing block would be empty). A
+``# BEGIN HIDDEN TESTS: name`` ... ``# END HIDDEN TESTS`` block (the instructor's cases for the
+grader, :mod:`course_lib.exercises.grading`) is removed too. Both pairs are nbgrader's delimiters.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["REMOVED", "strip_solutions", "student_notebook", "build_student_notebooks", "count_solution_blocks",
+__all__ = ["REMOVED", "HIDDEN_REMOVED", "strip_solutions", "strip_hidden_tests", "student_notebook", "build_student_notebooks", "count_solution_blocks",
            "main"]
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 REMOVED = "# (solution removed in the student version)"
+HIDDEN_REMOVED = "# (hidden tests removed in the student version: the grader runs them)"
 
 
 def _indent(line: str) -> str:
@@ -74,14 +77,38 @@ def strip_solutions(source: str, exercise_hint: str = "write your solution here"
     return "\n".join(out)
 
 
+def strip_hidden_tests(source: str) -> str:
+    """Remove each ``# BEGIN HIDDEN TESTS: name`` ... ``# END HIDDEN TESTS`` block (nbgrader's
+    delimiters), leaving a comment: the grader (:mod:`course_lib.exercises.grading`) reads them
+    from the instructor's notebook. Raises ValueError on an unbalanced block."""
+    out, inside = [], False
+    for line in source.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("#") and "BEGIN HIDDEN TESTS" in stripped:
+            if inside:
+                raise ValueError("nested '# BEGIN HIDDEN TESTS'")
+            inside = True
+            out.append(f"{_indent(line)}{HIDDEN_REMOVED}")
+        elif stripped.startswith("#") and "END HIDDEN TESTS" in stripped:
+            if not inside:
+                raise ValueError("'# END HIDDEN TESTS' without '# BEGIN HIDDEN TESTS'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError("'# BEGIN HIDDEN TESTS' without a matching '# END HIDDEN TESTS'")
+    return "\n".join(out)
+
+
 def student_notebook(notebook: dict) -> dict:
-    """A copy of a notebook (nbformat JSON as a dict) with solutions stripped and outputs cleared."""
+    """A copy of a notebook (nbformat JSON as a dict) with solutions and hidden tests stripped and
+    outputs cleared."""
     nb = json.loads(json.dumps(notebook))
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        cell["source"] = strip_solutions(source)
+        cell["source"] = strip_solutions(strip_hidden_tests(source))
         cell["outputs"] = []
         cell["execution_count"] = None
     return nb

@@ -10,7 +10,7 @@ ROOT = Path(course_lib.__file__).parent
 FOUNDATION = {"checks", "data", "models", "train", "measure", "hardware", "encoding", "plots", "selection", "uncertainty"}
 TECHNIQUES = {"pruning", "quantization", "codebook", "deep_compression", "distillation", "lowrank", "architectures",
               "model_distillation", "nas", "runtime", "deploy", "mcu"}
-ABOVE_TECHNIQUES = {"zoo_build", "experiments", "widgets", "planner", "exercises"}
+ABOVE_TECHNIQUES = {"zoo_build", "experiments", "widgets", "planner", "exercises", "doctor", "__main__"}
 
 
 def _component(path: Path) -> str:
