@@ -38,6 +38,16 @@ uint8_t requantize_to_code(int32_t acc, int32_t multiplier_q31, int32_t shift, c
     return (uint8_t)(v < low ? low : (v > 255 ? 255 : v));
 }
 
+/* The taps k in [*first, *last) of a kernel of `kernel` taps, `dilation` apart, starting at
+ * `start`, that land inside [0, size): the others read padding, which holds x_zero and adds nothing. */
+static void taps_inside(int32_t start, int32_t kernel, int32_t dilation, int32_t size, int32_t *first, int32_t *last)
+{
+    *first = 0;
+    *last = kernel;
+    while (*first < *last && start + *first * dilation < 0) ++*first;
+    while (*last > *first && start + (*last - 1) * dilation >= size) --*last;
+}
+
 void conv2d_u8(const uint8_t *input, const conv_shape *s, const quant_params *q, uint8_t *output)
 {
     const int32_t group_in = s->in_channels / s->groups, group_out = s->out_channels / s->groups;
@@ -46,19 +56,22 @@ void conv2d_u8(const uint8_t *input, const conv_shape *s, const quant_params *q,
         const int32_t first_in = (oc / group_out) * group_in;       /* this output's group of inputs */
         const int8_t *w = q->weight + oc * kernel_size;
         for (int32_t oy = 0; oy < s->out_h; ++oy) {
+            const int32_t y0 = oy * s->stride_h - s->pad_top;
+            int32_t ky_first, ky_last;
+            taps_inside(y0, s->kernel_h, s->dilation_h, s->in_h, &ky_first, &ky_last);
             for (int32_t ox = 0; ox < s->out_w; ++ox) {
+                const int32_t x0 = ox * s->stride_w - s->pad_left;
+                int32_t kx_first, kx_last;
+                taps_inside(x0, s->kernel_w, s->dilation_w, s->in_w, &kx_first, &kx_last);
                 int32_t acc = q->bias[oc];
                 for (int32_t ic = 0; ic < group_in; ++ic) {
                     const uint8_t *plane = input + (first_in + ic) * s->in_h * s->in_w;
-                    for (int32_t ky = 0; ky < s->kernel_h; ++ky) {
-                        int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-                        if (iy < 0 || iy >= s->in_h) continue;       /* padding: x = x_zero adds nothing */
-                        for (int32_t kx = 0; kx < s->kernel_w; ++kx) {
-                            int32_t ix = ox * s->stride_w - s->pad_left + kx * s->dilation_w;
-                            if (ix < 0 || ix >= s->in_w) continue;
-                            int32_t x = (int32_t)plane[iy * s->in_w + ix] - q->input_zero_point;
-                            acc += x * ((int32_t)w[(ic * s->kernel_h + ky) * s->kernel_w + kx] - q->weight_zero_point);
-                        }
+                    for (int32_t ky = ky_first; ky < ky_last; ++ky) {
+                        const uint8_t *row = plane + (y0 + ky * s->dilation_h) * s->in_w + x0;
+                        const int8_t *w_row = w + (ic * s->kernel_h + ky) * s->kernel_w;
+                        for (int32_t kx = kx_first; kx < kx_last; ++kx)
+                            acc += ((int32_t)row[kx * s->dilation_w] - q->input_zero_point)
+                                   * ((int32_t)w_row[kx] - q->weight_zero_point);
                     }
                 }
                 output[(oc * s->out_h + oy) * s->out_w + ox] =
