@@ -316,7 +316,31 @@ def _index_page(entries: list[NotebookEntry], mathjax: bool) -> str:
 <p>An executable course: one notebook per technique, run top to bottom on a 2-core CPU. Each page below is
 the notebook as it last ran, outputs included; the student versions have the exercises left for you.
 Every entry is read from its notebook.</p>
+<p>For teachers: the <a href="instructors.html">instructor's guide</a> (session plans, workshop paths, grading,
+rubrics). For learners: <a href="faq.html">questions learners ask</a>.</p>
 {"".join(items)}
+</main></body></html>
+"""
+
+
+DOCUMENTS = {"INSTRUCTORS.md": ("instructors.html", "Instructor's guide"), "FAQ.md": ("faq.html", "Questions learners ask")}
+
+
+def _document_page(path: Path, title: str, mathjax: bool) -> str:
+    """A Markdown document of the repository (the instructor's guide, the FAQ) as a page; links between
+    the documents point to their pages."""
+    from nbconvert.filters import markdown2html
+
+    text = path.read_text(encoding="utf-8")
+    for name, (page, _) in DOCUMENTS.items():
+        text = text.replace(f"]({name})", f"]({page})")
+    text = re.sub(r"\[([^\]]+)\]\((?!https?:)[^)]+\.md\)", r"\1", text)      # other files of the repository: no page
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><link rel="icon" href="data:,"><style>{STYLE}</style>
+{MATHJAX_CONFIG if mathjax else ""}</head>
+<body><main><p><a href="index.html">&larr; the course</a></p>
+{markdown2html(text)}
 </main></body></html>
 """
 
@@ -355,6 +379,10 @@ def build_site(notebooks: Path | str, out: Path | str) -> list[Path]:
         page.write_text(_notebook_page(path, mathjax is not None), encoding="utf-8")
         pages.append(page)
     build_student_notebooks(notebooks, out / "student")
+    for name, (page, title) in DOCUMENTS.items():
+        if (notebooks.parent / name).is_file():
+            (out / page).write_text(_document_page(notebooks.parent / name, title, mathjax is not None), encoding="utf-8")
+            pages.append(out / page)
     index = out / "index.html"
     index.write_text(_index_page([read_entry(p) for p in paths], mathjax is not None), encoding="utf-8")
     return [index, *pages]

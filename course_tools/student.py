@@ -100,10 +100,16 @@ def strip_hidden_tests(source: str) -> str:
     return "\n".join(out)
 
 
-def student_notebook(notebook: dict) -> dict:
+ANSWER = "<summary><b>Answer</b></summary>"
+
+
+def student_notebook(notebook: dict, without_answers: bool = False) -> dict:
     """A copy of a notebook (nbformat JSON as a dict) with solutions and hidden tests stripped and
-    outputs cleared."""
+    outputs cleared; with ``without_answers``, the reflection questions' answer cells (markdown
+    cells opening a collapsed ``Answer``) removed too, for a graded hand-out."""
     nb = json.loads(json.dumps(notebook))
+    if without_answers:
+        nb["cells"] = [c for c in nb["cells"] if not (c["cell_type"] == "markdown" and ANSWER in "".join(c["source"]))]
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -114,8 +120,9 @@ def student_notebook(notebook: dict) -> dict:
     return nb
 
 
-def build_student_notebooks(source_dir: Path | str, out_dir: Path | str) -> list[Path]:
-    """Write the student version of every ``*.ipynb`` in ``source_dir`` to ``out_dir``."""
+def build_student_notebooks(source_dir: Path | str, out_dir: Path | str, without_answers: bool = False) -> list[Path]:
+    """Write the student version of every ``*.ipynb`` in ``source_dir`` to ``out_dir`` (answers to the
+    reflection questions left out with ``without_answers``)."""
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     if not source_dir.is_dir():
         raise ValueError(f"source_dir must be a folder of notebooks, got {source_dir}")
@@ -124,7 +131,7 @@ def build_student_notebooks(source_dir: Path | str, out_dir: Path | str) -> list
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(source_dir.glob("*.ipynb")):
-        nb = student_notebook(json.loads(path.read_text()))
+        nb = student_notebook(json.loads(path.read_text()), without_answers)
         target = out_dir / path.name
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         written.append(target)
@@ -141,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                                                  "outputs stripped from every notebook.")
     parser.add_argument("source", nargs="?", default="notebooks", help="folder of the course's notebooks")
     parser.add_argument("--out", default="student", help="folder to write the student notebooks to")
+    parser.add_argument("--without-answers", action="store_true",
+                        help="leave out the reflection questions' answers (for graded questions)")
     args = parser.parse_args(argv)
-    for path in build_student_notebooks(args.source, args.out):
+    for path in build_student_notebooks(args.source, args.out, args.without_answers):
         print(f"wrote {path}")
     return 0
 
