@@ -28,7 +28,8 @@ import pytest
 from nbclient import NotebookClient
 
 from course_lib.exercises import checking
-from course_tools.student import BEGIN, END, _inside_function, build_student_notebooks, strip_solutions
+from course_tools.student import (BEGIN, END, _inside_function, build_student_notebooks, strip_hidden_tests,
+                                  strip_solutions)
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
@@ -111,10 +112,11 @@ def test_student_version_differs_only_by_its_solutions(student_dir, name):
     source = json.loads((NOTEBOOKS / name).read_text())
     student = json.loads((student_dir / name).read_text())
     assert "BEGIN SOLUTION" not in (student_dir / name).read_text()
+    assert "BEGIN HIDDEN TESTS" not in (student_dir / name).read_text()
     assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
     assert [c["cell_type"] for c in student["cells"]] == [c["cell_type"] for c in source["cells"]]
     for original, stripped in zip(code_cells(source), code_cells(student)):
-        assert stripped == strip_solutions(original)
+        assert stripped == strip_solutions(strip_hidden_tests(original))
         for body in top_level_solution_blocks(original):
             # Removed in the student version: it may only assert, defining nothing later cells use.
             assert all(isinstance(node, ast.Assert) for node in ast.parse(body).body), \

@@ -55,10 +55,15 @@ def code_cells(path: Path) -> list[tuple[int, str]]:
 
 
 def discover_panels():
+    """Each panel, in the first notebook that shows it (a panel shown again later, as notebook 03 shows
+    notebook 00's device panel, runs the same code in the page)."""
+    seen = set()
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         for index, source in code_cells(path):
             for name in PANEL_CALL.findall(source):
-                yield pytest.param(path.name, index, id=f"{path.stem}-{name}")
+                if name not in seen:
+                    seen.add(name)
+                    yield pytest.param(path.name, index, id=f"{path.stem}-{name}")
 
 
 def names_defined(source: str) -> set[str]:

@@ -24,7 +24,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 def built(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     pages = site.build_site(REPO / "notebooks", out)
-    assert [p.name for p in pages] == ["index.html", *(f"{n.stem}.html" for n in NOTEBOOKS)]
+    assert [p.name for p in pages] == ["index.html", *(f"{n.stem}.html" for n in NOTEBOOKS), "instructors.html",
+                                       "faq.html"]
     return out
 
 
