@@ -58,26 +58,25 @@ def _wrong_submission() -> dict:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """One grading run over four submissions (each in its own process): the solution notebook, a wrong
-    one, one that passes magnitude_prune's checker by replacing it from a class body, and, graded
+    """The solution notebook and a wrong one graded as the grading process grades one submission
+    (``_run_one``, here in this process); then, through the command, each in its own process, a
+    submission that passes magnitude_prune's checker by replacing it from a class body and, graded
     after it, the student version."""
     root = tmp_path_factory.mktemp("submissions")
+    source = str(NOTEBOOKS / PRUNING)
+    by = {name: {r["exercise"]: r for r in grading._run_one(str(_write(root / name, nb)), source)}
+          for name, nb in (("a_solution", _notebook()), ("c_wrong", _wrong_submission()))}
     cheat = student.student_notebook(_notebook())
     _replace_in_cell(cheat, "def select_channels", "def select_channels(weight, count):",
                      "class Cheat:\n    import course_lib.exercises as e\n"
                      "    e.check_magnitude_prune = lambda f, e=e: e.checking.passed('magnitude_prune', 99, 'cheated')\n\n"
                      "def select_channels(weight, count):")
-    paths = [_write(root / "a_solution", _notebook()),
-             _write(root / "c_wrong", _wrong_submission()),
-             _write(root / "d_cheat", cheat),
-             _write(root / "e_after_the_cheat", student.student_notebook(_notebook()))]
+    paths = [_write(root / "d_cheat", cheat), _write(root / "e_after_the_cheat", student.student_notebook(_notebook()))]
     out = root / "grades.csv"
     done = subprocess.run([sys.executable, "-m", "course_lib.exercises", "grade", *map(str, paths), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader(out.open()))
-    by = {}
-    for r in rows:
+    for r in csv.DictReader(out.open()):
         by.setdefault(Path(r["submission"]).parent.name, {})[r["exercise"]] = r
     return by, done.stdout
 
@@ -91,7 +90,7 @@ def test_the_solutions_pass_with_their_hidden_cases(graded):
     assert all(r["status"] == "passed" for r in by["a_solution"].values()), by["a_solution"]
     assert "3 hidden cases passed" in by["a_solution"]["magnitude_prune"]["message"]
     assert int(by["a_solution"]["magnitude_prune"]["cases"]) == 8 + 3
-    assert "4 submissions, 20 rows" in stdout
+    assert "2 submissions, 10 rows" in stdout
 
 
 def test_the_student_version_is_not_attempted(graded):
