@@ -265,11 +265,13 @@ def requantize_fixed_point(acc: np.ndarray, m0: np.ndarray, shift: np.ndarray, z
     m0 = m0.astype(np.int64).reshape(shape)
     left = np.maximum(shift, 0).astype(np.int64).reshape(shape)
     right = np.maximum(-shift, 0).astype(np.int64).reshape(shape)
-    a = np.clip(acc.astype(np.int64) << left, -2 ** 31, 2 ** 31 - 1)
-    ab = a * m0                                                      # exact in int64
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.abs(ab + nudge) >> 31                                  # C's division truncates toward zero
-    high = np.where(ab + nudge < 0, -high, high)
+    a = acc.astype(np.int64)
+    if left.any():                                                   # M >= 1: shift left first, saturating
+        a = np.clip(a << left, -2 ** 31, 2 ** 31 - 1)
+    t = a * m0                                                       # exact in int64
+    t += np.where(t >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))   # the nudge: half, toward t's sign
+    high = np.abs(t) >> 31                                           # C's division truncates toward zero:
+    np.negative(high, out=high, where=t < 0)                         # divide |t|, then restore the sign
     mask = (np.int64(1) << right) - 1
     threshold = (mask >> 1) + (high < 0)
     v = (high >> right) + ((high & mask) > threshold) + zero_point

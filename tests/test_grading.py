@@ -128,9 +128,9 @@ def test_a_submission_that_never_ends_or_is_not_a_notebook_gets_rows_that_say_so
     (tmp_path / "garbled" / PRUNING).write_text("{ not json")
     (tmp_path / "renamed").mkdir()
     (tmp_path / "renamed" / "my_pruning.ipynb").write_text(json.dumps(_notebook()))
-    grades = grading.grade([str(endless), str(tmp_path / "garbled"), str(tmp_path / "renamed")], time_limit=4)
+    grades = grading.grade([str(endless), str(tmp_path / "garbled"), str(tmp_path / "renamed")], time_limit=3)
     endless_rows = [g for g in grades if "endless" in g.submission]
-    assert len(endless_rows) == 5 and all(g.status == "did not run" and "ran past 4 s" in g.message
+    assert len(endless_rows) == 5 and all(g.status == "did not run" and "ran past 3 s" in g.message
                                           for g in endless_rows)
     garbled = [g for g in grades if "garbled" in g.submission]
     assert len(garbled) == 5 and all("not a notebook" in g.message for g in garbled)

@@ -132,10 +132,10 @@ class Notebook:
                 self.cell(i).scroll_into_view_if_needed()      # a cell off screen is not drawn
                 shown = self.cell(i).locator(".jp-OutputArea-output").first
                 shown.wait_for(timeout=CELL_TIMEOUT_MS)
-                for _ in range(32):                        # the page's widget manager draws the text once it finds
+                for _ in range(12):                        # the page's widget manager draws the text once it finds
                     if shown.inner_text().strip():         # the panel gone from the kernel (ask again: it redraws
-                        break                              # the element); until then the output stays empty
-                    self.page.wait_for_timeout(250)
+                        break                              # the element); until then the output stays empty (in
+                    self.page.wait_for_timeout(250)        # the first notebook opened, for 20 s and more)
                 self.opened[i], self.opened_png[i] = shown.inner_text(), self.cell(i).screenshot()
         self.page.get_by_role("menuitem", name="Edit", exact=True).click()
         self.page.get_by_text("Clear Outputs of All Cells", exact=True).click()
