@@ -2,8 +2,10 @@
 
 The panels are found in the notebooks (a code cell calling ``widgets.<name>_panel(``), never
 listed by hand, so a new notebook's panels are covered when it lands. For each panel only the
-cells it needs run: the notebook's first code cell (its imports and setup), any earlier cell
-defining a name the panel cell uses, and the panel cell. Then, through the page:
+cells it needs run: where the panel cell uses only imported names (every panel so far: ``widgets``),
+a cell appended to the notebook with just those imports (the setup of the notebook's first cell,
+its data and models, is nbval's to run, not this test's); otherwise the notebook's first code cell,
+any earlier cell defining a name the panel cell uses. Then the panel cell, and, through the page:
 
 - opened, before any cell runs, the panel cell shows the course's "run this cell" note (or, while the
   page's widget manager still looks for the panel, nothing), never a repr;
@@ -86,6 +88,27 @@ def names_used(source: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
+def panel_imports(path: Path, panel_index: int) -> str | None:
+    """The import statements of the notebook's earlier cells that bind every name the panel cell
+    uses, as one cell's source; None if the panel cell uses a name no import binds."""
+    used = names_used(dict(code_cells(path))[panel_index]) - set(dir(builtins))
+    statements, bound = [], set()
+    for index, source in code_cells(path):
+        if index >= panel_index:
+            break
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = {(a.asname or a.name).split(".")[0] for a in node.names}
+                if names & used:
+                    statements.append(ast.get_source_segment(source, node))
+                    bound |= names
+    return "\n".join(statements) if used <= bound else None
+
+
 def cells_needed(path: Path, panel_index: int) -> list[int]:
     """The first code cell, every earlier cell that last defines a name the panel cell uses and
     the first does not, and the panel cell, in notebook order."""
@@ -142,6 +165,7 @@ class Notebook:
         self.page.wait_for_function("""() => ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')]
                                             .some(p => /\\[\\d+\\]/.test(p.textContent))""")
         self.ran: set[int] = set()
+        self.imports_cell: int | None = None
 
     def cell(self, index: int):
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index)
@@ -167,6 +191,24 @@ class Notebook:
                                     timeout=CELL_TIMEOUT_MS)
         self.ran.add(index)
         return cell
+
+    def run_code(self, code: str):
+        """Append a code cell holding ``code`` at the end of the notebook and run it (the cells
+        before it keep their indices); returns its index."""
+        cells = self.page.locator(".jp-Notebook .jp-Cell")
+        count = cells.count()
+        cells.last.scroll_into_view_if_needed()
+        cells.last.locator(".jp-InputPrompt").click()          # select the last cell (command mode)
+        self.page.keyboard.press("Escape")
+        self.page.keyboard.press("b")                          # a new code cell below it
+        self.page.wait_for_function(f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length > {count}")
+        new = cells.nth(count)
+        new.locator(".jp-InputArea-editor").click()
+        self.page.keyboard.insert_text(code)
+        self.page.keyboard.press("Control+Enter")
+        self.page.wait_for_function("(p) => /\\[\\d+\\]/.test(p.textContent)",
+                                    arg=new.locator(".jp-InputPrompt").element_handle(), timeout=CELL_TIMEOUT_MS)
+        return count
 
     def kernel_log(self) -> str:
         return self.lab.log_text()[self.log_start:]
@@ -377,9 +419,16 @@ def test_panel_in_jupyterlab(notebook_name, panel_index, notebooks, jupyter_lab,
     opened_png = screenshots / f"{Path(notebook_name).stem}-{PANEL_CALL.search(panel_source).group(1)}-opened.png"
     opened_png.write_bytes(notebook.opened_png[panel_index])
     SCREENSHOTS.append(opened_png)
-    for index in cells_needed(path, panel_index):
-        if index not in notebook.ran:
-            notebook.run(index)
+    imports = panel_imports(path, panel_index)
+    if imports is not None:
+        if notebook.imports_cell is None:
+            notebook.imports_cell = notebook.run_code(imports)
+            notebook.ran.add(notebook.imports_cell)
+        notebook.run(panel_index)
+    else:
+        for index in cells_needed(path, panel_index):
+            if index not in notebook.ran:
+                notebook.run(index)
     output = notebook.cell(panel_index).locator(".jp-OutputArea-output")
     panel = output.locator(".course-panel")
     panel.wait_for(timeout=60_000)
