@@ -360,8 +360,9 @@ def cheap_data(monkeypatch):
 def test_every_dropdown_value_of_every_panel_gives_a_result_or_a_course_message(cheap_data):
     """Every panel, every value of every dropdown (the others at their defaults, sliders at their
     cheapest, no optional measuring; of the zoo's models, one per family of architectures, since the
-    widths and seeds of one design share every code path): the result, or a message in the course's
-    words; never an error the course did not foresee (a raw Python or torch message). Prints the table."""
+    widths and seeds of one design share every code path; every device in the device panel, the
+    first, the last and the default elsewhere): the result, or a message in the course's words; never
+    an error the course did not foresee (a raw Python or torch message). Prints the table."""
     import ipywidgets as w
 
     rows, unexpected = [], []
@@ -383,6 +384,11 @@ def test_every_dropdown_value_of_every_panel_gives_a_result_or_a_course_message(
                     family = re.sub(r"(_x\d_\d|_\d)+$", "", zoo.entry(value)["architecture"])
                     first.setdefault(family, (label, value))
                 options = list(first.values())
+            elif dropdown.description == "device" and make_panel is not widgets.device_panel:
+                options = options[:1] + options[-1:]  # every device profile goes through the device panel
+                if default not in [v for _, v in options]:
+                    options.append(next(o for o in zip(dropdown._options_labels, dropdown._options_values)
+                                        if o[1] == default))
             for label, value in options:
                 dropdown.value = value
                 button.click()
