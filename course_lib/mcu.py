@@ -45,10 +45,10 @@ import numpy as np
 import torch
 
 from .checks import check_choice, check_int, check_path, check_real, check_type
+from .deploy import (Flatten, Int8Model, MaxPool2d, QuantizedConv2d, _check_images, _check_model, dequantize_linear,
+                     export_c_header, quantize_linear)
 from .hardware import Device, LatencyEstimate, Verdict
 from .measure import format_bytes
-from .deploy import (Flatten, Int8Model, MaxPool2d, QuantizedConv2d, QuantizedLinear, dequantize_linear,
-                     export_c_header, quantize_linear, _check_images, _check_model)
 
 __all__ = ["TARGETS", "TOOLS", "INSTRUCTIONS_PER_TICK", "McuError", "missing_tools", "write_model_source",
            "build", "run", "McuRun", "MemoryLayout", "memory_layout", "measured_verdict"]
