@@ -6,9 +6,9 @@ of them. For each submission it finds the course's notebook of the same name (th
 default the ``notebooks/`` folder beside the library; ``--source FOLDER`` for an instructor's own
 copy), and:
 
-1. reads from the **submission** what the learner wrote: its top-level imports, its function and
-   class definitions (the exercises and any helpers), and the simple constants of its exercise
-   cells (``EPS = 1e-8``); nothing else of the notebook runs, so grading takes seconds, not the
+1. reads from the **submission** what the learner wrote: its function and class definitions (the
+   exercises and any helpers), the simple constants of its exercise cells (``EPS = 1e-8``) and the
+   imports they use; nothing else of the notebook runs, so grading takes seconds, not the
    notebook's minutes, and no cell of data loading or training can fail it;
 2. reads from the **source** what is asked: the checker calls of its exercise cells
    (``exercises.check_magnitude_prune(magnitude_prune)``) and its hidden cases, blocks between
@@ -125,12 +125,14 @@ def read_assignment(notebook: dict, name: str) -> Assignment:
     return Assignment(name, checks, hidden)
 
 
-def read_submission(notebook: dict) -> tuple[list[list[str]], list[str]]:
+def read_submission(notebook: dict, needed: frozenset[str] = frozenset()) -> tuple[list[list[str]], list[str]]:
     """What to run of a submission: (cells, problems). Each cell is the list of its top-level
-    imports and definitions, and, in the cells that hold exercises, its literal constants, each as
-    source, in order. A code cell that does not parse gives a problem naming the functions it
-    defines (found by their ``def`` lines) and the error."""
-    cells, problems = [], []
+    definitions, the literal constants of the cells that hold exercises, and the imports those or
+    the names in ``needed`` (what the checker calls and hidden cases use) use (an import of names
+    nothing uses, such as the notebook's panels, is left out: grading stays quick), each as source,
+    in order. A code cell that does not parse gives a problem naming the
+    functions it defines (found by their ``def`` lines) and the error."""
+    parsed, problems = [], []
     for source in _code_cells(notebook):
         text = "\n".join(l for l in source.split("\n") if not l.lstrip().startswith(("%", "!")))
         try:
@@ -140,7 +142,7 @@ def read_submission(notebook: dict) -> tuple[list[list[str]], list[str]]:
             problems.append(f"{','.join(names)}|a syntax error at line {e.lineno} of its cell: {e.msg}")
             continue
         exercise_cell = "falls_back_to" in text
-        statements = []
+        kept = []
         for node in tree.body:
             keep = isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
             if exercise_cell and isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
@@ -150,8 +152,26 @@ def read_submission(notebook: dict) -> tuple[list[list[str]], list[str]]:
                 except ValueError:
                     pass
             if keep:
-                first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-                statements.append("\n".join(text.split("\n")[first - 1:node.end_lineno]))   # decorators included
+                kept.append(node)
+        parsed.append((text, kept))
+    used = {"exercises"} | set(needed) | {n.id for _, kept in parsed for node in kept if not isinstance(node, (ast.Import, ast.ImportFrom))
+                            for n in ast.walk(node) if isinstance(n, ast.Name)}
+    cells = []
+    for text, kept in parsed:
+        statements = []
+        for node in kept:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                    statements.append(ast.unparse(node))
+                    continue
+                aliases = [a for a in node.names if (a.asname or a.name).split(".")[0] in used]
+                if aliases:
+                    node = (ast.Import(names=aliases) if isinstance(node, ast.Import)
+                            else ast.ImportFrom(module=node.module, names=aliases, level=node.level))
+                    statements.append(ast.unparse(node))
+                continue
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            statements.append("\n".join(text.split("\n")[first - 1:node.end_lineno]))   # decorators included
         cells.append(statements)
     return cells, problems
 
@@ -164,7 +184,9 @@ def _run_one(submission_path: str, source_path: str) -> list[dict]:
 
     name = Path(source_path).name
     assignment = read_assignment(json.loads(Path(source_path).read_text()), name)
-    cells, problems = read_submission(json.loads(Path(submission_path).read_text()))
+    asked = [ast.parse(code) for code in [*assignment.checks.values(), *assignment.hidden.values()]]
+    needed = frozenset(n.id for tree in asked for n in ast.walk(tree) if isinstance(n, ast.Name))
+    cells, problems = read_submission(json.loads(Path(submission_path).read_text()), needed)
     import course_lib.exercises
 
     namespace: dict = {"__name__": "__grading__", "exercises": course_lib.exercises}
