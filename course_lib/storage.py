@@ -56,6 +56,7 @@ from torch import nn
 
 from . import encoding
 from .checks import check_choice, check_model, check_path, check_type
+from .runtime import check_file_path
 from .codebook import SharedWeights
 from .deep_compression import LENET_INDEX_BITS, SparseSharedWeights, account_model
 from .measure import CompressedLayer, StoredTensor, compressed_layers, weight_bytes
@@ -194,6 +195,13 @@ def file_overhead(saved: SavedModel) -> int:
     return 8 + saved.header_bytes
 
 
+def _existing_file(path, writer: str) -> Path:
+    path = check_path(path, "path")
+    if not path.is_file():
+        raise ValueError(f"path must be an existing file written by {writer}, got {str(path)!r}")
+    return path
+
+
 def _read(path: Path, kind: str) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     try:
         with safe_open(str(path), framework="np") as f:
@@ -327,9 +335,7 @@ def save_compressed(model: nn.Module, path: Path | str, encoding_name: str = "de
         NotImplementedError: a compressed layer this module cannot store (ternary or binary codes).
     """
     check_model(model)
-    path = check_path(path, "path")
-    if not path.parent.is_dir():
-        raise ValueError(f"path must be in an existing folder, got {str(path)!r}")
+    path = check_file_path(path, "path")
     check_choice(encoding_name, "encoding_name", ENCODINGS)
     weight_bytes(model, "fp32", encoding_name)                  # checks every parameter is finite
     compressed = compressed_layers(model)
@@ -355,13 +361,11 @@ def load_compressed(path: Path | str, model: nn.Module) -> nn.Module:
         StorageError: the file is not one of this module's, is corrupted, or does not fit ``model``.
     """
     check_model(model)
-    path = check_path(path, "path")
-    if not path.is_file():
-        raise ValueError(f"path must be an existing file written by save_compressed, got {str(path)!r}")
+    path = _existing_file(path, "save_compressed")
     streams, described = _read(path, "model")
     loaded = copy.deepcopy(model)
     params = dict(loaded.named_parameters())
-    layers = {n for n in {k.rsplit(".", 1)[0] for k in described if k.rsplit(".", 1)[-1] in ("codes", "indices")}}
+    layers = {k.rsplit(".", 1)[0] for k in described if k.rsplit(".", 1)[-1] in ("codes", "indices")}
     for name, info in described.items():
         owner = name.rsplit(".", 1)[0]
         if owner in layers:
@@ -457,9 +461,7 @@ def save_deep_compressed(model: nn.Module, path: Path | str, bits: int | dict[st
             more distinct values than its bits address is named); a bad path.
     """
     check_model(model)
-    path = check_path(path, "path")
-    if not path.parent.is_dir():
-        raise ValueError(f"path must be in an existing folder, got {str(path)!r}")
+    path = check_file_path(path, "path")
     table = account_model(model, bits, index_bits)                    # checks the bits and every layer
     records = {}
     for row in table.layers:
@@ -481,9 +483,7 @@ def load_deep_compressed(path: Path | str, model: nn.Module) -> nn.Module:
         StorageError: the file is not such a file, is corrupted, or does not fit ``model``.
     """
     check_model(model)
-    path = check_path(path, "path")
-    if not path.is_file():
-        raise ValueError(f"path must be an existing file written by save_deep_compressed, got {str(path)!r}")
+    path = _existing_file(path, "save_deep_compressed")
     streams, described = _read(path, "deep_compressed")
     loaded = copy.deepcopy(model)
     params = dict(loaded.named_parameters())

@@ -16,8 +16,10 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["REMOVED", "HIDDEN_REMOVED", "strip_solutions", "strip_hidden_tests", "student_notebook", "build_student_notebooks", "count_solution_blocks",
-           "main"]
+from course_lib.exercises.grading import HIDDEN_BEGIN, HIDDEN_END
+
+__all__ = ["REMOVED", "HIDDEN_REMOVED", "strip_solutions", "strip_hidden_tests", "student_notebook",
+           "build_student_notebooks", "count_solution_blocks", "main"]
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 REMOVED = "# (solution removed in the student version)"
@@ -44,60 +46,56 @@ def _inside_function(previous: list[str], indent: str) -> bool:
     return False
 
 
+def _replace_blocks(source: str, begin: str, end: str, replacement, exact: bool = True) -> str:
+    """Each block of lines from the marker ``begin`` to the marker ``end`` (both included) replaced
+    by ``replacement(begin_line, lines_before)``, a list of lines. A marker is a line that is the
+    marker (``exact``), or a comment that contains it after its ``#`` (nbgrader's rule, which lets
+    ``# BEGIN HIDDEN TESTS: name`` name its exercise). Raises ValueError on an unbalanced or nested
+    block."""
+    def marks(line: str, marker: str) -> bool:
+        stripped = line.strip()
+        return stripped == marker if exact else stripped.startswith("#") and marker[2:] in stripped
+
+    out: list[str] = []
+    inside = False
+    for line in source.split("\n"):
+        if marks(line, begin):
+            if inside:
+                raise ValueError(f"nested '{begin}' without '{end}'")
+            inside = True
+            out += replacement(line, out)
+        elif marks(line, end):
+            if not inside:
+                raise ValueError(f"'{end}' without '{begin}'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"'{begin}' without a matching '{end}'")
+    return "\n".join(out)
+
+
 def strip_solutions(source: str, exercise_hint: str = "write your solution here") -> str:
     """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block of a cell's source: inside
     a function, by a ``raise NotImplementedError`` at the block's indentation; outside any
     function, by the comment ``# (solution removed in the student version)``. Raises ValueError
     on an unbalanced block."""
-    lines = source.split("\n")
-    out: list[str] = []
-    inside = False
-    for line in lines:
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside:
-                raise ValueError("nested '# BEGIN SOLUTION' without '# END SOLUTION'")
-            inside = True
-            indent = _indent(line)
-            if _inside_function(out, indent):
-                out.append(f"{indent}# TODO: {exercise_hint}")
-                out.append(f"{indent}raise NotImplementedError(\"exercise: {exercise_hint}\")")
-            else:
-                out.append(f"{indent}{REMOVED}")
-                if indent:           # e.g. the body of a top-level `if` or `for`: keep it valid
-                    out.append(f"{indent}pass")
-        elif stripped == END:
-            if not inside:
-                raise ValueError("'# END SOLUTION' without '# BEGIN SOLUTION'")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError("'# BEGIN SOLUTION' without a matching '# END SOLUTION'")
-    return "\n".join(out)
+    def stub(line: str, before: list[str]) -> list[str]:
+        indent = _indent(line)
+        if _inside_function(before, indent):
+            return [f"{indent}# TODO: {exercise_hint}",
+                    f"{indent}raise NotImplementedError(\"exercise: {exercise_hint}\")"]
+        return [f"{indent}{REMOVED}"] + ([f"{indent}pass"] if indent else [])   # keep an `if` body valid
+
+    return _replace_blocks(source, BEGIN, END, stub)
 
 
 def strip_hidden_tests(source: str) -> str:
     """Remove each ``# BEGIN HIDDEN TESTS: name`` ... ``# END HIDDEN TESTS`` block (nbgrader's
     delimiters), leaving a comment: the grader (:mod:`course_lib.exercises.grading`) reads them
     from the instructor's notebook. Raises ValueError on an unbalanced block."""
-    out, inside = [], False
-    for line in source.split("\n"):
-        stripped = line.strip()
-        if stripped.startswith("#") and "BEGIN HIDDEN TESTS" in stripped:
-            if inside:
-                raise ValueError("nested '# BEGIN HIDDEN TESTS'")
-            inside = True
-            out.append(f"{_indent(line)}{HIDDEN_REMOVED}")
-        elif stripped.startswith("#") and "END HIDDEN TESTS" in stripped:
-            if not inside:
-                raise ValueError("'# END HIDDEN TESTS' without '# BEGIN HIDDEN TESTS'")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError("'# BEGIN HIDDEN TESTS' without a matching '# END HIDDEN TESTS'")
-    return "\n".join(out)
+    return _replace_blocks(source, HIDDEN_BEGIN, HIDDEN_END, lambda line, _: [f"{_indent(line)}{HIDDEN_REMOVED}"],
+                           exact=False)
 
 
 ANSWER = "<summary><b>Answer</b></summary>"
