@@ -29,7 +29,7 @@ __all__ = ["PANEL_FORMATS", "STALE_NOTE", "RUNNING_NOTE", "PANEL_NOTE", "in_cour
            "device_panel", "pruning_panel", "quantization_panel", "lowrank_panel", "PANEL_TEMPERATURES",
            "PANEL_LABELLED_IMAGES",
            "distillation_panel", "PANEL_RESOLUTIONS", "architecture_panel", "PANEL_STUDENT_SIZES",
-           "model_distillation_panel", "nas_panel", "PANEL_ACCURACY_FLOOR", "compression_planner_panel"]
+           "model_distillation_panel", "nas_panel", "PANEL_ACCURACY_FLOOR", "compression_planner_panel", "language_model_panel"]
 
 PANEL_FORMATS = ("fp32", "fp16", "int8", "int4", "int2")
 
@@ -438,6 +438,34 @@ def architecture_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
                   compute, "Cannot build", live=True)
 
 
+# ----------------------------------------------------------------------------- a small language model (notebook 09)
+
+def language_model_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
+    """The notebook-09 panel over :func:`course_lib.experiments.language_experiment`: device, context
+    length, the weights' format and the KV cache's. Each combination is scored once, in a fraction of a
+    second, then only arithmetic runs: a live panel.
+
+    Raises:
+        TypeError / ValueError: ``default_device`` is not one of :func:`course_lib.hardware.device_names`.
+    """
+    _check_dropdown(default_device, "default_device", hardware.device_names())
+    import ipywidgets as w
+
+    device = _dropdown(hardware.device_names(), default_device, "device")
+    context = w.SelectionSlider(options=experiments.PANEL_CONTEXTS, value=experiments.PANEL_CONTEXTS[0],
+                                description="context", continuous_update=False)
+    weights = _dropdown(list(experiments.PANEL_WEIGHTS), "int4 g32", "weights")
+    cache = w.Dropdown(options=["fp16", "int8"], value="fp16", description="KV cache")
+    button = w.Button(description="Estimate", button_style="primary", icon="calculator")
+
+    def compute():
+        result = experiments.language_experiment(device.value, context.value, weights.value, cache.value)
+        return ["<br>".join(result.lines())]
+
+    return _panel([w.HBox([device, context]), w.HBox([weights, cache]), button], button, compute,
+                  "Cannot estimate", live=True)
+
+
 # ----------------------------------------------------------------------------- model distillation (notebook 06)
 
 # The panel's size slider for each student family: (start, smallest, largest, step).
@@ -526,7 +554,7 @@ def nas_panel(default_device: str = "Arduino Nano 33 BLE Sense"):
                   compute, "Cannot search")
 
 
-# ----------------------------------------------------------------------------- the compression planner (notebook 09)
+# ----------------------------------------------------------------------------- the compression planner (notebook 10)
 
 PANEL_ACCURACY_FLOOR = (80.0, 95.0, 0.5)        # percent: (smallest, largest, step) of the floor slider
 

@@ -26,6 +26,7 @@ from . import (
     data,
     deep_compression,
     distillation,
+    language,
     model_distillation,
     nas,
     pruning,
@@ -39,6 +40,7 @@ from .zoo import (
     RECIPES,
     DeepCompressionRecipe,
     DistillRecipe,
+    LanguageModelRecipe,
     PruneRecipe,
     Recipe,
     SearchRecipe,
@@ -206,6 +208,35 @@ def _compression_record(model: nn.Module, recipe: DeepCompressionRecipe) -> dict
             "kept_fraction": round(table.kept, 6), "compression_table": table.rows()}
 
 
+def _build_language_model(name: str, recipe: LanguageModelRecipe, progress: bool) -> dict:
+    """Train notebook 09's language model, save it, and return its manifest record (bits per character
+    on the validation and test topics, the training history)."""
+    corpus = language.load_corpus()
+    start = time.perf_counter()
+    with torch_threads(BUILD_THREADS):
+        model = build_architecture(recipe.architecture, seed=recipe.seed)
+        history = language.train_language_model(model, corpus.train, recipe.settings, validation=corpus.validation,
+                                                 progress=progress, description=name)
+    seconds = time.perf_counter() - start
+    zoo.PRETRAINED_DIR.mkdir(exist_ok=True)
+    path = weights_path(name)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"name": name, "architecture": recipe.architecture})
+    return {
+        "file": path.name,
+        "sha256": data.sha256_of_file(path),
+        "architecture": recipe.architecture,
+        "dataset": recipe.dataset,
+        "recipe": asdict(recipe),
+        "validation_bpc": round(language.bits_per_character(model, corpus.validation), 6),
+        "test_bpc": round(language.bits_per_character(model, corpus.test), 6),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_seconds": round(seconds, 1),
+        "built_with": {"torch": torch.__version__, "python": platform.python_version(), "threads": BUILD_THREADS},
+        "history": history,
+    }
+
+
 def build_baseline(name: str, progress: bool = True) -> dict:
     """Build a shipped model from its recipe on the CPU, save it, and record it in the manifest.
 
@@ -222,6 +253,12 @@ def build_baseline(name: str, progress: bool = True) -> dict:
     check_type(progress, "progress", bool, "True or False")
     read_manifest()
     recipe = RECIPES[name]
+    if isinstance(recipe, LanguageModelRecipe):
+        record = _build_language_model(name, recipe, progress)
+        manifest = read_manifest()
+        manifest[name] = record
+        zoo.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return record
     start = time.perf_counter()
     with torch_threads(BUILD_THREADS):
         history = None
@@ -298,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         print(f"building {name}: {RECIPES[name]}")
         record = build_baseline(name)
-        print(f"{name}: test error {100 * record['test_error']:.2f}% "
-              f"in {record['train_seconds']:.0f} s -> {record['file']}")
+        figure = (f"{record['test_bpc']:.3f} test bits per character" if "test_bpc" in record
+                  else f"test error {100 * record['test_error']:.2f}%")
+        print(f"{name}: {figure} in {record['train_seconds']:.0f} s -> {record['file']}")
     return 0
 
 

@@ -9,7 +9,7 @@ import course_lib
 ROOT = Path(course_lib.__file__).parent
 FOUNDATION = {"checks", "data", "models", "train", "measure", "hardware", "encoding", "plots", "selection", "uncertainty"}
 TECHNIQUES = {"pruning", "quantization", "codebook", "deep_compression", "distillation", "lowrank", "architectures",
-              "model_distillation", "nas", "runtime", "deploy", "mcu", "storage"}
+              "model_distillation", "nas", "runtime", "deploy", "mcu", "storage", "language"}
 ABOVE_TECHNIQUES = {"zoo_build", "experiments", "widgets", "planner", "exercises", "doctor", "__main__"}
 
 

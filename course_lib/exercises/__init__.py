@@ -63,7 +63,12 @@ from .model_distillation import (agreement_and_accuracy_reference, check_agreeme
                                  check_leaf_probabilities, check_mimic_loss, check_nearest_neighbours,
                                  leaf_probabilities_reference, mimic_loss_reference, nearest_neighbours_reference)
 
-# notebook 09
+# notebook 09 (the language model)
+from .language import (check_gptq_columns, check_pack_int4, check_quantize_groups, check_quantize_kv,
+                       check_wanda_2_4_mask, gptq_columns_reference, pack_int4_reference, quantize_groups_reference,
+                       quantize_kv_reference, wanda_2_4_mask_reference)
+
+# notebook 10 (the capstone)
 from .capstone import (check_huffman_code_lengths, check_layer_compression_ratio, check_relative_index,
                        huffman_code_lengths_reference, layer_compression_ratio_reference,
                        relative_index_reference)
@@ -111,6 +116,10 @@ __all__ = [
     "check_separable_costs", "separable_costs_reference", "check_inverted_residual", "InvertedResidualReference",
     "inverted_residual_state_dict", "check_channel_shuffle", "channel_shuffle_reference", "check_make_divisible",
     "make_divisible_reference", "check_pareto_front", "pareto_front_reference",
+    # notebook 09 (the language model)
+    "check_quantize_groups", "quantize_groups_reference", "check_pack_int4", "pack_int4_reference",
+    "check_gptq_columns", "gptq_columns_reference", "check_wanda_2_4_mask", "wanda_2_4_mask_reference",
+    "check_quantize_kv", "quantize_kv_reference",
     # notebooks 07 and 08
     "nas", "check_mutate_choices", "mutate_choices_reference", "check_reinforce_update",
     "reinforce_update_reference", "check_hypervolume", "hypervolume_reference",
@@ -118,7 +127,7 @@ __all__ = [
     "naswot_score_reference", "check_layer_bits",
     "layer_bits_reference",
     "check_violated_limits", "violated_limits_reference",
-    # notebook 09
+    # notebook 10
     "check_huffman_code_lengths", "huffman_code_lengths_reference", "check_layer_compression_ratio",
     "layer_compression_ratio_reference", "check_relative_index", "relative_index_reference",
 ]

@@ -7,7 +7,7 @@ techniques never import it, so a learner reads each technique without the panel'
 
 * :mod:`.choices`: the zoo models the panels can run, derived from what each model is;
   :mod:`.pruning`: notebook 01; :mod:`.quantization`: notebook 02; :mod:`.distillation`: notebook 03;
-  :mod:`.lowrank`: notebook 04; :mod:`.architectures`: notebook 05; :mod:`.model_distillation`:
+  :mod:`.lowrank`: notebook 04; :mod:`.language`: notebook 09; :mod:`.architectures`: notebook 05; :mod:`.model_distillation`:
   notebook 06; :mod:`.nas`: notebook 07.
 """
 
@@ -19,6 +19,8 @@ from .architectures import (
 )
 from .choices import check_panel_model, panel_models, pruning_methods, takes_images
 from .distillation import DistillationExperiment, distillation_experiment
+from .language import (PANEL_CONTEXTS, PANEL_WEIGHTS, PANEL_WINDOWS, BpcComparison, LanguageDeployment,
+                       calibration_windows, compare_bpc, language_deployment, language_experiment)
 from .lowrank import LowRankExperiment, lowrank_experiment
 from .model_distillation import (
                                  EXPERIMENT_BATCH_SIZE,
@@ -46,6 +48,8 @@ __all__ = [
     "check_panel_model", "panel_models", "pruning_methods", "takes_images",
     "DESIGNS", "TRAINED_WIDTHS", "ArchitectureExperiment", "architecture_experiment",
     "DistillationExperiment", "distillation_experiment",
+    "PANEL_CONTEXTS", "PANEL_WEIGHTS", "PANEL_WINDOWS", "BpcComparison", "LanguageDeployment", "calibration_windows",
+    "compare_bpc", "language_deployment", "language_experiment",
     "LowRankExperiment", "lowrank_experiment",
     "EXPERIMENT_BATCH_SIZE", "EXPERIMENT_LR", "FAMILIES", "SIZES", "ModelDistillationExperiment",
     "model_distillation_experiment",
