@@ -19,7 +19,7 @@ from course_lib import data, deploy, lowrank, runtime, zoo
 
 
 def capstone_student() -> torch.nn.Module:
-    """Notebook 09's factorised student: fc1 at rank 16, the first factor with a zero bias."""
+    """Notebook 10's factorised student: fc1 at rank 16, the first factor with a zero bias."""
     factorised = lowrank.factorize_model(zoo.load("tiny_cnn_fashion_distilled"), {"fc1": 16})
     factorised.fc1.project.bias = torch.nn.Parameter(torch.zeros(factorised.fc1.project.out_features))
     return factorised

@@ -47,7 +47,7 @@ course's rows with the paper itself.)
 Table 1 gives the end results: LeNet-300-100 1.64% -> 1.58% top-1 error at 40x (1070 KB ->
 27 KB), LeNet-5 0.80% -> 0.74% at 39x (1720 KB -> 44 KB). The course counts the LeNets' gaps
 in 5 bits in every layer (:data:`LENET_INDEX_BITS`), the width Sec. 3 gives for fc layers.
-Taught in ``notebooks/09_capstone.ipynb``.
+Taught in ``notebooks/10_capstone.ipynb``.
 """
 
 from __future__ import annotations

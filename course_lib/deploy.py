@@ -57,7 +57,7 @@ The ONNX operator specifications (QuantizeLinear, DequantizeLinear, QLinearConv,
 Gemm) define each step; ``export_c_header`` writes the arrays for a C compiler. Where ONNX Runtime
 spends its time, and int8 against fp32 timed, are in :mod:`course_lib.runtime`
 (``operator_profile``, ``int8_speedup``).
-Taught in notebook 09, the capstone.
+Taught in notebook 10, the capstone.
 """
 
 from __future__ import annotations

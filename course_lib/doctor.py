@@ -139,9 +139,9 @@ def claims(cpu: runtime.CpuInt8 | None = None, cores: int | None = None, tools: 
         Claim("02, tests", "ONNX Runtime on an emulated CPU without VNNI equals the saturating NumPy forward",
               "qemu-x86_64 (apt-get install qemu-user)", bool(tools.get("qemu-x86_64"))),
         Claim("08", "two Optuna workers search about twice as fast as one", "2 free cores", cores >= 2),
-        Claim("09", "int8 at least 2x faster than fp32 on the small CNN at batch 64", "VNNI, AMX, Arm's dot product "
+        Claim("10", "int8 at least 2x faster than fp32 on the small CNN at batch 64", "VNNI, AMX, Arm's dot product "
               "or AVX2", int8_fast),
-        Claim("09", "the C program runs on a Cortex-M4 (QEMU), equal to the NumPy forward",
+        Claim("10", "the C program runs on a Cortex-M4 (QEMU), equal to the NumPy forward",
               "cc, arm-none-eabi-gcc, qemu-system-arm", all(tools.get(t) for t in ("cc", "arm-none-eabi-gcc",
                                                                                      "qemu-system-arm"))),
         Claim("all", "the panels work in a real browser (tests/browser)", "chromium and playwright",

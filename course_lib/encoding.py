@@ -21,7 +21,7 @@ for pruned models in ``notebooks/01_pruning.ipynb``.
 
 Last, an entropy code for the integers those encodings store (codebook indices, gaps):
 ``huffman_*`` (Huffman 1952), Deep Compression's third stage (Han, Mao & Dally 2016, Sec. 4),
-taught in ``notebooks/09_capstone.ipynb``.
+taught in ``notebooks/10_capstone.ipynb``.
 """
 
 from __future__ import annotations

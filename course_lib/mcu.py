@@ -30,7 +30,7 @@ program's flash and SRAM from ``arm-none-eabi-size`` and its symbols from ``arm-
 
 The tools are Debian's ``gcc`` (or any C compiler as ``cc``), ``gcc-arm-none-eabi`` and
 ``qemu-system-arm``; :func:`missing_tools` says which are absent.
-Taught in notebook 09, the capstone.
+Taught in notebook 10, the capstone.
 """
 
 from __future__ import annotations

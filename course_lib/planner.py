@@ -1,4 +1,4 @@
-"""The compression planner of notebook 09: a device and an accuracy floor in, the cheapest
+"""The compression planner of notebook 10: a device and an accuracy floor in, the cheapest
 combination of the course's techniques that meets them out, from measured results.
 
 :func:`plan_table` measures every combination of a Fashion-MNIST model of the zoo (the teacher,
@@ -18,7 +18,7 @@ validation split); the test accuracy is only reported. A combination *meets* the
 :func:`course_lib.hardware.check_fit` says it fits (flash, SRAM with the runtime's overheads, a
 number format the device computes in).
 
-Taught in ``notebooks/09_capstone.ipynb``; the panel is
+Taught in ``notebooks/10_capstone.ipynb``; the panel is
 :func:`course_lib.widgets.compression_planner_panel`.
 """
 

@@ -31,7 +31,7 @@ quantized file; :func:`cpu_int8` says what this CPU does.
 ``"saturation_safe"``, and uint8 weights (ONNX Runtime's u8 x u8 kernels widen to 16 bits first).
 The rule, fixed before scoring: drop a candidate that is clearly slower than int8 over the full range;
 among the rest, take the best mean validation accuracy over the five int8 models the course deploys
-(LeNet-5, LeNet-300-100, the small Fashion CNN, the MobileNetV2-style x1.0 of notebook 05, notebook 09's
+(LeNet-5, LeNet-300-100, the small Fashion CNN, the MobileNetV2-style x1.0 of notebook 05, notebook 10's
 factorised student), calibrated on the first 1,000 training images; ONNX Runtime 1.32.0 on a 2-core
 AVX-512 VNNI machine (exact there). Validation accuracy, % (fp32 / full / reduced / saturation_safe / u8 x u8):
 LeNet-5 99.72 / 99.68 / 99.70 / 99.72 / 99.66; LeNet-300-100 99.02 / 99.04 / 99.08 / 99.02 / 99.04;
@@ -46,7 +46,7 @@ accuracies were computed in the same sweep and reported, not used: full 99.49 / 
 91.33, reduced 99.48 / 98.97 / 93.23 / 91.01 / 91.35, saturation_safe 99.48 / 98.96 / 93.27 / 91.28 / 91.22.
 The full range on a CPU without VNNI (the NumPy forward with ``accumulation="int16_pairs"``, and ONNX
 Runtime under QEMU's Haswell model for the MobileNetV2-style network): 99.43 / 98.85 / 92.69 / 85.29 / 90.34.
-Taught in ``notebooks/02_quantization.ipynb``; the profile and the speedup in notebook 09.
+Taught in ``notebooks/02_quantization.ipynb``; the profile and the speedup in notebook 10.
 """
 
 from __future__ import annotations

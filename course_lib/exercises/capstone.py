@@ -1,4 +1,4 @@
-"""Exercises of notebook 09, the capstone: Deep Compression's third stage and its accounting.
+"""Exercises of notebook 10, the capstone: Deep Compression's third stage and its accounting.
 
 * ``huffman_code_lengths(counts)``: the code length of each symbol in an optimal prefix code
   (Huffman 1952), as :func:`course_lib.encoding.huffman_code_lengths`;
