@@ -99,15 +99,19 @@ def strip_hidden_tests(source: str) -> str:
 
 
 ANSWER = "<summary><b>Answer</b></summary>"
+ANSWER_BLOCK = re.compile(r"<details>\s*" + re.escape(ANSWER) + r".*?</details>\s*", re.DOTALL)
 
 
 def student_notebook(notebook: dict, without_answers: bool = False) -> dict:
     """A copy of a notebook (nbformat JSON as a dict) with solutions and hidden tests stripped and
-    outputs cleared; with ``without_answers``, the reflection questions' answer cells (markdown
-    cells opening a collapsed ``Answer``) removed too, for a graded hand-out."""
+    outputs cleared; with ``without_answers``, the reflection questions' answers (each collapsed
+    ``Answer`` block, and a markdown cell left empty without it) removed too, for a graded hand-out."""
     nb = json.loads(json.dumps(notebook))
     if without_answers:
-        nb["cells"] = [c for c in nb["cells"] if not (c["cell_type"] == "markdown" and ANSWER in "".join(c["source"]))]
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "markdown" and ANSWER in "".join(cell["source"]):
+                cell["source"] = ANSWER_BLOCK.sub("", "".join(cell["source"])).strip("\n")
+        nb["cells"] = [c for c in nb["cells"] if c["cell_type"] != "markdown" or "".join(c["source"]).strip()]
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
