@@ -30,7 +30,7 @@ if WORKERS > 1:
 # The longest pieces of work first, so that the workers finish together: the notebooks (each runs in one worker, cell
 # after cell) and the browser tests, in the order of their measured times on two cores, then every test module as
 # collected. Only the order changes, never what runs; a wrong guess only costs time.
-LONGEST_FIRST = ("tests/browser/test_panels.py", "notebooks/02_", "notebooks/06_", "notebooks/08_", "notebooks/04_",
+LONGEST_FIRST = ("tests/browser/test_panels.py", "notebooks/02_", "notebooks/06_", "notebooks/09_", "notebooks/08_", "notebooks/04_",
                  "notebooks/07_", "notebooks/01_", "notebooks/05_", "notebooks/10_", "tests/test_zoo.py", "notebooks/03_",
                  "tests/test_widgets.py", "tests/test_nas.py", "tests/test_student_notebooks.py", "tests/browser/test_site.py",
                  "notebooks/00_", "tests/test_grading.py", "tests/test_deploy.py", "tests/test_mcu.py")
