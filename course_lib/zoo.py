@@ -42,15 +42,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from . import architectures, data, language, model_distillation, models, nas
-from .checks import check_argv, check_choice, check_path
+from . import architectures, data, language, lowrank, model_distillation, models, nas
+from .checks import check_argv, check_choice, check_path, check_type
 from .encoding import DEFAULT_INDEX_BITS
 from .train import TrainingSettings
 
 __all__ = ["PRETRAINED_DIR", "MANIFEST", "BUILD_THREADS", "CheckpointError", "Recipe", "DerivedRecipe",
            "PruneRecipe", "DistillRecipe", "SoftTreeRecipe", "DeepCompressionRecipe", "SupernetRecipe",
-           "SearchRecipe", "LanguageModelRecipe", "CHAR_GPT", "ZOO_FAMILY", "SOFT_TREES", "NAS_CHOICES", "RECIPES", "names", "read_manifest", "entry",
-           "weights_path", "verify", "load_state_dict", "load", "dataset_of", "nas_architecture",
+           "SearchRecipe", "LanguageModelRecipe", "LoRARecipe", "CHAR_GPT", "ZOO_FAMILY", "SOFT_TREES", "NAS_CHOICES", "RECIPES", "names", "read_manifest", "entry",
+           "weights_path", "verify", "load_state_dict", "load", "lora_base", "dataset_of", "nas_architecture",
            "build_architecture", "main"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -288,6 +288,41 @@ class LanguageModelRecipe:
                                          warmup=self.warmup, weight_decay=self.weight_decay, seed=self.seed)
 
 
+@dataclass(frozen=True)
+class LoRARecipe:
+    """Notebook 09's LoRA adapters (Hu et al. 2021; QLoRA in miniature, Dettmers et al. 2023): rank ``rank``
+    on every block linear (:func:`course_lib.lowrank.add_lora`, seeded), over the language model ``base``
+    rounded to ``bits`` per channel and frozen (None: the float model, the control), trained by
+    :func:`course_lib.language.train_language_model` for ``steps`` on the training topics. The file holds
+    the adapters alone; the base comes from the zoo and is quantized again on loading."""
+    base: str
+    bits: int | None
+    rank: int = 4
+    steps: int = 60
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup: int = 10
+    seed: int = 0
+    reference: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return "char_gpt_lora"
+
+    @property
+    def dataset(self) -> str:
+        return language.CORPUS
+
+    @property
+    def epochs(self) -> int:
+        return 1
+
+    @property
+    def settings(self) -> language.LanguageTraining:
+        return language.LanguageTraining(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup=self.warmup,
+                                         weight_decay=0.0, eval_every=self.steps, seed=self.seed)
+
+
 # Notebook 09's language model: 103 characters (the corpus's, checked by a test), a context of 128,
 # 4 blocks of 4 heads, width 128: 0.83 M parameters.
 CHAR_GPT = language.GPTConfig(vocab_size=103, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.1)
@@ -328,7 +363,7 @@ NAS_CHOICES = {
 
 # The shipped models and the published figures they are held to. A constant table.
 RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | SupernetRecipe | SearchRecipe
-              | LanguageModelRecipe] = {
+              | LanguageModelRecipe | LoRARecipe] = {
     "lenet_300_100": Recipe("lenet_300_100", "mnist", epochs=30, reference=(
         "Han et al. 2015 (Learning both Weights and Connections), Table 1: 1.64% top-1 error "
         "(trained here on the 55,000 training images; 5,000 are kept for validation)")),
@@ -421,6 +456,10 @@ RECIPES: dict[str, Recipe | PruneRecipe | DistillRecipe | SoftTreeRecipe | Super
         "nanoGPT's character-level recipe (Karpathy 2022, shakespeare_char) scaled to 2 CPU cores: 4 layers, "
         "4 heads, width 128, context 128, dropout 0.1; AdamW at 3e-3, 100 warm-up steps, cosine to 3e-4, "
         "batches of 32 windows")),
+    **{f"char_gpt_{label}_lora": LoRARecipe("char_gpt_python_docs", bits, reference=(
+        f"notebook 09, section 8: {what}, rank 4 on every block linear, 60 steps of 16 windows at 2e-3"))
+       for label, bits, what in (("int4", 4, "LoRA adapters on the 4-bit per-channel model (round-to-nearest), frozen"),
+                                 ("fp32", None, "the control: the same adapters and training on the float model"))},
     "lenet5_pruned": PruneRecipe("lenet5", (("conv1", 0.34), ("conv2", 0.88), ("fc1", 0.925),
                                             ("fc2", 0.81)), steps=4, epochs_per_step=3, reference=(
         "Han et al. 2015, LeNet-5: 0.80% -> 0.77% error with 12x fewer weights (Table 1); the "
@@ -554,14 +593,31 @@ def load(name: str, device: torch.device | str = "cpu") -> nn.Sequential:
     check_choice(name, "name", names())
     device = data.check_device(device)
     path = verify(name)
-    model = build_architecture(RECIPES[name].architecture)
+    recipe = RECIPES[name]
+    model = lora_base(recipe) if isinstance(recipe, LoRARecipe) else build_architecture(recipe.architecture)
     state = load_state_dict(path)      # a read failure stays a "could not be read" CheckpointError
     try:
-        model.load_state_dict(state)
+        if isinstance(recipe, LoRARecipe):         # the file holds the adapters: every one of them, nothing else
+            adapters = {k for k, p in model.named_parameters() if p.requires_grad}
+            if set(state) != adapters:
+                raise RuntimeError(f"the adapters' names differ: {sorted(set(state) ^ adapters)[:4]}")
+            model.load_state_dict(state, strict=False)
+        else:
+            model.load_state_dict(state)
     except RuntimeError as e:          # only load_state_dict's own missing/unexpected/size errors
         raise CheckpointError(f"checkpoint {path.name} does not fit architecture "
-                              f"{RECIPES[name].architecture!r}: {e}") from e
+                              f"{recipe.architecture!r}: {e}") from e
     return model.to(device).eval()
+
+
+def lora_base(recipe: LoRARecipe) -> nn.Module:
+    """The model a :class:`LoRARecipe`'s adapters sit on, with fresh adapters (B = 0): its base from the
+    zoo, rounded to ``recipe.bits`` per channel and frozen (dequantized, :func:`language.dequantized_copy`),
+    or the float base, then :func:`lowrank.add_lora` on every block linear."""
+    check_type(recipe, "recipe", LoRARecipe, "a LoRARecipe")
+    base = load(recipe.base)
+    start = base if recipe.bits is None else language.dequantized_copy(language.quantize_weights(base, recipe.bits))
+    return lowrank.add_lora(start, rank=recipe.rank, layers=list(language.block_linears(base)), seed=recipe.seed)
 
 
 def dataset_of(name: str) -> str:

@@ -41,6 +41,7 @@ from .zoo import (
     DeepCompressionRecipe,
     DistillRecipe,
     LanguageModelRecipe,
+    LoRARecipe,
     PruneRecipe,
     Recipe,
     SearchRecipe,
@@ -48,6 +49,7 @@ from .zoo import (
     SupernetRecipe,
     build_architecture,
     load,
+    lora_base,
     names,
     read_manifest,
     weights_path,
@@ -237,6 +239,34 @@ def _build_language_model(name: str, recipe: LanguageModelRecipe, progress: bool
     }
 
 
+def _build_lora(name: str, recipe: LoRARecipe, progress: bool) -> dict:
+    """Train notebook 09's LoRA adapters on their (quantized) base, save the adapters alone, and return the
+    manifest record (bits per character on the validation and test topics)."""
+    corpus = language.load_corpus()
+    start = time.perf_counter()
+    with torch_threads(BUILD_THREADS):
+        model = lora_base(recipe)
+        history = language.train_language_model(model, corpus.train, recipe.settings, validation=corpus.validation,
+                                                 progress=progress, description=name)
+    seconds = time.perf_counter() - start
+    path = weights_path(name)
+    adapters = {k: p.detach().contiguous() for k, p in model.named_parameters() if p.requires_grad}
+    save_file(adapters, str(path), metadata={"name": name, "architecture": recipe.architecture})
+    return {
+        "file": path.name,
+        "sha256": data.sha256_of_file(path),
+        "architecture": recipe.architecture,
+        "dataset": recipe.dataset,
+        "recipe": asdict(recipe),
+        "validation_bpc": round(language.bits_per_character(model, corpus.validation), 6),
+        "test_bpc": round(language.bits_per_character(model, corpus.test), 6),
+        "parameters": sum(p.numel() for p in adapters.values()),
+        "train_seconds": round(seconds, 1),
+        "built_with": {"torch": torch.__version__, "python": platform.python_version(), "threads": BUILD_THREADS},
+        "history": history,
+    }
+
+
 def build_baseline(name: str, progress: bool = True) -> dict:
     """Build a shipped model from its recipe on the CPU, save it, and record it in the manifest.
 
@@ -253,8 +283,9 @@ def build_baseline(name: str, progress: bool = True) -> dict:
     check_type(progress, "progress", bool, "True or False")
     read_manifest()
     recipe = RECIPES[name]
-    if isinstance(recipe, LanguageModelRecipe):
-        record = _build_language_model(name, recipe, progress)
+    if isinstance(recipe, (LanguageModelRecipe, LoRARecipe)):
+        build = _build_language_model if isinstance(recipe, LanguageModelRecipe) else _build_lora
+        record = build(name, recipe, progress)
         manifest = read_manifest()
         manifest[name] = record
         zoo.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -315,3 +315,15 @@ def test_panel_shows_a_verdict_and_names_a_bad_choice():
     assert run.verdict.fits and run.bpc < 2.0
     with pytest.raises(ValueError, match="weights must be one of"):
         experiments.language_experiment("Arduino Nano 33 BLE Sense", 16, "int2", "int8")
+
+
+def test_the_zoo_s_adapters_sit_on_their_frozen_quantized_base(tmp_path):
+    recipe = zoo.RECIPES["char_gpt_int4_lora"]
+    fresh = zoo.lora_base(recipe)                                 # B = 0: the quantized base's function exactly
+    x = torch.randint(0, 103, (2, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), L.quantize_weights(zoo.load("char_gpt_python_docs"), 4)(x), atol=1e-4)
+    trained = zoo.load("char_gpt_int4_lora")
+    stored = zoo.load_state_dict(zoo.weights_path("char_gpt_int4_lora"))
+    assert set(stored) == {k for k, p in trained.named_parameters() if p.requires_grad}
+    assert all(k.endswith((".A", ".B")) for k in stored)

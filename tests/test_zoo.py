@@ -18,7 +18,7 @@ def test_baselines_load_fast_verified_and_reach_their_targets(name):
         from course_lib import nas
         subnet = nas.from_choices(record["scored_subnet"], nas.SearchSpace())
         model = nas.fashion_evaluator(model, seed=zoo.RECIPES[name].seed).subnet(subnet)
-    if isinstance(zoo.RECIPES[name], zoo.LanguageModelRecipe):     # a language model: bits per character
+    if isinstance(zoo.RECIPES[name], (zoo.LanguageModelRecipe, zoo.LoRARecipe)):   # a language model: bits per character
         from course_lib import language
         assert language.bits_per_character(model, language.load_corpus().test) == pytest.approx(record["test_bpc"],
                                                                                               abs=2e-3)
