@@ -248,7 +248,7 @@ def train_language_model(model: nn.Module, tokens: torch.Tensor, settings: Langu
 
 @torch.no_grad()
 def window_losses(model: nn.Module, tokens: torch.Tensor, limit: int | None = None,
-                  batch_size: int = 64) -> torch.Tensor:
+                  batch_size: int = 16) -> torch.Tensor:
     """The mean next-character cross-entropy (nats) of each non-overlapping ``block_size`` window of
     ``tokens`` (at most ``limit`` windows): a (n,) tensor, for paired comparisons window by window."""
     check_int(batch_size, "batch_size", 1)
