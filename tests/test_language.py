@@ -327,3 +327,9 @@ def test_the_zoo_s_adapters_sit_on_their_frozen_quantized_base(tmp_path):
     stored = zoo.load_state_dict(zoo.weights_path("char_gpt_int4_lora"))
     assert set(stored) == {k for k, p in trained.named_parameters() if p.requires_grad}
     assert all(k.endswith((".A", ".B")) for k in stored)
+
+
+def test_image_panels_do_not_offer_the_language_models():
+    assert not [n for n in experiments.panel_models() if "gpt" in n]
+    with pytest.raises(ValueError, match="is a language model"):
+        experiments.check_panel_model("char_gpt_python_docs")

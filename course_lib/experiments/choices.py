@@ -2,8 +2,8 @@
 a model allows, derived from what each model is (never a hand list), with the course's message
 for a choice that cannot work.
 
-A zoo model is offered when it classifies images by itself: its ``forward`` takes the images and
-nothing else. A weight-sharing supernet (notebook 07) is not one network but many, and its
+A zoo model is offered when it classifies images by itself: it was trained on an image dataset and its
+``forward`` takes the images and nothing else (notebook 09's language model reads text; it has its own panel). A weight-sharing supernet (notebook 07) is not one network but many, and its
 ``forward`` also needs the architecture to run; the networks found in it are in the zoo on their
 own (``nas_tight_fashion``, ...). Channel pruning (notebook 01) needs a plain stack of layers
 (:func:`course_lib.pruning.channel_prunable`).
@@ -17,6 +17,7 @@ import inspect
 from torch import nn
 
 from .. import zoo
+from ..data import DATASET_NAMES
 from ..checks import check_choice
 from ..pruning import SCOPES, channel_prunable
 
@@ -43,7 +44,8 @@ def _untrained(name: str) -> nn.Module:
 @functools.cache
 def panel_models() -> tuple[str, ...]:
     """The zoo models a panel can run, in the zoo's order: those that classify images by themselves."""
-    return tuple(name for name in zoo.names() if takes_images(_untrained(name)))
+    return tuple(name for name in zoo.names()
+                 if zoo.RECIPES[name].dataset in DATASET_NAMES and takes_images(_untrained(name)))
 
 
 def check_panel_model(name: str, argument: str = "model_name") -> None:
@@ -52,6 +54,9 @@ def check_panel_model(name: str, argument: str = "model_name") -> None:
     check_choice(name, argument, zoo.names())
     if name in panel_models():
         return
+    if zoo.RECIPES[name].dataset not in DATASET_NAMES:
+        raise ValueError(f"{argument} {name!r} is a language model, not an image classifier: notebook 09's panel runs it "
+                         f"(widgets.language_model_panel). Choose one of {list(panel_models())}.")
     extra = _required_arguments(_untrained(name))[1:]
     why = (" A supernet holds many networks at once; the ones found in it are in the zoo on their own "
            "(nas_tight_fashion, nas_tight_wide_fashion)." if isinstance(zoo.RECIPES[name], zoo.SupernetRecipe) else "")
