@@ -5,7 +5,7 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import pytest
 
-from course_lib import checks, experiments, measure, planner, plots, widgets, zoo
+from course_lib import checks, data, experiments, measure, planner, plots, widgets, zoo
 
 
 def shown(panel) -> str:
@@ -324,7 +324,7 @@ def test_architecture_panel_is_live():
 
 PANELS = (widgets.device_panel, widgets.pruning_panel, widgets.quantization_panel, widgets.lowrank_panel,
           widgets.distillation_panel, widgets.architecture_panel, widgets.model_distillation_panel,
-          widgets.nas_panel, widgets.compression_planner_panel)
+          widgets.nas_panel, widgets.compression_planner_panel, widgets.language_model_panel)
 
 
 def _walk(widget):
@@ -412,7 +412,8 @@ def test_panels_offer_only_models_they_can_run():
     import ipywidgets as w
 
     offered = experiments.panel_models()
-    assert "supernet_fashion" not in offered and "lenet5" in offered and len(offered) == len(zoo.names()) - 1
+    image_models = [n for n in zoo.names() if zoo.RECIPES[n].dataset in data.DATASET_NAMES]    # not the language models
+    assert "supernet_fashion" not in offered and "lenet5" in offered and len(offered) == len(image_models) - 1
     for make_panel in (widgets.device_panel, widgets.pruning_panel, widgets.quantization_panel,
                        widgets.lowrank_panel):
         model = next(c for c in _walk(make_panel()) if isinstance(c, w.Dropdown) and c.description == "model")
