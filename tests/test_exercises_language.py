@@ -8,20 +8,20 @@ from course_lib import language as L
 from course_lib.exercises import language as X
 
 
-def _groups_grid(w, bits, g, widen=True, half=True):
+def _groups_grid(w, bits, g, widen=True, half=True, zero_floor=False):
     groups = w.reshape(-1, g)
     lo, hi = groups.amin(1, keepdim=True), groups.amax(1, keepdim=True)
     if widen:
         lo, hi = lo.clamp(max=0), hi.clamp(min=0)
     s = ((hi - lo) / (2 ** bits - 1)).clamp_min(1e-8)
-    s = s.half().float() if half else s
+    s = (s.half().float() if zero_floor else s.half().clamp_min(2 ** -24).float()) if half else s
     return groups, s, torch.round(-lo / s).clamp(0, 2 ** bits - 1)
 
 
-def _groups(widen=True, half=True, rounding=torch.round):
+def _groups(widen=True, half=True, rounding=torch.round, zero_floor=False):
     def quantize_groups(w, bits, g):
-        groups, s, z = _groups_grid(w, bits, g, widen, half)
-        codes = torch.clamp(rounding(groups / s) + z, 0, 2 ** bits - 1)
+        groups, s, z = _groups_grid(w, bits, g, widen, half, zero_floor)
+        codes = torch.clamp(rounding(groups / s) + z, 0, 2 ** bits - 1).nan_to_num(0)
         return codes.reshape(w.shape).to(torch.uint8), s.reshape(w.shape[0], -1).half(), z.reshape(w.shape[0], -1).to(torch.uint8)
     return quantize_groups
 
@@ -61,6 +61,7 @@ def test_references_pass_and_unwritten_code_is_not_attempted(check, reference):
     (E.check_quantize_groups, _groups(widen=False), "widened to hold 0"),
     (E.check_quantize_groups, _groups(half=False), "float16 FIRST"),
     (E.check_quantize_groups, _in_place(E.quantize_groups_reference), "in place"),
+    (E.check_quantize_groups, _groups(zero_floor=True), "2**-24"),
     (E.check_pack_int4, lambda c: (c[..., 0::2] << 4) | c[..., 1::2], "LOW nibble"),
     (E.check_pack_int4, lambda c: (c[..., 0::2] | (c[..., 1::2] << 4)).long(), "torch.uint8"),
     (E.check_gptq_columns, lambda W, U, q: torch.stack([q(W[:, j]) for j in range(W.shape[1])], 1),
@@ -76,6 +77,9 @@ def test_references_pass_and_unwritten_code_is_not_attempted(check, reference):
                                      .clamp(-127, 127).to(torch.int8), (x.abs().amax(-1, keepdim=True) / 128).half()),
      "127, not 128"),
     (E.check_quantize_kv, lambda x: (E.quantize_kv_reference(x)[0].float(), E.quantize_kv_reference(x)[1]), "torch.int8"),
+    (E.check_quantize_kv, lambda x: ((x / (x.abs().amax(-1, keepdim=True) / 127).clamp_min(1e-8).half().float()).round()
+                                     .clamp(-127, 127).nan_to_num(0).to(torch.int8),
+                                     (x.abs().amax(-1, keepdim=True) / 127).clamp_min(1e-8).half()), "2**-24"),
 ])
 def test_checkers_name_the_mistake(check, wrong, fragment):
     result = check(wrong)

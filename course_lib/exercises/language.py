@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from ..language import FLOAT16_TINIEST
 from .checking import CheckResult, check_returned, check_unchanged, checker, failed, passed, require, run_learner
 
 __all__ = ["quantize_groups_reference", "check_quantize_groups", "pack_int4_reference", "check_pack_int4",
@@ -32,6 +33,11 @@ def _named_mistake(got: torch.Tensor, mistakes: list[tuple[torch.Tensor, str]], 
     return default
 
 
+_ZERO_SCALE_HINT = ("a floor such as clamp_min(1e-8) applied before .half() rounds to 0 in float16 (its smallest "
+                    "positive number is 2**-24), and 0 / 0 is NaN; convert first, then floor: "
+                    ".half().clamp_min(2 ** -24).")
+
+
 def _check_inputs_unchanged(before: tuple, after: tuple, name: str, where: str, labels: str) -> None:
     require(check_unchanged(before, after, name, where, labels,
                             "work on new tensors (w / scale, w.clone()); in-place ops (div_, sub_, +=, "
@@ -46,7 +52,7 @@ def _grid(groups: torch.Tensor, bits: int, widen: bool = True, half: bool = True
     if widen:
         lo, hi = lo.clamp(max=0), hi.clamp(min=0)
     scale = ((hi - lo) / qmax).clamp_min(1e-8)
-    scale = scale.half().float() if half else scale
+    scale = scale.half().clamp_min(FLOAT16_TINIEST).float() if half else scale
     return scale, torch.round(-lo / scale).clamp(0, qmax)
 
 
@@ -56,7 +62,7 @@ def quantize_groups_reference(w: torch.Tensor, bits: int, group_size: int
     (out, in): the range widened to hold 0, scale :math:`(\\max - \\min) / (2^b - 1)` rounded to
     float16, zero-point :math:`\\mathrm{round}(-\\min / s)`, codes
     :math:`\\mathrm{clamp}(\\mathrm{round}(w / s) + z, 0, 2^b - 1)`. Returns uint8 codes (out, in),
-    float16 scales and uint8 zero-points (out, in / group_size)."""
+    float16 scales (at least :math:`2^{-24}`, for a group of zeros) and uint8 zero-points (out, in / group_size)."""
     out, n_in = w.shape
     groups = w.reshape(-1, group_size)
     scale, zero = _grid(groups, bits)
@@ -118,7 +124,8 @@ def check_quantize_groups(quantize_groups: Callable) -> CheckResult:
     cases = [(torch.tensor([[0.5, 1.0, 2.0, 3.0, -1.0, -0.5, 0.25, 0.75]]), 2, 4),
              (_seeded(4, 16, seed=0), 4, 8), (_seeded(3, 32, seed=1, scale=0.05), 4, 32),
              (_seeded(6, 12, seed=2), 3, 4), (_seeded(2, 8, seed=3).abs() + 0.1, 4, 4),
-             (torch.tensor([[0.0, 1.0, 0.49993, 0.2]]), 4, 4)]          # 7.5 steps with the float16 scale, 7.499 without
+             (torch.tensor([[0.0, 1.0, 0.49993, 0.2]]), 4, 4),          # 7.5 steps with the float16 scale, 7.499 without
+             (torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0]]), 2, 4)]    # a group of zeros
     for w, bits, g in cases:
         where = f"for w of shape {tuple(w.shape)}, bits={bits}, group_size={g}"
         before = w.clone()
@@ -130,6 +137,8 @@ def check_quantize_groups(quantize_groups: Callable) -> CheckResult:
         codes, scales, zeros = expected = quantize_groups_reference(w, bits, g)
         for value, truth, label in zip(got, expected, ("codes", "scales", "zero_points")):
             require(check_returned(value, name, where, torch.Tensor, dtype=truth.dtype, shape=truth.shape, what=label))
+        if bool((got[1] == 0).any()):
+            return failed(name, f"{where}: a scale of 0 (a group of zeros?). Hint: {_ZERO_SCALE_HINT}")
         if not (torch.equal(got[0], codes) and torch.equal(got[1], scales) and torch.equal(got[2], zeros)):
             hint = _named_mistake(_dequantized(*got), _quantize_groups_mistakes(w, bits, g),
                                   "scale = (hi - lo) / (2**bits - 1) in float16 over each group's range widened to "
@@ -307,7 +316,7 @@ def quantize_kv_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 rounding of keys or values ``x`` (..., head_dim), one scale per vector (the last
     axis): :math:`s = \\max |x| / 127` in float16, codes :math:`\\mathrm{clamp}(\\mathrm{round}(x / s),
     -127, 127)` as int8. Returns ``(codes, scales)`` with scales (..., 1)."""
-    scales = (x.abs().amax(-1, keepdim=True) / 127).clamp_min(1e-8).half()
+    scales = (x.abs().amax(-1, keepdim=True) / 127).half().clamp_min(FLOAT16_TINIEST)
     return torch.round(x / scales.float()).clamp(-127, 127).to(torch.int8), scales
 
 
@@ -330,6 +339,8 @@ def check_quantize_kv(quantize_kv: Callable) -> CheckResult:
         require(check_returned(got[0], name, where, torch.Tensor, dtype=torch.int8, shape=codes.shape, what="codes"))
         require(check_returned(got[1], name, where, torch.Tensor, dtype=torch.float16, shape=scales.shape,
                                what="scales (one per vector, keepdim=True)"))
+        if bool((got[1] == 0).any()):
+            return failed(name, f"{where}: a scale of 0 (for the all-zero vector). Hint: {_ZERO_SCALE_HINT}")
         if not (torch.equal(got[0], codes) and torch.equal(got[1], scales)):
             tensor_scale = (x.abs().max() / 127).clamp_min(1e-8).half()
             hint = _named_mistake(got[1].float().expand_as(scales).contiguous(), [
@@ -343,8 +354,9 @@ def check_quantize_kv(quantize_kv: Callable) -> CheckResult:
             if not hint:
                 truncated = torch.trunc(x / scales.float()).clamp(-127, 127).to(torch.int8)
                 hint = ("the codes are truncated: round them with torch.round(x / s)." if torch.equal(got[0], truncated)
-                        else "s = (x.abs().amax(-1, keepdim=True) / 127) in float16 (floor it at 1e-8 for an all-zero "
-                             "vector); codes = round(x / s), clamped to [-127, 127], as int8.")
+                        else "s = x.abs().amax(-1, keepdim=True) / 127 in float16, floored there at 2**-24 (a floor of "
+                             "1e-8 before .half() rounds to 0, and an all-zero vector divides 0 by 0); codes = "
+                             "round(x / s), clamped to [-127, 127], as int8.")
             return failed(name, f"{where}: codes or scales differ. Hint: {hint}")
     return passed(name, len(cases), f"all {len(cases)} cases pass (a scale per vector, 127 levels a side, float16 "
                   "scales, int8 codes, an all-zero vector)")

@@ -43,8 +43,13 @@ from ..checks import check_int, check_model, check_real, check_type
 from ..data import SEED_RANGE
 from .text import windows
 
-__all__ = ["GPTConfig", "CausalSelfAttention", "MLP", "Block", "GPT", "fake_quantize_per_token",
+__all__ = ["FLOAT16_TINIEST", "GPTConfig", "CausalSelfAttention", "MLP", "Block", "GPT", "fake_quantize_per_token",
            "LanguageTraining", "train_language_model", "window_losses", "bits_per_character", "generate"]
+
+
+# The smallest positive float16 (a subnormal): the floor of every float16 scale. A floor like 1e-8 applied before
+# the conversion would round to 0 in float16, and a vector of zeros would then divide 0 by 0.
+FLOAT16_TINIEST = 2.0 ** -24
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def fake_quantize_per_token(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, t
     :math:`s = \\max|x| / (2^{b-1} - 1)` stored in float16, codes :math:`q = \\mathrm{round}(x / s)`.
     Returns ``(codes, scales)``: int8 codes (..., head_dim) and float16 scales (..., 1)."""
     qmax = 2 ** (bits - 1) - 1
-    scales = (x.abs().amax(-1, keepdim=True) / qmax).clamp_min(1e-8).to(torch.float16)
+    scales = (x.abs().amax(-1, keepdim=True) / qmax).to(torch.float16).clamp_min(FLOAT16_TINIEST)
     codes = torch.round(x / scales.float()).clamp(-qmax, qmax).to(torch.int8)
     return codes, scales
 

@@ -3,8 +3,8 @@ Accurate and Efficient Post-Training Quantization for Large Language Models").
 
 Quantizing a layer's input with one scale per tensor (what fast int8 matrix kernels want) fails when a few
 input channels are far larger than the rest: the scale follows the outliers, and the ordinary channels
-round to a handful of levels. Large language models grow such channels (Dettmers et al. 2022, LLM.int8(),
-Sec. 3.2: from about 6.7 B parameters on). SmoothQuant moves the difficulty into the weights, which
+round to a handful of levels. Large language models grow such channels, from about 6.7 B parameters on
+(Dettmers et al. 2022, LLM.int8()). SmoothQuant moves the difficulty into the weights, which
 quantize per output channel: with per-input-channel factors
 
 .. math::

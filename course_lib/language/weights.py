@@ -10,11 +10,12 @@ asymmetric grid on its own range, widened to hold 0 (as GPTQ's quantizer does):
     z_g = \\mathrm{round}\\Big(\\frac{-\\min(w_g, 0)}{s_g}\\Big), \\quad
     q = \\mathrm{clamp}(\\mathrm{round}(w / s_g) + z_g,\\ 0,\\ 2^b - 1), \\quad \\hat w = s_g (q - z_g)
 
-The scale is stored in float16 (and the codes computed with that rounded scale), the zero-point in ``b``
+The scale is stored in float16 (at least the smallest positive float16, for a group of zeros; the codes are
+computed with that rounded scale), the zero-point in ``b``
 bits: a matrix costs :math:`\\text{out} \\cdot \\text{in} \\cdot b / 8` bytes of codes plus
 :math:`\\text{out} \\cdot \\lceil \\text{in} / \\text{group} \\rceil \\cdot (2 + b / 8)` bytes of scales and
 zero-points. Smaller groups follow the weights more closely, and pay more for scales: at 4 bits and
-groups of 32, 4.5 bits per weight.
+groups of 32, :math:`4 + (16 + 4) / 32 = 4.625` bits per weight.
 
 **Packing.** :func:`pack_codes` writes ``b``-bit codes as one stream of bits, little-endian: two 4-bit
 codes a byte (the first in the low nibble, as ONNX Runtime's ``MatMulNBits`` reads them), eight 3-bit
@@ -45,7 +46,7 @@ from torch.nn import functional as F
 
 from ..checks import check_int, check_model, check_tensor, check_type
 from ..measure import CompressedLayer, StoredTensor
-from .gpt import GPT
+from .gpt import FLOAT16_TINIEST, GPT
 
 __all__ = ["BLOCK_LAYERS", "quantize_groupwise", "dequantize_groupwise", "pack_codes", "unpack_codes",
            "GroupQuantizedLinear", "block_linears", "quantize_weights", "linear_inputs", "hessian",
@@ -74,7 +75,7 @@ def _group_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]
     """Float16 scales and integer zero-points (as float) for each row of ``w`` (rows, n): (rows, 1) each."""
     qmax = 2 ** bits - 1
     lo, hi = w.amin(1, keepdim=True).clamp(max=0), w.amax(1, keepdim=True).clamp(min=0)
-    scale = ((hi - lo) / qmax).clamp_min(1e-8).half().float()
+    scale = ((hi - lo) / qmax).half().clamp_min(FLOAT16_TINIEST).float()
     zero = torch.round(-lo / scale).clamp(0, qmax)
     return scale, zero
 
