@@ -256,8 +256,21 @@ class SearchRecipe(_TrainedByFit):
         return "fashion-mnist"
 
 
+class _TrainedOnText:
+    """A recipe trained on notebook 09's corpus: the dataset is the corpus, read in steps of random windows
+    (one "epoch" in the zoo's listing)."""
+
+    @property
+    def dataset(self) -> str:
+        return language.CORPUS
+
+    @property
+    def epochs(self) -> int:
+        return 1
+
+
 @dataclass(frozen=True)
-class LanguageModelRecipe:
+class LanguageModelRecipe(_TrainedOnText):
     """Notebook 09's character-level transformer (:class:`course_lib.language.GPT` of shape
     :data:`CHAR_GPT`) trained on the ``train`` topics of Python's reference documentation by
     :func:`course_lib.language.train_language_model` (AdamW, warm-up then cosine, random windows): the
@@ -275,21 +288,13 @@ class LanguageModelRecipe:
         return "char_gpt"
 
     @property
-    def dataset(self) -> str:
-        return language.CORPUS
-
-    @property
-    def epochs(self) -> int:
-        return 1
-
-    @property
     def settings(self) -> language.LanguageTraining:
         return language.LanguageTraining(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
                                          warmup=self.warmup, weight_decay=self.weight_decay, seed=self.seed)
 
 
 @dataclass(frozen=True)
-class LoRARecipe:
+class LoRARecipe(_TrainedOnText):
     """Notebook 09's LoRA adapters (Hu et al. 2021; QLoRA in miniature, Dettmers et al. 2023): rank ``rank``
     on every block linear (:func:`course_lib.lowrank.add_lora`, seeded), over the language model ``base``
     rounded to ``bits`` per channel and frozen (None: the float model, the control), trained by
@@ -308,14 +313,6 @@ class LoRARecipe:
     @property
     def architecture(self) -> str:
         return "char_gpt_lora"
-
-    @property
-    def dataset(self) -> str:
-        return language.CORPUS
-
-    @property
-    def epochs(self) -> int:
-        return 1
 
     @property
     def settings(self) -> language.LanguageTraining:

@@ -210,19 +210,23 @@ def _compression_record(model: nn.Module, recipe: DeepCompressionRecipe) -> dict
             "kept_fraction": round(table.kept, 6), "compression_table": table.rows()}
 
 
-def _build_language_model(name: str, recipe: LanguageModelRecipe, progress: bool) -> dict:
-    """Train notebook 09's language model, save it, and return its manifest record (bits per character
-    on the validation and test topics, the training history)."""
+def _build_language_model(name: str, recipe: LanguageModelRecipe | LoRARecipe, progress: bool) -> dict:
+    """Train notebook 09's language model, or LoRA adapters on their (quantized) frozen base, save it (for
+    adapters, the adapters alone), and return its manifest record: bits per character on the validation and
+    test topics, the trained parameters, the training history."""
     corpus = language.load_corpus()
     start = time.perf_counter()
     with torch_threads(BUILD_THREADS):
-        model = build_architecture(recipe.architecture, seed=recipe.seed)
+        model = lora_base(recipe) if isinstance(recipe, LoRARecipe) else build_architecture(recipe.architecture,
+                                                                                            seed=recipe.seed)
         history = language.train_language_model(model, corpus.train, recipe.settings, validation=corpus.validation,
                                                  progress=progress, description=name)
     seconds = time.perf_counter() - start
+    trained = {k: p.detach().contiguous() for k, p in model.named_parameters() if p.requires_grad}
+    state = trained if isinstance(recipe, LoRARecipe) else {k: v.detach().contiguous()
+                                                           for k, v in model.state_dict().items()}
     zoo.PRETRAINED_DIR.mkdir(exist_ok=True)
     path = weights_path(name)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"name": name, "architecture": recipe.architecture})
     return {
         "file": path.name,
@@ -232,35 +236,7 @@ def _build_language_model(name: str, recipe: LanguageModelRecipe, progress: bool
         "recipe": asdict(recipe),
         "validation_bpc": round(language.bits_per_character(model, corpus.validation), 6),
         "test_bpc": round(language.bits_per_character(model, corpus.test), 6),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(seconds, 1),
-        "built_with": {"torch": torch.__version__, "python": platform.python_version(), "threads": BUILD_THREADS},
-        "history": history,
-    }
-
-
-def _build_lora(name: str, recipe: LoRARecipe, progress: bool) -> dict:
-    """Train notebook 09's LoRA adapters on their (quantized) base, save the adapters alone, and return the
-    manifest record (bits per character on the validation and test topics)."""
-    corpus = language.load_corpus()
-    start = time.perf_counter()
-    with torch_threads(BUILD_THREADS):
-        model = lora_base(recipe)
-        history = language.train_language_model(model, corpus.train, recipe.settings, validation=corpus.validation,
-                                                 progress=progress, description=name)
-    seconds = time.perf_counter() - start
-    path = weights_path(name)
-    adapters = {k: p.detach().contiguous() for k, p in model.named_parameters() if p.requires_grad}
-    save_file(adapters, str(path), metadata={"name": name, "architecture": recipe.architecture})
-    return {
-        "file": path.name,
-        "sha256": data.sha256_of_file(path),
-        "architecture": recipe.architecture,
-        "dataset": recipe.dataset,
-        "recipe": asdict(recipe),
-        "validation_bpc": round(language.bits_per_character(model, corpus.validation), 6),
-        "test_bpc": round(language.bits_per_character(model, corpus.test), 6),
-        "parameters": sum(p.numel() for p in adapters.values()),
+        "parameters": sum(p.numel() for p in trained.values()),
         "train_seconds": round(seconds, 1),
         "built_with": {"torch": torch.__version__, "python": platform.python_version(), "threads": BUILD_THREADS},
         "history": history,
@@ -284,8 +260,7 @@ def build_baseline(name: str, progress: bool = True) -> dict:
     read_manifest()
     recipe = RECIPES[name]
     if isinstance(recipe, (LanguageModelRecipe, LoRARecipe)):
-        build = _build_language_model if isinstance(recipe, LanguageModelRecipe) else _build_lora
-        record = build(name, recipe, progress)
+        record = _build_language_model(name, recipe, progress)
         manifest = read_manifest()
         manifest[name] = record
         zoo.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -22,7 +22,7 @@ import copy
 import torch
 
 from ..checks import check_choice, check_tensor
-from ..pruning import check_sparsity
+from ..pruning import magnitude_mask
 from .gpt import GPT
 from .weights import BLOCK_LAYERS, linear_inputs
 
@@ -43,14 +43,8 @@ def wanda_scores(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """The 0/1 mask that zeroes, in each row, the ``round(sparsity * in)`` lowest scores (ties to the
-    earlier index)."""
-    check_sparsity(sparsity)
-    n_prune = round(sparsity * scores.shape[1])
-    mask = torch.ones_like(scores)
-    if n_prune:
-        lowest = torch.topk(scores, n_prune, dim=1, largest=False).indices
-        mask.scatter_(1, lowest, 0.0)
-    return mask
+    earlier index): :func:`course_lib.pruning.magnitude_mask` row by row (scores are not negative)."""
+    return torch.stack([magnitude_mask(row, sparsity) for row in scores])
 
 
 def n_of_m_mask(scores: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
